@@ -13,10 +13,15 @@ NOUNS = ["solar array", "particle reshaper", "cosmic ray", "orbiter", "bit"]
 def long_task(steps: int | None = None, step_seconds: float = 1.0) -> dict:
     """Count `steps` steps (random 10 to 50) of `step_seconds` each, reporting every step."""
     total = steps if steps is not None else random.randint(10, 50)
-    message = ""
+    message = _random_message()
+    report(0, total, message)
     for done in range(1, total + 1):
-        if not message or random.random() < 0.25:
-            message = f"{random.choice(VERBS)} {random.choice(ADJECTIVES)} {random.choice(NOUNS)}..."
         time.sleep(step_seconds)
+        if random.random() < 0.25:
+            message = _random_message()
         report(done, total, message)
     return {"current": 100, "total": 100, "status": "Task completed!", "result": 42}
+
+
+def _random_message() -> str:
+    return f"{random.choice(VERBS)} {random.choice(ADJECTIVES)} {random.choice(NOUNS)}..."

