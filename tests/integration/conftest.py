@@ -183,6 +183,7 @@ def start_web(redis_url: str, logs_dir: Path, env: dict[str, str] | None = None)
         str(BIN / "gunicorn"),
         "--worker-class",
         "gevent",
+        "--no-control-socket",
         "--workers",
         "1",
         "--bind",
