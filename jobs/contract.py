@@ -5,6 +5,7 @@ build their JSON here, so every reader sees the same shape.
 """
 
 import logging
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -100,6 +101,8 @@ def to_payload(
     result: Any = _NO_RESULT,
     error: str | None = None,
     updated_at: str | None = None,
+    eta: datetime | None = None,
+    now: datetime | None = None,
 ) -> dict[str, Any]:
     """Build the contract payload for one job.
 
@@ -110,9 +113,12 @@ def to_payload(
         result: the job's return value, used when the state is SUCCESS.
         error: a short failure message, used when the state is FAILURE.
         updated_at: fallback for "updated_at" when no progress was ever saved.
+        eta: when a scheduled job (delayed, or waiting to retry) is due to be queued.
+        now: the current time, for the "in N s" of a retry (tests pass their own).
 
     Returns:
-        {"id", "state", "current", "total", "status", "updated_at"}, plus "result" on SUCCESS.
+        {"id", "state", "current", "total", "status", "updated_at"}, plus "result" on SUCCESS
+        and "eta" on a PENDING job that has one.
     """
     meta = meta or {}
     progress = meta.get("progress") or {}
@@ -126,12 +132,25 @@ def to_payload(
         "updated_at": progress.get("updated_at") or updated_at,
     }
     if state == PENDING:
-        payload["status"] = meta.get("pending_status") or PENDING_STATUS
+        payload["status"] = _pending_status(meta, eta, now)
+        if eta is not None:
+            payload["eta"] = isoformat(eta)
     elif state == SUCCESS:
         payload.update(_success_fields(payload, result))
     elif state == FAILURE:
         payload["status"] = _failure_status(status, meta, error)
     return payload
+
+
+def _pending_status(meta: dict[str, Any], eta: datetime | None, now: datetime | None) -> str:
+    retry = meta.get("retry") or {}
+    if not retry.get("attempt"):
+        return meta.get("pending_status") or PENDING_STATUS
+    text = f"retrying {retry['attempt']}/{retry['max']}"
+    if eta is None:
+        return text
+    wait_s = math.ceil((eta - (now or datetime.now(UTC))).total_seconds())
+    return f"{text} in {wait_s} s" if wait_s > 0 else text
 
 
 def _success_fields(payload: dict[str, Any], result: Any) -> dict[str, Any]:

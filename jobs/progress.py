@@ -4,6 +4,12 @@ The only writer of `job.meta`. Each saved update is stored under meta["progress"
 `/status/<id>` reads it from Redis) and published on the job's channel (so open event
 streams get it at once). The terminal callbacks publish the final payload, built from their
 own arguments, because RQ has not yet stored FINISHED or FAILED when they run.
+
+Stopping between steps: `request_stop(connection, job_id)` (the cancel route calls it) sets a
+key of its own, because `save_meta()` writes the whole meta and would erase a flag kept there.
+The job sees it through `report()`, which raises `StopRequested` after a saved update, or by
+asking `stop_requested()` itself. A stopped job ends FAILURE with the status "stopped" and is
+never retried.
 """
 
 import json
@@ -13,7 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -26,11 +32,56 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "rq-progress"
 DEFAULT_MAX_SAVES_PER_S = 10.0
+# A stop request outlives any job timeout we register, then cleans itself up.
+STOP_REQUEST_TTL_S = 24 * 60 * 60
+
+
+class StopRequested(Exception):
+    """Raised in a job that was asked to stop; RQ records it as a failure with the status "stopped"."""
+
+    def __init__(self, message: str = "stopped") -> None:
+        super().__init__(message)
 
 
 def channel_for(job_id: str) -> str:
     """The pub/sub channel that carries one job's payloads."""
     return f"{KEY_PREFIX}:events:{job_id}"
+
+
+def stop_key(job_id: str) -> str:
+    """The Redis key that holds a request to stop one job."""
+    return f"{KEY_PREFIX}:stop:{job_id}"
+
+
+def request_stop(connection: Redis, job_id: str) -> None:
+    """Ask a job to stop at its next saved `report()` (or its next `stop_requested()` check).
+
+    Cooperative: a job that never reports runs on; the cancel route pairs this with RQ's
+    `send_stop_job_command` for those.
+    """
+    connection.set(stop_key(job_id), "1", ex=STOP_REQUEST_TTL_S)
+
+
+def stop_requested(job: Job | None = None) -> bool:
+    """Whether the current job (or `job`) was asked to stop; False outside a job. One Redis read."""
+    job = job or get_current_job()
+    return job is not None and bool(job.connection.exists(stop_key(job.id)))
+
+
+def initial_meta(retry_max: int | None = None) -> dict[str, Any]:
+    """The meta a job is enqueued with: RQ does not store a retry maximum, so we keep it."""
+    return {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
+
+
+def resume_point() -> int:
+    """Steps the current job had saved as done before this attempt (0 outside a job or at first).
+
+    A retried job can skip work an earlier attempt reported as done.
+    """
+    job = get_current_job()
+    if job is None:
+        return 0
+    return int((job.meta.get("progress") or {}).get("current", 0))
 
 
 def max_saves_per_s() -> float:
@@ -59,7 +110,8 @@ def report(
 
     Saves are coalesced to at most `max_saves_per_s()`; a skipped update is kept and
     saved by the next call, by `flush`, or when the job ends. The update that reaches
-    `total` is always saved at once.
+    `total` is always saved at once. After each save the stop request is checked, so a
+    job learns it was asked to stop within one save interval, at no extra cost per step.
 
     Args:
         current: steps done so far.
@@ -69,6 +121,9 @@ def report(
 
     Returns:
         True when this update was saved now, False when it was deferred or there is no job.
+
+    Raises:
+        StopRequested: the job was asked to stop (`request_stop`); let it propagate.
     """
     job = get_current_job()
     if job is None:
@@ -83,6 +138,9 @@ def report(
     throttle.last_saved_at = now
     throttle.pending = None
     _save(job, progress)
+    if stop_requested(job):
+        log.info("job %s stops on request after step %s of %s", job.id, current, total)
+        raise StopRequested()
     return True
 
 
@@ -112,9 +170,27 @@ def on_success(job: Job, connection: Redis, result: Any) -> None:
 
 
 def on_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseException, traceback: Any) -> None:
-    """RQ failure callback: keep the exception's message in meta and publish FAILURE."""
+    """RQ failure callback, run after every failed attempt: keep the message, publish what comes next.
+
+    RQ calls it before deciding on a retry, so with retries left it publishes the PENDING
+    "retrying n/max in s" payload rather than a FAILURE that is not final.
+    """
     flush(job)
     job.meta["error"] = exception_message(exc_value)
+    if isinstance(exc_value, StopRequested):
+        # RQ reads this same object to decide on a retry: a stop is not a failure to retry.
+        job.retries_left = 0
+    if job.retries_left:
+        interval_s = job.get_retry_interval()
+        retry = job.meta.get("retry") or {}
+        maximum = retry.get("max") or job.retries_left
+        job.meta["retry"] = {"attempt": maximum - job.retries_left + 1, "max": maximum}
+        job.save_meta()
+        eta = datetime.now(UTC) + timedelta(seconds=interval_s) if interval_s else None
+        status = JobStatus.SCHEDULED if interval_s else JobStatus.QUEUED
+        log.info("job %s failed (%s); retry %s", job.id, job.meta["error"], job.meta["retry"])
+        publish(connection, to_payload(job.id, status, job.meta, eta=eta))
+        return
     job.save_meta()
     publish(connection, to_payload(job.id, JobStatus.FAILED, job.meta))
 

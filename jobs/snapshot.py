@@ -1,11 +1,13 @@
 """Read one job's contract payload from Redis: the truth every reader starts from."""
 
 import re
+from datetime import datetime
 from typing import Any
 
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from jobs.contract import isoformat, short_error, to_payload
 
@@ -42,5 +44,15 @@ def payload_of(job: Job) -> dict[str, Any]:
     elif status == JobStatus.FAILED:
         latest = job.latest_result()
         result_kwargs["error"] = short_error(latest.exc_string if latest else None)
+    elif status == JobStatus.SCHEDULED:
+        result_kwargs["eta"] = scheduled_time(job)
     last_change = job.ended_at or job.started_at or job.enqueued_at or job.created_at
     return to_payload(job.id, status, job.meta, updated_at=isoformat(last_change), **result_kwargs)
+
+
+def scheduled_time(job: Job) -> datetime | None:
+    """When a scheduled job (delayed, or waiting to retry) is due; None when it is not scheduled."""
+    try:
+        return ScheduledJobRegistry(job.origin, connection=job.connection).get_scheduled_time(job)
+    except NoSuchJobError:
+        return None

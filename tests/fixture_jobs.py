@@ -30,3 +30,45 @@ def report_at(moments: list[float], total: int) -> None:
     """Report step n at clock time moments[n-1], so coalescing is deterministic."""
     for done, moment in enumerate(moments, start=1):
         report(done, total, f"step {done}", clock=lambda moment=moment: moment)
+
+
+def fail_times(key: str, failures: int) -> str:
+    """Fail the first `failures` attempts (counted in Redis under `key`), then succeed."""
+    from rq import get_current_job
+
+    attempt = get_current_job().connection.incr(key)
+    report(attempt, failures + 1, f"attempt {attempt}")
+    if attempt <= failures:
+        raise RuntimeError(f"attempt {attempt} failed")
+    return f"succeeded on attempt {attempt}"
+
+
+def count_until_stopped(total: int) -> dict:
+    """Report every step up to `total`; stops when asked to, between steps."""
+    from rq import get_current_job
+
+    from jobs.progress import request_stop
+
+    job = get_current_job()
+    for done in range(1, total + 1):
+        if done == 3:
+            request_stop(job.connection, job.id)
+        report(done, total, f"step {done} of {total}", clock=lambda done=done: float(done))
+    return {"counted": total}
+
+
+def wait_for_stop(key: str, timeout_s: float = 20.0) -> str:
+    """Report progress until asked to stop (set `key` once running); fail if never asked."""
+    import time
+
+    from rq import get_current_job
+
+    from jobs.progress import stop_requested
+
+    get_current_job().connection.set(key, "running")
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if stop_requested():
+            return "saw the stop request"
+        time.sleep(0.02)
+    raise TimeoutError("nobody asked me to stop")

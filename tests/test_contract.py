@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from rq.job import JobStatus
 
@@ -117,7 +119,47 @@ def test_short_error_keeps_the_message_never_the_traceback(stored, expected):
 
 
 def test_isoformat_is_utc_with_microseconds():
-    from datetime import UTC, datetime
-
     assert contract.isoformat(datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC)) == "2026-01-02T03:04:05.000006Z"
     assert contract.isoformat(None) is None
+
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def test_scheduled_job_carries_its_eta():
+    payload = to_payload("j1", JobStatus.SCHEDULED, {}, eta=NOW + timedelta(seconds=30), now=NOW)
+    assert (payload["state"], payload["status"], payload["eta"]) == (
+        PENDING,
+        "Pending...",
+        "2026-01-02T03:04:35.000000Z",
+    )
+
+
+@pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.STARTED, JobStatus.FINISHED])
+def test_only_a_job_with_an_eta_has_one(status):
+    assert "eta" not in to_payload("j1", status, {})
+
+
+@pytest.mark.parametrize(
+    ("eta_s", "expected"),
+    [
+        (10, "retrying 2/3 in 10 s"),
+        (9.2, "retrying 2/3 in 10 s"),
+        (0, "retrying 2/3"),
+        (None, "retrying 2/3"),
+    ],
+)
+def test_waiting_retry_says_which_attempt_and_when(eta_s, expected):
+    eta = None if eta_s is None else NOW + timedelta(seconds=eta_s)
+    meta = {"retry": {"attempt": 2, "max": 3}, "error": "boom"}
+    payload = to_payload("j1", JobStatus.SCHEDULED, meta, eta=eta, now=NOW)
+    assert (payload["state"], payload["status"]) == (PENDING, expected)
+
+
+def test_retry_meta_before_any_failure_says_pending():
+    assert to_payload("j1", JobStatus.QUEUED, {"retry": {"attempt": 0, "max": 3}})["status"] == "Pending..."
+
+
+def test_final_failure_after_retries_reports_the_last_error():
+    meta = {"retry": {"attempt": 3, "max": 3}, "error": "attempt 4 failed"}
+    assert to_payload("j1", JobStatus.FAILED, meta)["status"] == "attempt 4 failed"

@@ -1,9 +1,20 @@
 import json
+from datetime import datetime
 
 import pytest
-from rq import Callback
+from rq import Callback, Retry
+from rq.job import JobStatus
 
-from jobs.progress import channel_for, report
+from jobs.progress import (
+    STOP_REQUEST_TTL_S,
+    channel_for,
+    initial_meta,
+    report,
+    request_stop,
+    resume_point,
+    stop_key,
+    stop_requested,
+)
 from jobs.snapshot import snapshot
 
 CALLBACKS = {
@@ -82,3 +93,75 @@ def test_exception_without_message_reports_its_type(redis, queue, run_queued, pu
     run_queued()
     assert published()[-1]["status"] == "KeyError"
     assert snapshot(job.id, redis)["status"] == "KeyError"
+
+
+def test_report_raises_stop_requested_after_the_save_that_sees_the_request(
+    redis, queue, run_queued, published
+):
+    job = queue.enqueue("tests.fixture_jobs.count_until_stopped", 10, **CALLBACKS)
+    run_queued()
+    events = published()
+    assert [event["current"] for event in events[:-1]] == [1, 2, 3]
+    assert (events[-1]["state"], events[-1]["status"]) == ("FAILURE", "stopped")
+    assert snapshot(job.id, redis)["status"] == "stopped"
+
+
+def test_a_stopped_job_is_not_retried(redis, queue, run_queued):
+    job = queue.enqueue(
+        "tests.fixture_jobs.count_until_stopped", 10, retry=Retry(max=3), meta=initial_meta(3), **CALLBACKS
+    )
+    run_queued()
+    assert job.get_status(refresh=True) == JobStatus.FAILED
+    assert snapshot(job.id, redis)["status"] == "stopped"
+
+
+def test_stop_requested_reads_the_key_the_cancel_route_writes(redis, queue):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    assert stop_requested(job) is False
+    request_stop(redis, job.id)
+    assert stop_requested(job) is True
+    assert 0 < redis.ttl(stop_key(job.id)) <= STOP_REQUEST_TTL_S
+    assert stop_requested() is False
+
+
+def test_waiting_retry_publishes_pending_with_the_attempt_and_eta(redis, queue, run_queued, published):
+    job = queue.enqueue(
+        "tests.fixture_jobs.fail_times",
+        "attempts",
+        5,
+        retry=Retry(max=2, interval=[10, 20]),
+        meta=initial_meta(2),
+        **CALLBACKS,
+    )
+    run_queued()
+    event = published()[-1]
+    assert (event["state"], event["status"]) == ("PENDING", "retrying 1/2 in 10 s")
+    assert job.get_status(refresh=True) == JobStatus.SCHEDULED
+    stored = snapshot(job.id, redis)
+    assert stored["state"] == "PENDING"
+    assert stored["status"] in ("retrying 1/2 in 10 s", "retrying 1/2 in 9 s")
+    published_eta, stored_eta = (datetime.fromisoformat(payload["eta"]) for payload in (event, stored))
+    assert abs((published_eta - stored_eta).total_seconds()) < 1.5
+
+
+def test_final_failure_after_retries_reports_the_last_error(redis, queue, run_queued, published):
+    job = queue.enqueue(
+        "tests.fixture_jobs.fail_times", "attempts", 5, retry=Retry(max=2), meta=initial_meta(2), **CALLBACKS
+    )
+    run_queued()
+    events = [event for event in published() if event["state"] != "PROGRESS"]
+    assert [event["status"] for event in events] == ["retrying 1/2", "retrying 2/2", "attempt 3 failed"]
+    assert events[-1]["state"] == "FAILURE"
+    assert snapshot(job.id, redis)["status"] == "attempt 3 failed"
+
+
+def test_retried_job_that_recovers_succeeds(redis, queue, run_queued):
+    job = queue.enqueue(
+        "tests.fixture_jobs.fail_times", "attempts", 1, retry=Retry(max=2), meta=initial_meta(2), **CALLBACKS
+    )
+    run_queued()
+    assert snapshot(job.id, redis)["result"] == "succeeded on attempt 2"
+
+
+def test_resume_point_is_zero_outside_a_job():
+    assert resume_point() == 0

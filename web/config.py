@@ -15,6 +15,8 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SOCKET_TIMEOUT_S": 2.0,
     # Largest request body accepted, in bytes (413 beyond it).
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Most jobs a queue may hold waiting; starting one more answers 503 with Retry-After.
+    "QUEUE_MAX_JOBS": 1000,
 }
 
 

@@ -8,7 +8,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
-from jobs.registry import BadParams, UnknownJob
+from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict
+from jobs.registry import BadParams, QueueFull, UnknownJob
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,18 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(BadParams)
     def bad_params(exc: BadParams):
         return error_response(400, str(exc))
+
+    @app.errorhandler(BadIdempotencyKey)
+    def bad_idempotency_key(exc: BadIdempotencyKey):
+        return error_response(400, str(exc))
+
+    @app.errorhandler(IdempotencyConflict)
+    def idempotency_conflict(exc: IdempotencyConflict):
+        return error_response(409, str(exc))
+
+    @app.errorhandler(QueueFull)
+    def queue_full(exc: QueueFull):
+        return error_response(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
     @app.errorhandler(UnknownJob)
     def unknown_job(exc: UnknownJob):
