@@ -163,3 +163,18 @@ def test_retry_meta_before_any_failure_says_pending():
 def test_final_failure_after_retries_reports_the_last_error():
     meta = {"retry": {"attempt": 3, "max": 3}, "error": "attempt 4 failed"}
     assert to_payload("j1", JobStatus.FAILED, meta)["status"] == "attempt 4 failed"
+
+
+def test_readme_contract_table_matches_the_mapping():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    documented = {}
+    for line in readme.splitlines():
+        cells = [cell.strip() for cell in line.strip("|").split("|")]
+        if len(cells) == 3 and cells[1].strip("`") in {PENDING, PROGRESS, SUCCESS, FAILURE}:
+            for status in cells[0].split(","):
+                documented[status.strip()] = cells[1].strip("`")
+    assert documented == EXPECTED_STATE
+    pending_row = next(line for line in readme.splitlines() if line.startswith("| created"))
+    assert "retrying 2/3 in 10 s" in pending_row and "`eta`" in pending_row

@@ -1,0 +1,269 @@
+"""The OpenAPI 3.1 document of every JSON route, served at `GET /api/openapi.json`.
+
+Built from the job registry, so a newly registered job appears here with its parameters.
+A route added to the app gets its entry in `_paths()`; the fuzz test (tests/test_openapi.py)
+fails on any answer the document does not describe.
+"""
+
+from typing import Any
+
+from flask import Blueprint, current_app
+
+from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS
+from jobs.registry import MAX_DELAY_S, catalog
+from web.config import queue_names
+
+bp = Blueprint("openapi", __name__)
+
+JSON = "application/json"
+
+
+@bp.get("/api/openapi.json")
+def openapi_json():
+    """This API's OpenAPI 3.1 document."""
+    return document(queue_names(current_app.config["QUEUES"]))
+
+
+def document(queues: list[str]) -> dict[str, Any]:
+    """The whole OpenAPI document for an app serving these queues."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "rq-progress",
+            "version": "1.0.0",
+            "description": "Start long jobs on RQ and follow their progress. Every error is "
+            '`{"error": {"code", "message"}}`.',
+        },
+        "paths": _paths(),
+        "components": {"schemas": _schemas(queues), "responses": _responses(), "headers": _headers()},
+    }
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _json(schema_name: str) -> dict[str, Any]:
+    return {JSON: {"schema": _ref("schemas", schema_name)}}
+
+
+def _job_id_parameter() -> dict[str, Any]:
+    return {
+        "name": "job_id",
+        "in": "path",
+        "required": True,
+        "description": "the id from the 202 answer that started the job",
+        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+    }
+
+
+def _start_operation(summary: str, body_schema: str, required: bool) -> dict[str, Any]:
+    return {
+        "summary": summary,
+        "parameters": [
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "the same key within a day returns the same job (a double click starts one)",
+                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+            }
+        ],
+        "requestBody": {"required": required, "content": _json(body_schema)},
+        "responses": {
+            "202": {
+                "description": "started (or, for a repeated Idempotency-Key, started before)",
+                "headers": {"Location": _ref("headers", "Location")},
+                "content": _json("Accepted"),
+            },
+            "400": _ref("responses", "BadRequest"),
+            "404": _ref("responses", "NotFound"),
+            "409": _ref("responses", "Conflict"),
+            "413": _ref("responses", "TooLarge"),
+            "503": _ref("responses", "Unavailable"),
+        },
+    }
+
+
+def _paths() -> dict[str, Any]:
+    job_id = _job_id_parameter()
+    return {
+        "/longtask": {
+            "post": _start_operation(
+                "Start the tutorial's demo job (the tutorial's shortcut for POST /api/jobs long_task)",
+                "LongTaskArgs",
+                required=False,
+            )
+        },
+        "/api/jobs": {
+            "get": {
+                "summary": "The jobs that can be started, with their parameters as JSON Schema",
+                "responses": {"200": {"description": "the catalog", "content": _json("JobCatalog")}},
+            },
+            "post": _start_operation("Start a registered job", "StartRequest", required=True),
+        },
+        "/status/{job_id}": {
+            "get": {
+                "summary": "The job's status payload (the tutorial's contract)",
+                "parameters": [job_id],
+                "responses": {
+                    "200": {"description": "the job's state now", "content": _json("Status")},
+                    "404": _ref("responses", "NotFound"),
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        },
+        "/status/{job_id}/events": {
+            "get": {
+                "summary": "Server-sent events: the status payload now, then every change until it is final",
+                "description": "Each `data:` line is one Status payload; comment lines are heartbeats.",
+                "parameters": [job_id],
+                "responses": {
+                    "200": {
+                        "description": "an event stream of Status payloads",
+                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                    },
+                    "404": _ref("responses", "NotFound"),
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        },
+        "/status/{job_id}/cancel": {
+            "post": {
+                "summary": "Stop a queued or running job",
+                "parameters": [job_id],
+                "responses": {
+                    "200": {
+                        "description": "stopped or canceled: the job's payload",
+                        "content": _json("Status"),
+                    },
+                    "404": _ref("responses", "NotFound"),
+                    "409": _ref("responses", "Conflict"),
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        },
+        "/api/openapi.json": {
+            "get": {
+                "summary": "This document",
+                "responses": {
+                    "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}
+                },
+            }
+        },
+    }
+
+
+def _schemas(queues: list[str]) -> dict[str, Any]:
+    jobs = catalog()
+    long_task = next(spec for spec in jobs if spec.name == "long_task")
+    return {
+        "Status": {
+            "type": "object",
+            "required": ["id", "state", "current", "total", "status", "updated_at"],
+            "properties": {
+                "id": {"type": "string"},
+                "state": {"enum": [PENDING, PROGRESS, SUCCESS, FAILURE]},
+                "current": {"type": "number"},
+                "total": {"type": "number"},
+                "status": {"type": "string", "description": 'e.g. "Pending...", "retrying 2/3 in 10 s"'},
+                "updated_at": {"type": ["string", "null"], "format": "date-time"},
+                "eta": {
+                    "type": "string",
+                    "format": "date-time",
+                    "description": "PENDING: when it is due to run",
+                },
+                "result": {"description": "SUCCESS only: the job's return value"},
+            },
+        },
+        "Accepted": {
+            "type": "object",
+            "required": ["id", "status_url"],
+            "properties": {
+                "id": {"type": "string"},
+                "status_url": {"type": "string"},
+                "events_url": {"type": "string"},
+            },
+        },
+        "Error": {
+            "type": "object",
+            "required": ["error"],
+            "properties": {
+                "error": {
+                    "type": "object",
+                    "required": ["code", "message"],
+                    "properties": {"code": {"type": "integer"}, "message": {"type": "string"}},
+                }
+            },
+        },
+        "LongTaskArgs": {"oneOf": [long_task.describe()["parameters"], {"type": "null"}]},
+        "StartRequest": {"oneOf": [_start_request(spec.describe(), queues) for spec in jobs]},
+        "JobCatalog": {
+            "type": "object",
+            "required": ["jobs", "queues"],
+            "properties": {
+                "jobs": {"type": "array", "items": _ref("schemas", "JobDescription")},
+                "queues": {"type": "array", "items": {"type": "string"}},
+            },
+        },
+        "JobDescription": {
+            "type": "object",
+            "required": ["name", "description", "parameters", "queue", "timeout_s", "result_ttl_s", "retry"],
+            "properties": {
+                "name": {"type": "string"},
+                "description": {"type": "string"},
+                "parameters": {"type": "object", "description": "JSON Schema of `args`"},
+                "queue": {"type": "string"},
+                "timeout_s": {"type": "integer"},
+                "result_ttl_s": {"type": "integer"},
+                "retry": {
+                    "type": ["object", "null"],
+                    "properties": {"max": {"type": "integer"}, "intervals_s": {"type": "array"}},
+                },
+            },
+        },
+    }
+
+
+def _start_request(described: dict[str, Any], queues: list[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "required": ["name"],
+        "additionalProperties": False,
+        "properties": {
+            "name": {"const": described["name"]},
+            "args": described["parameters"],
+            "queue": {"enum": queues, "description": f"default: {described['queue']}"},
+            "delay_seconds": {"type": "number", "minimum": 0, "maximum": MAX_DELAY_S},
+        },
+    }
+
+
+def _responses() -> dict[str, Any]:
+    def error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+        response: dict[str, Any] = {"description": description, "content": _json("Error")}
+        if headers:
+            response["headers"] = headers
+        return response
+
+    return {
+        "BadRequest": error("the body or a parameter is wrong; the message names it"),
+        "NotFound": error(
+            "no such job (unknown, malformed or expired id), or no job registered by that name"
+        ),
+        "Conflict": error(
+            "the Idempotency-Key was used for a different request, or the job has already ended"
+        ),
+        "TooLarge": error("the body is over 64 KiB"),
+        "Unavailable": error(
+            "Redis is unreachable, or the queue is full: nothing was started; retry later",
+            {"Retry-After": _ref("headers", "RetryAfter")},
+        ),
+    }
+
+
+def _headers() -> dict[str, Any]:
+    return {
+        "Location": {"description": "the job's status URL", "schema": {"type": "string"}},
+        "RetryAfter": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}},
+    }
