@@ -157,12 +157,18 @@ def logs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-def start_worker(redis_url: str, logs_dir: Path, *extra: str, queues=("high", "default", "low")):
-    """Start the stock `rq worker` CLI and wait until it has registered."""
+def start_worker(
+    redis_url: str,
+    logs_dir: Path,
+    *extra: str,
+    queues=("high", "default", "low"),
+    env: dict[str, str] | None = None,
+):
+    """Start the stock `rq worker` CLI (`env` added to its environment); wait until it has registered."""
     name = f"test-{uuid.uuid4().hex[:8]}"
     args = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", redis_url, "--path", str(ROOT)]
     args += ["--name", name, *extra, *queues]
-    process = spawn(args, logs_dir / f"worker-{name}.log")
+    process = spawn(args, logs_dir / f"worker-{name}.log", env)
     connection = Redis.from_url(redis_url)
     wait_until(lambda: any(worker.name == name for worker in Worker.all(connection=connection)), timeout_s=20)
     return process, name
