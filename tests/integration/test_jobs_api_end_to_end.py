@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from rq import Queue
 
+from jobs.progress import request_stop
 from jobs.registry import CATALOG, JobSpec, Param, RetryPolicy, start_job
 from tests.helpers import wait_until
 from tests.integration.conftest import start_web, start_worker, stop_process
@@ -159,3 +160,15 @@ def test_email_job_sends_one_message_per_recipient(http, small_web, mail_worker,
     received = {rcpts[0]: email.message_from_bytes(content) for rcpts, content in inbox.messages}
     assert set(recipients) <= set(received)
     assert received[recipients[0]]["Subject"] == "Your report"
+
+
+def test_running_job_stops_between_steps_when_asked(http, web, worker, redis_client):
+    response = http.post(
+        f"{web}/api/jobs", json={"name": "long_task", "args": {"steps": 200, "step_seconds": 0.05}}
+    )
+    status_url = response.headers["Location"]
+    running = wait_until(lambda: (body := status_of(http, web, status_url))["current"] >= 1 and body)
+    request_stop(redis_client, response.json()["id"])
+    final = wait_for_state(http, web, status_url, "FAILURE", timeout_s=5)
+    assert final["status"] == "stopped"
+    assert running["current"] <= final["current"] < 200
