@@ -15,6 +15,11 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SOCKET_TIMEOUT_S": 2.0,
     # Largest request body accepted, in bytes (413 beyond it).
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # rq-dashboard at /rq: off (404) unless both are set; `make run` generates a password.
+    "RQ_DASHBOARD_USERNAME": None,
+    "RQ_DASHBOARD_PASSWORD": None,
+    # Seconds between checks for jobs whose worker died (0 turns the check off in this process).
+    "LOST_JOB_CHECK_INTERVAL_S": 1.0,
 }
 
 
