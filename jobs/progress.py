@@ -25,6 +25,9 @@ from jobs.contract import exception_message, isoformat, to_payload
 from jobs.durations import record_duration
 
 log = logging.getLogger(__name__)
+# Job end lines go to a child of rq's worker logger: the stock `rq worker` configures only that
+# one, so a line logged under our own name would be dropped in the work horse.
+job_log = logging.getLogger(f"rq.worker.{__name__}")
 
 KEY_PREFIX = "rq-progress"
 DEFAULT_MAX_SAVES_PER_S = 10.0
@@ -140,7 +143,7 @@ def log_end(job: Job, connection: Redis, outcome: str, status: str) -> None:
     Runs in the work horse, or in the web process for a job whose worker was lost.
     """
     seconds = run_seconds(job)
-    log.info(
+    job_log.info(
         "job %s ended: %s %s in %.3f s on %s (%s)",
         job.id,
         job.func_name,

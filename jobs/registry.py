@@ -133,7 +133,7 @@ def start_job(connection: Redis, name: str, args: Any, *, queue: str | None = No
         on_failure=Callback("jobs.progress.on_failure"),
         on_stopped=Callback("jobs.progress.on_stopped"),
     )
-    log.info("job %s enqueued: %s on %s", job.id, spec.name, job.origin)
+    log.info("job %s enqueued: %s (%s) on %s", job.id, spec.name, spec.func, job.origin)
     return job
 
 

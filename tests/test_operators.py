@@ -35,19 +35,18 @@ def ops_app(redis):
     )
 
 
-def dashboard_urls(app) -> list[tuple[str, str]]:
-    """(method, URL) for every rule of the dashboard blueprint, with sample arguments filled in."""
+def dashboard_urls(
+    app, prefixes=("rq_dashboard.",), queue="default", skip=frozenset()
+) -> list[tuple[str, str]]:
+    """(method, URL) for every rule whose endpoint starts with one of `prefixes`, with sample arguments."""
     samples = {"instance_number": 0, "per_page": 8, "page": 1, "order": "asc", "registry_name": "failed"}
+    samples.update(queue_name=queue, job_id="no-such-job", filename="favicon.ico")
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():
-            if not rule.endpoint.startswith("rq_dashboard."):
+            if not rule.endpoint.startswith(tuple(prefixes)) or rule.endpoint in skip:
                 continue
-            values = {
-                arg: samples.get(arg, "default") for arg in rule.arguments if arg not in (rule.defaults or {})
-            }
-            if "filename" in rule.arguments:
-                values["filename"] = "favicon.ico"
+            values = {arg: samples[arg] for arg in rule.arguments if arg not in (rule.defaults or {})}
             url = app.url_for(rule.endpoint, **values)
             urls += [(method, url) for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
     return urls
@@ -56,7 +55,7 @@ def dashboard_urls(app) -> list[tuple[str, str]]:
 def test_dashboard_urls_cover_json_posts_and_pages(ops_app):
     urls = dashboard_urls(ops_app)
     assert ("GET", "/rq/0/data/queues.json") in urls
-    assert ("POST", "/rq/job/default/requeue") in urls
+    assert ("POST", "/rq/job/no-such-job/requeue") in urls
     assert all(url.startswith("/rq/") for _, url in urls) and len(urls) > 15
 
 
