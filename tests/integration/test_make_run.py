@@ -33,7 +33,8 @@ def supervisor(tmp_path):
     """`scripts/run.py` (what `make run` execs) with REDIS_URL unset; yields (process, port, marker, log)."""
     port = free_port()
     marker = f"RUN_TEST_MARKER={uuid.uuid4().hex}"
-    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "SECRET_KEY")}
+    generated = ("REDIS_URL", "SECRET_KEY", "RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
+    env = {key: value for key, value in os.environ.items() if key not in generated}
     env.update(PORT=str(port), RUN_TEST_MARKER=marker.split("=", 1)[1])
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
