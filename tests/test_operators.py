@@ -64,7 +64,7 @@ def test_dashboard_urls_cover_json_posts_and_pages(ops_app):
 )
 def test_every_dashboard_route_answers_401_without_the_right_credentials(ops_app, headers):
     client = ops_app.test_client()
-    for method, url in dashboard_urls(ops_app):
+    for method, url in dashboard_urls(ops_app) + [("GET", "/rq/1/data/queues.json")]:
         response = client.open(url, method=method, headers=headers)
         assert response.status_code == 401, (method, url)
         assert response.headers["WWW-Authenticate"].startswith("Basic ")

@@ -89,9 +89,10 @@ def get_redis_of(app: Flask):
 
 
 def guard_dashboard() -> tuple[Response, int] | None:
-    """Answer 401 without the right credentials and 403 to a state-changing cross-origin request."""
-    if request.view_args and request.view_args.get("instance_number", 0) != 0:
-        return error_response(404, "only one Redis instance is configured")
+    """Answer 401 without the right credentials, 403 to a state-changing cross-origin request.
+
+    Also 404 for a Redis instance number other than 0: we configure one.
+    """
     if not is_authorized(request.headers.get("Authorization", "")):
         return error_response(
             401, "the dashboard needs a user name and password", {"WWW-Authenticate": DASHBOARD_REALM}
@@ -99,6 +100,8 @@ def guard_dashboard() -> tuple[Response, int] | None:
     if changes_state() and not is_same_origin():
         log.warning("refused cross-origin %s %s (Origin %r)", request.method, request.path, request.origin)
         return error_response(403, "cross-origin request refused")
+    if request.view_args and request.view_args.get("instance_number", 0) != 0:
+        return error_response(404, "only one Redis instance is configured")
     return None
 
 
