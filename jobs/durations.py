@@ -28,9 +28,9 @@ def record_duration(connection: Redis, queue: str, outcome: str, seconds: float)
     prefix = f"{queue}|{outcome}"
     try:
         with connection.pipeline(transaction=False) as pipe:
-            pipe.hincrby(KEY, f"{prefix}|le|{bucket}", 1)
-            pipe.hincrby(KEY, f"{prefix}|count", 1)
-            pipe.hincrbyfloat(KEY, f"{prefix}|sum", seconds)
+            pipe.hincrby(durations_key(), f"{prefix}|le|{bucket}", 1)
+            pipe.hincrby(durations_key(), f"{prefix}|count", 1)
+            pipe.hincrbyfloat(durations_key(), f"{prefix}|sum", seconds)
             pipe.execute()
     except RedisError as exc:
         log.warning("could not record a job duration for %s: %s", prefix, exc)
@@ -38,7 +38,7 @@ def record_duration(connection: Redis, queue: str, outcome: str, seconds: float)
 
 def read_durations(connection: Redis) -> dict[tuple[str, str], dict]:
     """Every histogram: {(queue, outcome): {"buckets": [(bound, cumulative count)...], "count", "sum"}}."""
-    raw = {key.decode(): value.decode() for key, value in connection.hgetall(KEY).items()}
+    raw = {key.decode(): value.decode() for key, value in connection.hgetall(durations_key()).items()}
     series: dict[tuple[str, str], dict] = {}
     for field, value in raw.items():
         queue, outcome, kind, *rest = field.split("|")

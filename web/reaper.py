@@ -57,7 +57,7 @@ def reap_lost_jobs(connection: Redis, now: float | None = None) -> None:
 
 def check_once(connection: Redis, interval_s: float, token: str) -> bool:
     """Reap lost jobs if no other process did within the last interval; returns whether we did."""
-    if not connection.set(LOCK_KEY, token, nx=True, px=max(1, int(interval_s * 1000 * 0.9))):
+    if not connection.set(lock_key(), token, nx=True, px=max(1, int(interval_s * 1000 * 0.9))):
         return False
     reap_lost_jobs(connection)
     return True
