@@ -79,7 +79,9 @@ def test_every_dashboard_route_needs_the_credentials(stack, logs_dir):
                 assert response.status_code == 401, (method, url, auth)
                 assert response.headers["WWW-Authenticate"].startswith("Basic ")
         for method, url in urls:
-            response = requests.request(method, stack.base + url, auth=AUTH, headers=same_origin(stack.base))
+            response = requests.request(
+                method, stack.base + url, auth=AUTH, headers=same_origin(stack.base), timeout=5
+            )
             assert response.status_code not in (401, 403), (method, url)
         queues = requests.get(f"{stack.base}/rq/0/data/queues.json", auth=AUTH, timeout=5).json()["queues"]
         assert {"high", "default", "low"} <= {queue["name"] for queue in queues}
