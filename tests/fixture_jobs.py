@@ -1,5 +1,8 @@
 """Job functions used only by tests; importable by a worker subprocess (`--path` repo root)."""
 
+import os
+import time
+
 from jobs.progress import report
 
 
@@ -72,3 +75,13 @@ def wait_for_stop(key: str, timeout_s: float = 20.0) -> str:
             return "saw the stop request"
         time.sleep(0.02)
     raise TimeoutError("nobody asked me to stop")
+
+
+def wait_for_file(path: str, timeout_s: float = 60.0) -> str:
+    """Wait, without touching Redis, until `path` exists; tests create it to let the job finish."""
+    deadline = time.monotonic() + timeout_s
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} did not appear within {timeout_s} s")
+        time.sleep(0.05)
+    return path

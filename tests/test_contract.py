@@ -101,10 +101,8 @@ ValueError: the disk is on fire
         (TRACEBACK, "the disk is on fire"),
         ("Traceback...\nKeyError", "KeyError"),
         ("Traceback...\nbuiltins.KeyError", "KeyError"),
-        (
-            "Moved to FailedJobRegistry, due to AbandonedJobError, at 2026",
-            "Moved to FailedJobRegistry, due to AbandonedJobError, at 2026",
-        ),
+        ("Moved to FailedJobRegistry, due to AbandonedJobError, at 2026", contract.WORKER_LOST_STATUS),
+        ("Work-horse terminated unexpectedly; waitpid returned 9 (signal 9); ", contract.WORKER_LOST_STATUS),
         (
             "rq.timeouts.JobTimeoutException: Task exceeded maximum timeout value (1 seconds)",
             "Task exceeded maximum timeout value (1 seconds)",
@@ -116,6 +114,12 @@ ValueError: the disk is on fire
 )
 def test_short_error_keeps_the_message_never_the_traceback(stored, expected):
     assert short_error(stored) == expected
+
+
+def test_abandoned_job_error_says_the_worker_was_lost():
+    from rq.exceptions import AbandonedJobError
+
+    assert contract.exception_message(AbandonedJobError()).startswith("worker lost: ")
 
 
 def test_isoformat_is_utc_with_microseconds():

@@ -24,11 +24,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         raise RuntimeError("SECRET_KEY is not set: export a long random value (make run generates one)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from web import errors, extensions, jobs_api, openapi, status_api
+    from web import errors, extensions, jobs_api, openapi, operators, status_api
 
     extensions.init_app(app)
     errors.init_app(app)
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(status_api.bp)
     app.register_blueprint(openapi.bp)
+    operators.init_app(app)
     return app

@@ -17,6 +17,11 @@ DEFAULTS: dict[str, Any] = {
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Most jobs a queue may hold waiting; starting one more answers 503 with Retry-After.
     "QUEUE_MAX_JOBS": 1000,
+    # rq-dashboard at /rq: off (404) unless both are set; `make run` generates a password.
+    "RQ_DASHBOARD_USERNAME": None,
+    "RQ_DASHBOARD_PASSWORD": None,
+    # Seconds between checks for jobs whose worker died (0 turns the check off in this process).
+    "LOST_JOB_CHECK_INTERVAL_S": 1.0,
 }
 
 

@@ -33,7 +33,8 @@ def supervisor(tmp_path):
     """`scripts/run.py` (what `make run` execs) with REDIS_URL unset; yields (process, port, marker, log)."""
     port = free_port()
     marker = f"RUN_TEST_MARKER={uuid.uuid4().hex}"
-    env = {key: value for key, value in os.environ.items() if key not in ("REDIS_URL", "SECRET_KEY")}
+    generated = ("REDIS_URL", "SECRET_KEY", "RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
+    env = {key: value for key, value in os.environ.items() if key not in generated}
     env.update(PORT=str(port), RUN_TEST_MARKER=marker.split("=", 1)[1])
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
@@ -42,7 +43,13 @@ def supervisor(tmp_path):
         )
     yield process, port, marker, log_path
     if process.poll() is None:
-        process.kill()
+        # SIGTERM first: only the supervisor can stop the embedded server, whose environ (where the
+        # marker would be) Valkey overwrites with its process title.
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_DEADLINE_S * 4)
+        except subprocess.TimeoutExpired:
+            process.kill()
     for pid in processes_with_marker(marker):
         os.kill(pid, signal.SIGKILL)
 
@@ -67,3 +74,43 @@ def test_make_run_serves_the_contract_and_stops_everything(supervisor, signum):
     assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0
     wait_until(lambda: not processes_with_marker(marker), timeout_s=STOP_DEADLINE_S)
     assert not is_listening(port) and not is_listening(redis_port)
+
+
+def children_running(parent: int, word: str) -> list[int]:
+    """Pids of the direct children of `parent` with `word` as one of their arguments."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                if ppid == parent and word.encode() in (entry / "cmdline").read_bytes().split(b"\0"):
+                    pids.append(int(entry.name))
+            except (OSError, IndexError, ValueError):
+                continue
+    return pids
+
+
+def test_make_run_prints_dashboard_credentials_and_restarts_a_killed_worker(supervisor):
+    process, port, marker, log_path = supervisor
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=30)
+    user, password = re.search(
+        r"Dashboard: \S+/rq/ \(user (\S+), password (\S+)\)", log_path.read_text()
+    ).groups()
+    workers_url = f"{base}/rq/0/data/workers.json"
+    assert requests.get(workers_url, timeout=5).status_code == 401
+    wait_until(lambda: requests.get(workers_url, auth=(user, password), timeout=5).json()["workers"])
+
+    (worker_pid,) = wait_until(lambda: children_running(process.pid, "worker"), timeout_s=10)
+    os.kill(worker_pid, signal.SIGKILL)
+    restarted = wait_until(
+        lambda: [pid for pid in children_running(process.pid, "worker") if pid != worker_pid]
+    )
+    assert "worker exited with -9" in log_path.read_text()
+
+    response = requests.post(f"{base}/longtask", json={"steps": 1, "step_seconds": 0}, timeout=5)
+    status_url = base + response.headers["Location"]
+    wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "SUCCESS", timeout_s=30)
+    assert restarted and process.poll() is None
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0

@@ -1,0 +1,36 @@
+"""The lost-job check: jobs whose worker stopped heartbeating become FAILURE "worker lost"."""
+
+import time
+
+from rq.executions import Execution
+from rq.job import JobStatus
+
+from jobs.registry import start_job
+from jobs.snapshot import snapshot
+from web import reaper
+
+
+def started_with_deadline_in(redis, seconds: int):
+    """A job that a (pretend) worker started, whose registry deadline is `seconds` from now."""
+    job = start_job(redis, "long_task", {"steps": 1})
+    with redis.pipeline() as pipe:
+        Execution.create(job, ttl=seconds, pipeline=pipe)
+        job.set_status(JobStatus.STARTED, pipeline=pipe)
+        pipe.execute()
+    return job
+
+
+def test_a_job_whose_heartbeat_is_stale_is_failed_as_worker_lost(redis):
+    lost = started_with_deadline_in(redis, 30)  # heartbeat ~35 s old at a 5 s monitoring interval
+    live = started_with_deadline_in(redis, 60)  # the smallest deadline a live job has
+    reaper.reap_lost_jobs(redis, now=time.time())
+    payload = snapshot(lost.id, redis)
+    assert payload["state"] == "FAILURE" and payload["status"].startswith("worker lost: ")
+    assert lost.id in lost.failed_job_registry.get_job_ids()
+    assert snapshot(live.id, redis)["state"] == "PROGRESS"
+
+
+def test_only_one_process_checks_per_interval(redis):
+    assert reaper.check_once(redis, 1.0, "first")
+    assert not reaper.check_once(redis, 1.0, "second")
+    assert 0 < redis.pttl(reaper.lock_key()) <= 900

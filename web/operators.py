@@ -1,0 +1,147 @@
+"""Operators: rq-dashboard at /rq behind basic auth, /healthz and /metrics; the only importer of rq_dashboard.
+
+rq-dashboard ships no access control on purpose. We add ours per app, not on its module-global
+blueprint (its `add_basic_auth` helper does that, so a second `create_app()` raises): a
+`before_request` for the `rq_dashboard` blueprint checks HTTP basic auth, then refuses
+state-changing requests that come from another origin.
+"""
+
+import base64
+import binascii
+import hmac
+import logging
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Flask, Response, current_app, request
+from rq import Worker
+
+from web import reaper
+from web.config import queue_names
+from web.errors import error_response
+from web.extensions import get_redis
+from web.metrics import render_metrics
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("operators", __name__)
+
+DASHBOARD_PREFIX = "/rq"
+DASHBOARD_REALM = 'Basic realm="rq-dashboard", charset="UTF-8"'
+# Browsers send Sec-Fetch-Site on every request; these values mean "not from another site".
+_SAME_ORIGIN_FETCH_SITES = frozenset({"same-origin", "none"})
+
+
+@bp.get("/healthz")
+def healthz():
+    """200 with Redis reachable and live workers per configured queue; 503 JSON when Redis is down."""
+    connection = get_redis()
+    connection.ping()
+    names = queue_names(current_app.config["QUEUES"])
+    workers = {name: 0 for name in names}
+    for worker in Worker.all(connection=connection):
+        for name in worker.queue_names():
+            if name in workers:
+                workers[name] += 1
+    return {"status": "ok", "redis": "ok", "workers": workers}
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text: queue depths, jobs by state, workers, job durations (read from Redis now)."""
+    body, content_type = render_metrics(get_redis())
+    return Response(body, content_type=content_type)
+
+
+def init_app(app: Flask) -> None:
+    """Register /healthz and /metrics, mount the dashboard when credentials are set, start the reaper."""
+    app.register_blueprint(bp)
+    if app.config.get("RQ_DASHBOARD_USERNAME") and app.config.get("RQ_DASHBOARD_PASSWORD"):
+        mount_dashboard(app)
+    else:
+        log.info("rq-dashboard is off: set RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD to mount it")
+    reaper.init_app(app)
+
+
+def mount_dashboard(app: Flask) -> None:
+    """Mount rq-dashboard at /rq on the app's own Redis client, behind our checks."""
+    import rq_dashboard
+
+    app.config.from_object(rq_dashboard.default_settings)
+    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", (app.config.get("REDIS_URL") or "redis://",))
+    # The dashboard reads `app.redis_conn`. Its own before_request would build a new client (no
+    # timeouts, a pool of its own) on every request with an instance number: we drop it and
+    # give the dashboard the process's one client, so an outage answers 503 like any route.
+    app.redis_conn = get_redis_of(app)
+    app.register_blueprint(rq_dashboard.blueprint, url_prefix=DASHBOARD_PREFIX)
+    checks = app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, [])
+    checks[:] = [check for check in checks if getattr(check, "__name__", "") != "push_rq_connection"]
+    checks.insert(0, guard_dashboard)
+    log.info(
+        "rq-dashboard mounted at %s/ (basic auth as %s)",
+        DASHBOARD_PREFIX,
+        app.config["RQ_DASHBOARD_USERNAME"],
+    )
+
+
+def get_redis_of(app: Flask):
+    """The Redis client that `web.extensions` built for this app."""
+    return app.extensions["rq"]["redis"]
+
+
+def guard_dashboard() -> tuple[Response, int] | None:
+    """Answer 401 without the right credentials, 403 to a state-changing cross-origin request.
+
+    Also 404 for a Redis instance number other than 0: we configure one.
+    """
+    if not is_authorized(request.headers.get("Authorization", "")):
+        return error_response(
+            401, "the dashboard needs a user name and password", {"WWW-Authenticate": DASHBOARD_REALM}
+        )
+    if changes_state() and not is_same_origin():
+        log.warning("refused cross-origin %s %s (Origin %r)", request.method, request.path, request.origin)
+        return error_response(403, "cross-origin request refused")
+    if request.view_args and request.view_args.get("instance_number", 0) != 0:
+        return error_response(404, "only one Redis instance is configured")
+    return None
+
+
+def is_authorized(header: str) -> bool:
+    """Whether an Authorization header carries the configured dashboard credentials."""
+    scheme, _, encoded = header.partition(" ")
+    if scheme.lower() != "basic":
+        return False
+    try:
+        user, sep, password = base64.b64decode(encoded.strip(), validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    config = current_app.config
+    # Compare both parts every time, so the answer's timing does not tell which one was wrong.
+    user_ok = hmac.compare_digest(user.encode(), str(config["RQ_DASHBOARD_USERNAME"]).encode())
+    password_ok = hmac.compare_digest(password.encode(), str(config["RQ_DASHBOARD_PASSWORD"]).encode())
+    return bool(sep) and user_ok and password_ok
+
+
+def changes_state() -> bool:
+    """Whether the request can change state: any method but GET/HEAD/OPTIONS, or a route that takes POST.
+
+    rq-dashboard's `/rq/requeue/<queue>` requeues on a plain GET too.
+    """
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        return True
+    rule = request.url_rule
+    return rule is not None and "POST" in (rule.methods or ())
+
+
+def is_same_origin() -> bool:
+    """Whether the browser says the request comes from this site (clients sending neither header pass).
+
+    `Origin` must name this host; `Sec-Fetch-Site`, when present, must be same-origin or none.
+    Behind a proxy, the proxy must pass the original Host header.
+    """
+    fetch_site = request.headers.get("Sec-Fetch-Site")
+    if fetch_site is not None and fetch_site not in _SAME_ORIGIN_FETCH_SITES:
+        return False
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == request.host.lower()

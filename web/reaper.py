@@ -1,0 +1,115 @@
+"""Lost workers: fail jobs whose worker died mid-run, from the web side, within about 25 seconds.
+
+RQ fails such a job only when some worker runs `StartedJobRegistry.cleanup()`, at start and then
+every 10 minutes, so with no other worker the job would say "started" for that long. Each web
+process runs one background thread (a greenlet under gunicorn's gevent worker) that, about once a
+second, takes a short Redis lock and, if it got it, cleans every queue's started registry.
+
+The cleanup looks LOOKAHEAD_S into the future. A running job's registry deadline is its last
+heartbeat + min(job monitoring interval, remaining timeout) + 60 s, so a live job's deadline is
+always about 60 s ahead (measured: never under 60 s); one whose heartbeat is ~25 s stale (workers
+at `--job-monitoring-interval 5`) falls inside the lookahead and is failed with AbandonedJobError,
+which the contract reports as "worker lost: ...". Hosts need clocks within a few seconds of each
+other (NTP), since the deadline is written with the worker's clock and read with ours.
+Without a web process running nothing reaps early: the next worker to start (or a worker's
+maintenance, every `--maintenance-interval` seconds) does it.
+"""
+
+import logging
+import os
+import threading
+import time
+import uuid
+
+from flask import Flask
+from redis import Redis
+from redis.exceptions import RedisError
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+log = logging.getLogger(__name__)
+
+LOCK_KEY = "rq-progress:lost-job-check"
+# How far ahead of now cleanup() looks; a live job's deadline stays >= 60 s ahead (see above).
+LOOKAHEAD_S = 40.0
+
+# One thread per process; a fork (gunicorn --preload) gets none, so it is keyed by pid.
+_started: dict[int, threading.Thread] = {}
+_start_lock = threading.Lock()
+
+
+def lock_key() -> str:
+    """The Redis key that lets one web process at a time check for lost jobs."""
+    return LOCK_KEY
+
+
+def reap_lost_jobs(connection: Redis, now: float | None = None) -> None:
+    """Fail every started job, on every queue, whose worker stopped sending heartbeats.
+
+    Args:
+        connection: the Redis client; callbacks of failed jobs run with it.
+        now: the Unix time to judge deadlines by (tests pass their own).
+    """
+    cutoff = (time.time() if now is None else now) + LOOKAHEAD_S
+    for queue in Queue.all(connection=connection):
+        StartedJobRegistry(queue.name, connection=connection).cleanup(timestamp=cutoff)
+
+
+def check_once(connection: Redis, interval_s: float, token: str) -> bool:
+    """Reap lost jobs if no other process did within the last interval; returns whether we did."""
+    if not connection.set(lock_key(), token, nx=True, px=max(1, int(interval_s * 1000 * 0.9))):
+        return False
+    reap_lost_jobs(connection)
+    return True
+
+
+def run(connection: Redis, interval_s: float, stop: threading.Event) -> None:
+    """The background loop: check every `interval_s`, logging Redis errors and going on."""
+    token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    failing = False
+    while not stop.wait(interval_s):
+        try:
+            check_once(connection, interval_s, token)
+        except RedisError as exc:
+            if not failing:
+                log.warning("lost-job check failed (will retry every %.0f s): %s", interval_s, exc)
+            failing = True
+        except Exception:
+            log.exception("lost-job check crashed; retrying")
+        else:
+            if failing:
+                log.info("lost-job check works again")
+            failing = False
+
+
+def ensure_started(connection: Redis, interval_s: float) -> threading.Thread | None:
+    """Start this process's lost-job thread unless it runs already."""
+    if interval_s <= 0:
+        return None
+    with _start_lock:
+        thread = _started.get(os.getpid())
+        if thread is None or not thread.is_alive():
+            thread = threading.Thread(
+                target=run,
+                args=(connection, interval_s, threading.Event()),
+                name="lost-job-check",
+                daemon=True,
+            )
+            thread.start()
+            _started[os.getpid()] = thread
+            log.info("lost-job check running every %.1f s in process %d", interval_s, os.getpid())
+        return thread
+
+
+def init_app(app: Flask) -> None:
+    """Start the lost-job thread with the app's Redis client (not under TESTING), and after a fork."""
+    interval_s = float(app.config.get("LOST_JOB_CHECK_INTERVAL_S", 0))
+    if app.testing or interval_s <= 0:
+        return
+    connection = app.extensions["rq"]["redis"]
+    ensure_started(connection, interval_s)
+
+    @app.before_request
+    def restart_after_fork() -> None:
+        if os.getpid() not in _started:
+            ensure_started(connection, interval_s)
