@@ -15,6 +15,10 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_SOCKET_TIMEOUT_S": 2.0,
     # Largest request body accepted, in bytes (413 beyond it).
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # Event streams: seconds of silence before a heartbeat and a snapshot re-read, and the
+    # longest a stream lives (the browser then reconnects and starts from a fresh snapshot).
+    "SSE_HEARTBEAT_S": 15.0,
+    "SSE_MAX_AGE_S": 300.0,
 }
 
 

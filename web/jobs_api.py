@@ -34,6 +34,11 @@ def json_body() -> Any:
 
 
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
-    """The 202 answer for a started job: its id and status URL, also in `Location`."""
+    """The 202 answer for a started job: its id and URLs, the status URL also in `Location`."""
     status_url = url_for("status_api.status", job_id=job.id)
-    return {"id": job.id, "status_url": status_url}, 202, {"Location": status_url}
+    body = {
+        "id": job.id,
+        "status_url": status_url,
+        "events_url": url_for("events.events", job_id=job.id),
+    }
+    return body, 202, {"Location": status_url}
