@@ -1,4 +1,4 @@
-"""Clients starting work: POST answers 202 with the new job's status URL in `Location`."""
+"""Clients starting and stopping work: POST answers 202 with the job's URLs; cancel stops it."""
 
 from typing import Any
 
@@ -6,7 +6,9 @@ from flask import Blueprint, request, url_for
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
+from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.registry import start_job
+from web.errors import error_response
 from web.extensions import get_redis
 
 bp = Blueprint("jobs_api", __name__)
@@ -17,6 +19,16 @@ def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
     job = start_job(get_redis(), "long_task", json_body())
     return accepted(job)
+
+
+@bp.post("/status/<job_id>/cancel")
+def cancel(job_id: str):
+    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
+    try:
+        outcome = cancel_job(get_redis(), job_id)
+    except JobAlreadyEnded as exc:
+        return error_response(409, str(exc))
+    return outcome.payload, 200 if outcome.done else 202
 
 
 def json_body() -> Any:
@@ -40,5 +52,6 @@ def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
         "id": job.id,
         "status_url": status_url,
         "events_url": url_for("events.events", job_id=job.id),
+        "cancel_url": url_for("jobs_api.cancel", job_id=job.id),
     }
     return body, 202, {"Location": status_url}
