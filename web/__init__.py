@@ -24,7 +24,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         raise RuntimeError("SECRET_KEY is not set: export a long random value (make run generates one)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from web import errors, events, extensions, jobs_api, status_api
+    from web import errors, events, extensions, jobs_api, pages, status_api
 
     extensions.init_app(app)
     errors.init_app(app)
@@ -32,4 +32,5 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(status_api.bp)
     app.register_blueprint(events.bp)
+    app.register_blueprint(pages.bp)
     return app

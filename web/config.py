@@ -19,6 +19,8 @@ DEFAULTS: dict[str, Any] = {
     # longest a stream lives (the browser then reconnects and starts from a fresh snapshot).
     "SSE_HEARTBEAT_S": 15.0,
     "SSE_MAX_AGE_S": 300.0,
+    # The session cookie holds the ids of the jobs this browser started.
+    "SESSION_COOKIE_SAMESITE": "Lax",
 }
 
 

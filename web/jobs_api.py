@@ -10,6 +10,7 @@ from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.registry import start_job
 from web.errors import error_response
 from web.extensions import get_redis
+from web.pages import remember
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -46,7 +47,10 @@ def json_body() -> Any:
 
 
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
-    """The 202 answer for a started job: its id and URLs, the status URL also in `Location`."""
+    """The 202 answer for a started job: its id and URLs, the status URL also in `Location`.
+
+    The job joins this browser's list (a session cookie), so the page redraws it on reload.
+    """
     status_url = url_for("status_api.status", job_id=job.id)
     body = {
         "id": job.id,
@@ -54,4 +58,5 @@ def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
         "events_url": url_for("events.events", job_id=job.id),
         "cancel_url": url_for("jobs_api.cancel", job_id=job.id),
     }
+    remember(job.id)
     return body, 202, {"Location": status_url}
