@@ -200,3 +200,15 @@ def test_listener_lets_its_connection_go_when_no_stream_is_open(
     next(chunks)
     publish(redis, progress(job.id, 1, 2, "2026-01-01T00:00:01.000000Z"))
     assert read_sse_events(chunks, 1)[0]["current"] == 1
+
+
+def test_a_stream_that_stops_reading_keeps_a_bounded_backlog_and_resyncs(queue, redis, fanout):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    inbox = fanout.watch(job.id)
+    for current in range(1, events.INBOX_LIMIT + 21):
+        publish(redis, progress(job.id, current, 1000, f"2026-01-01T00:00:00.{current:06d}Z"))
+    wait_until(lambda: [item[0]["current"] for item in inbox.queue if item != events.RESYNC][-1:] == [120])
+    backlog = list(inbox.queue)
+    assert len(backlog) <= events.INBOX_LIMIT
+    assert backlog[0] == events.RESYNC
+    fanout.unwatch(job.id, inbox)

@@ -39,6 +39,8 @@ LISTENER_LINGER_S = 30.0
 # How often the idle listener wakes up to check whether it should stop.
 LISTEN_POLL_S = 1.0
 RECONNECT_DELAY_S = 1.0
+# Updates waiting for one stream; past this its client is not reading and gets a fresh snapshot.
+INBOX_LIMIT = 100
 # Put on every inbox when the listener resubscribes after losing Redis: messages were lost meanwhile.
 RESYNC = "resync"
 
@@ -64,7 +66,7 @@ class Fanout:
 
     def watch(self, job_id: str) -> Inbox:
         """Register a stream for a job, with the listener subscribed; returns the stream's inbox."""
-        inbox: Inbox = queue.Queue()
+        inbox: Inbox = queue.Queue(maxsize=INBOX_LIMIT)
         with self._lock:
             self._inboxes.setdefault(job_id, set()).add(inbox)
             if self._listener is None or not self._listener.is_alive():
@@ -125,6 +127,8 @@ class Fanout:
                 self._resubscribing = True
                 log.warning("event listener lost Redis (%s); resubscribing in %.0f s", exc, RECONNECT_DELAY_S)
                 self._closing.wait(RECONNECT_DELAY_S)
+                if self._lets_go():
+                    return
             finally:
                 pubsub.close()
         with self._lock:
@@ -167,7 +171,12 @@ class Fanout:
             else:
                 inboxes = list(self._inboxes.get(job_id, ()))
         for inbox in inboxes:
-            inbox.put_nowait(item)
+            try:
+                inbox.put_nowait(item)
+            except queue.Full:
+                # A client that stopped reading: drop its backlog, it re-reads the snapshot instead.
+                _drain(inbox)
+                inbox.put_nowait(RESYNC)
 
 
 def init_app(app: Flask) -> None:
@@ -243,6 +252,14 @@ def _is_stale(payload: dict[str, Any], last: dict[str, Any]) -> bool:
     if payload.get("state") != PROGRESS or last.get("state") != PROGRESS:
         return False
     return (payload.get("updated_at") or "") < (last.get("updated_at") or "")
+
+
+def _drain(inbox: Inbox) -> None:
+    try:
+        while True:
+            inbox.get_nowait()
+    except queue.Empty:
+        pass
 
 
 def _text(value: bytes | str) -> str:
