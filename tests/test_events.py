@@ -212,3 +212,24 @@ def test_a_stream_that_stops_reading_keeps_a_bounded_backlog_and_resyncs(queue, 
     assert len(backlog) <= events.INBOX_LIMIT
     assert backlog[0] == events.RESYNC
     fanout.unwatch(job.id, inbox)
+
+
+def test_redis_down_is_503_json_and_leaves_no_stream():
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.helpers import free_port
+
+    # No retries: redis-py's default ones only make the 503 slower to arrive.
+    dead = Redis(
+        port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    app = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": dead, "REDIS_SOCKET_TIMEOUT_S": 0.2})
+    try:
+        response = app.test_client().get("/status/some-job/events")
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == 503 and response.headers["Retry-After"]
+        assert app.extensions["events"].streams() == 0
+    finally:
+        app.extensions["events"].close()
