@@ -1,8 +1,9 @@
 """Small helpers shared by the tests: waiting on conditions, never on the clock alone."""
 
+import json
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -35,3 +36,24 @@ def is_listening(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
         return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def read_sse_events(chunks: Iterator[bytes], count: int | None = None) -> list[dict]:
+    """The JSON `data:` events of an event stream, read until `count` events, a terminal state, or its end.
+
+    Comments (heartbeats) are skipped. The caller bounds the wait: a socket read timeout on a
+    real stream, or the server's heartbeat interval on the Flask test client.
+    """
+    events: list[dict] = []
+    buffer = ""
+    for chunk in chunks:
+        buffer += chunk.decode() if isinstance(chunk, bytes) else chunk
+        while "\n\n" in buffer:
+            frame, buffer = buffer.split("\n\n", 1)
+            data = [line[5:].lstrip(" ") for line in frame.split("\n") if line.startswith("data:")]
+            if not data:
+                continue
+            events.append(json.loads("\n".join(data)))
+            if len(events) == count or events[-1].get("state") in ("SUCCESS", "FAILURE"):
+                return events
+    return events

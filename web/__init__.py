@@ -24,12 +24,15 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         raise RuntimeError("SECRET_KEY is not set: export a long random value (make run generates one)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from web import errors, extensions, jobs_api, openapi, operators, status_api
+    from web import errors, events, extensions, jobs_api, openapi, operators, pages, status_api
 
     extensions.init_app(app)
     errors.init_app(app)
+    events.init_app(app)
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(status_api.bp)
     app.register_blueprint(openapi.bp)
     operators.init_app(app)
+    app.register_blueprint(events.bp)
+    app.register_blueprint(pages.bp)
     return app

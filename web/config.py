@@ -22,6 +22,12 @@ DEFAULTS: dict[str, Any] = {
     "RQ_DASHBOARD_PASSWORD": None,
     # Seconds between checks for jobs whose worker died (0 turns the check off in this process).
     "LOST_JOB_CHECK_INTERVAL_S": 1.0,
+    # Event streams: seconds of silence before a heartbeat and a snapshot re-read, and the
+    # longest a stream lives (the browser then reconnects and starts from a fresh snapshot).
+    "SSE_HEARTBEAT_S": 15.0,
+    "SSE_MAX_AGE_S": 300.0,
+    # The session cookie holds the ids of the jobs this browser started.
+    "SESSION_COOKIE_SAMESITE": "Lax",
 }
 
 

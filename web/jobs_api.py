@@ -1,4 +1,4 @@
-"""Clients starting work: POST answers 202 with the new job's status URL in `Location`."""
+"""Clients starting and stopping work: POST answers 202 with the job's URLs; cancel stops it."""
 
 from typing import Any
 
@@ -6,9 +6,12 @@ from flask import Blueprint, current_app, request, url_for
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
+from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.registry import BadParams, catalog, start_job
 from web.config import queue_names
+from web.errors import error_response
 from web.extensions import get_redis
+from web.pages import remember
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -37,6 +40,16 @@ def start():
     body = start_body(json_body())
     options = start_options(queue=body.get("queue"), delay_s=body.get("delay_seconds", 0))
     return accepted(start_job(get_redis(), body["name"], body.get("args"), **options))
+
+
+@bp.post("/status/<job_id>/cancel")
+def cancel(job_id: str):
+    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
+    try:
+        outcome = cancel_job(get_redis(), job_id)
+    except JobAlreadyEnded as exc:
+        return error_response(409, str(exc))
+    return outcome.payload, 200 if outcome.done else 202
 
 
 def json_body() -> Any:
@@ -87,6 +100,16 @@ def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:
 
 
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
-    """The 202 answer for a started job: its id and status URL, also in `Location`."""
+    """The 202 answer for a started job: its id and URLs, the status URL also in `Location`.
+
+    The job joins this browser's list (a session cookie), so the page redraws it on reload.
+    """
     status_url = url_for("status_api.status", job_id=job.id)
-    return {"id": job.id, "status_url": status_url}, 202, {"Location": status_url}
+    body = {
+        "id": job.id,
+        "status_url": status_url,
+        "events_url": url_for("events.events", job_id=job.id),
+        "cancel_url": url_for("jobs_api.cancel", job_id=job.id),
+    }
+    remember(job.id)
+    return body, 202, {"Location": status_url}

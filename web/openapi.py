@@ -134,7 +134,11 @@ def _paths() -> dict[str, Any]:
                 "parameters": [job_id],
                 "responses": {
                     "200": {
-                        "description": "stopped or canceled: the job's payload",
+                        "description": "canceled while waiting: the job's final payload",
+                        "content": _json("Status"),
+                    },
+                    "202": {
+                        "description": "running: its worker was asked to stop; the job's current payload",
                         "content": _json("Status"),
                     },
                     "404": _ref("responses", "NotFound"),

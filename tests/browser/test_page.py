@@ -1,0 +1,156 @@
+"""The page in real headless Chromium: live bars, several at once, cancel, reload, failure, fallback."""
+
+import json
+import os
+import shutil
+import uuid
+
+from playwright.sync_api import expect
+from rq import Callback, Queue, SimpleWorker
+
+from tests.browser.conftest import ARTIFACTS, ROOT, SECRET_KEY
+from web import create_app
+from web.pages import SESSION_KEY
+
+
+def start(page, steps: int, step_seconds: float) -> str:
+    """Size the calculation, click Start, and return the new job's id from the 202 answer."""
+    if not page.is_visible("#steps"):
+        page.click("summary")
+    page.fill("#steps", str(steps))
+    page.fill("#step-seconds", str(step_seconds))
+    with page.expect_response(lambda response: response.request.method == "POST") as answer:
+        page.click("#start")
+    assert answer.value.status == 202
+    return answer.value.json()["id"]
+
+
+def row(page, job_id: str):
+    return page.locator(f'li.job[data-job-id="{job_id}"]')
+
+
+def expect_result(page, job_id: str, state: str, text: str, timeout_ms: int = 20_000) -> None:
+    expect(row(page, job_id)).to_have_attribute("data-state", state, timeout=timeout_ms)
+    expect(row(page, job_id).locator(".job-result")).to_have_text(text)
+
+
+def test_one_bar_is_pushed_to_100_percent_and_shows_42(page):
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    job_id = start(page, steps=4, step_seconds=0.25)
+    bar = row(page, job_id).locator("progress")
+    expect(row(page, job_id)).to_have_attribute("data-state", "PROGRESS")
+    expect_result(page, job_id, "SUCCESS", "Result: 42")
+    assert bar.evaluate("bar => bar.value") == 100
+    expect(row(page, job_id).locator(".job-percent")).to_have_text("100%")
+    expect(row(page, job_id).locator(".job-cancel")).to_be_hidden()
+    assert any(url.endswith(f"/status/{job_id}/events") for url in requested)
+    assert not any(url.endswith(f"/status/{job_id}") for url in requested), "pushed, never polled"
+
+
+def test_three_bars_run_at_once_and_all_finish(page):
+    ids = [start(page, steps=6, step_seconds=0.25) for _ in range(3)]
+    expect(page.locator("li.job")).to_have_count(3)
+    # One worker runs them in turn: catch the second one mid-way for the README's picture.
+    page.wait_for_function(
+        "id => document.querySelector(`li.job[data-job-id='${id}'] progress`).value >= 30", arg=ids[1]
+    )
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=ARTIFACTS / "screenshot.png", animations="disabled")
+    if os.environ.get("UPDATE_SCREENSHOT"):
+        shutil.copy(ARTIFACTS / "screenshot.png", ROOT / "docs" / "screenshot.png")
+    for job_id in ids:
+        expect_result(page, job_id, "SUCCESS", "Result: 42")
+
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "fits a phone"
+
+
+def test_cancel_ends_a_waiting_and_a_running_row_in_failure(page):
+    running = start(page, steps=40, step_seconds=0.25)
+    waiting = start(page, steps=40, step_seconds=0.25)
+    expect(row(page, running)).to_have_attribute("data-state", "PROGRESS")
+    expect(row(page, waiting)).to_have_attribute("data-state", "PENDING")
+
+    row(page, waiting).locator(".job-cancel").click()
+    expect_result(page, waiting, "FAILURE", "Failed: canceled", timeout_ms=5_000)
+    row(page, running).locator(".job-cancel").click()
+    expect_result(page, running, "FAILURE", "Failed: stopped", timeout_ms=5_000)
+    expect(row(page, running).locator(".job-cancel")).to_be_hidden()
+
+
+def test_reload_redraws_this_browsers_rows_and_no_one_elses(page, new_context):
+    finished = start(page, steps=1, step_seconds=0.05)
+    expect_result(page, finished, "SUCCESS", "Result: 42")
+    running = start(page, steps=8, step_seconds=0.25)
+    expect(row(page, running)).to_have_attribute("data-state", "PROGRESS")
+
+    page.reload()
+    expect(page.locator("li.job")).to_have_count(2)
+    expect(row(page, finished).locator(".job-result")).to_have_text("Result: 42")
+    expect_result(page, running, "SUCCESS", "Result: 42")
+
+    stranger = new_context().new_page()
+    stranger.goto("/")
+    expect(stranger.locator("#start")).to_be_visible()
+    expect(stranger.locator("li.job")).to_have_count(0)
+
+
+def adopt(context, base_url: str, job_ids: list[str]) -> None:
+    """Give a browser a session cookie listing jobs it did not start through the page."""
+    app = create_app({"SECRET_KEY": SECRET_KEY, "REDIS_URL": "redis://unused"})
+    cookie = app.session_interface.get_signing_serializer(app).dumps({SESSION_KEY: job_ids})
+    context.add_cookies([{"name": "session", "value": cookie, "url": base_url}])
+
+
+def test_a_failing_job_shows_its_message(page, stack):
+    # The failing job waits on a job in a queue no worker serves, until the test runs that one.
+    gate = Queue(f"gate-{uuid.uuid4().hex}", connection=stack.redis)
+    failing = Queue("default", connection=stack.redis).enqueue(
+        "tests.fixture_jobs.fail",
+        "the reactor is out of coolant",
+        depends_on=gate.enqueue("tests.fixture_jobs.answer"),
+        on_failure=Callback("jobs.progress.on_failure"),
+    )
+    adopt(page.context, stack.base_url, [failing.id])
+    page.reload()
+    expect(row(page, failing.id)).to_have_attribute("data-state", "PENDING")
+    SimpleWorker([gate], connection=stack.redis).work(burst=True)
+    expect_result(page, failing.id, "FAILURE", "Failed: the reactor is out of coolant")
+    expect(row(page, failing.id).locator(".job-error")).to_be_hidden()
+
+
+def test_polling_takes_over_without_eventsource(new_context):
+    context = new_context()
+    context.add_init_script("delete window.EventSource;")
+    page = context.new_page()
+    requested = []
+    page.on("request", lambda request: requested.append(request.url))
+    page.goto("/")
+    job_id = start(page, steps=3, step_seconds=0.2)
+    expect_result(page, job_id, "SUCCESS", "Result: 42")
+    assert not any(url.endswith("/events") for url in requested)
+    assert sum(url.endswith(f"/status/{job_id}") for url in requested) >= 2
+
+
+def test_a_failed_stream_and_poll_show_an_error_on_the_row(page):
+    unavailable = json.dumps({"error": {"code": 503, "message": "the job store (Redis) is unavailable"}})
+
+    def refuse(route):
+        if route.request.url.endswith("/events"):
+            route.fulfill(status=503, body="")
+        else:
+            route.fulfill(status=503, content_type="application/json", body=unavailable)
+
+    def job_urls(url):
+        return "/status/" in url
+
+    page.route(job_urls, refuse)
+    job_id = start(page, steps=8, step_seconds=0.25)
+    error = row(page, job_id).locator(".job-error")
+    expect(error).to_contain_text("the job store (Redis) is unavailable")
+    expect(error).to_be_visible()
+
+    page.unroute(job_urls)
+    expect_result(page, job_id, "SUCCESS", "Result: 42")
+    expect(error).to_be_hidden()

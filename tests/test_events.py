@@ -1,0 +1,235 @@
+import threading
+import time
+
+import pytest
+from rq.job import JobStatus
+
+from jobs.contract import to_payload
+from jobs.progress import publish
+from tests.helpers import read_sse_events, wait_until
+from web import create_app, events
+
+
+@pytest.fixture(autouse=True)
+def quick_listener(monkeypatch):
+    """Wake the listener often, so that closing an app's fan-out takes milliseconds."""
+    monkeypatch.setattr(events, "LISTEN_POLL_S", 0.05)
+
+
+@pytest.fixture
+def app(redis):
+    """The app on fakeredis with short stream timings (read per request); stops its listener after."""
+    settings = {"SSE_HEARTBEAT_S": 0.2, "SSE_MAX_AGE_S": 10.0}
+    app = create_app({"TESTING": True, "SECRET_KEY": "k", "REDIS_CONNECTION": redis, **settings})
+    yield app
+    app.extensions["events"].close()
+
+
+@pytest.fixture
+def fanout(app):
+    return app.extensions["events"]
+
+
+@pytest.fixture
+def open_stream(client):
+    """Open event streams with the test client; closes them all at the end."""
+    responses = []
+
+    def open_(job_id):
+        response = client.get(f"/status/{job_id}/events", buffered=False)
+        responses.append(response)
+        return response, iter(response.response)
+
+    yield open_
+    for response in responses:
+        response.close()
+
+
+def listener_threads():
+    return [thread for thread in threading.enumerate() if thread.name == "sse-fanout"]
+
+
+def progress(job_id, current, total, updated_at):
+    meta = {
+        "progress": {
+            "current": current,
+            "total": total,
+            "status": f"step {current}",
+            "updated_at": updated_at,
+        }
+    }
+    return to_payload(job_id, JobStatus.STARTED, meta)
+
+
+def test_stream_starts_with_the_snapshot_then_relays_updates_until_the_end(queue, redis, open_stream, fanout):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    response, chunks = open_stream(job.id)
+    assert response.status_code == 200
+    first = next(chunks).decode()
+    assert first.startswith("retry: ")
+    assert read_sse_events([first], 1)[0]["state"] == "PENDING"
+
+    publish(redis, progress(job.id, 1, 3, "2026-01-01T00:00:01.000000Z"))
+    publish(redis, to_payload(job.id, JobStatus.FINISHED, {}, result=42))
+    relayed = read_sse_events(chunks)
+    assert [(event["state"], event["current"]) for event in relayed] == [("PROGRESS", 1), ("SUCCESS", 1)]
+    assert relayed[-1]["result"] == 42
+    assert list(chunks) == []
+    assert fanout.streams() == 0
+
+
+def test_stream_headers_are_set_before_the_body(queue, open_stream):
+    response, _ = open_stream(queue.enqueue("tests.fixture_jobs.answer").id)
+    assert response.mimetype == "text/event-stream"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+
+
+def test_finished_job_gets_its_final_payload_and_the_stream_ends(queue, run_queued, open_stream, fanout):
+    job = queue.enqueue("jobs.long_task", steps=2, step_seconds=0)
+    run_queued()
+    _, chunks = open_stream(job.id)
+    assert [(event["state"], event["result"]) for event in read_sse_events(chunks)] == [("SUCCESS", 42)]
+    assert list(chunks) == []
+    assert fanout.streams() == 0
+
+
+@pytest.mark.parametrize("job_id", ["never-enqueued", "a:b", "x" * 300])
+def test_unknown_job_is_404_json_and_leaves_no_stream(client, fanout, job_id):
+    response = client.get(f"/status/{job_id}/events")
+    assert response.status_code == 404
+    assert response.get_json()["error"]["code"] == 404
+    assert fanout.streams() == 0
+
+
+def test_silence_sends_a_heartbeat_and_the_changed_snapshot(queue, open_stream):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    next(chunks)
+    # A change that was saved but never published (as when a worker dies) shows up on the re-read.
+    job.set_status(JobStatus.STARTED)
+    after = [next(chunks).decode(), next(chunks).decode()]
+    assert after[0].startswith(": heartbeat")
+    assert read_sse_events(after[1:])[0]["state"] == "PROGRESS"
+
+
+def test_an_update_published_right_after_the_snapshot_read_is_not_lost(
+    queue, redis, open_stream, monkeypatch
+):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    real_snapshot = events.snapshot
+
+    def snapshot_then_worker_saves(job_id, connection):
+        payload = real_snapshot(job_id, connection)
+        publish(redis, progress(job_id, 2, 4, "2026-01-01T00:00:02.000000Z"))
+        return payload
+
+    monkeypatch.setattr(events, "snapshot", snapshot_then_worker_saves)
+    _, chunks = open_stream(job.id)
+    assert [event["state"] for event in read_sse_events(chunks, 2)] == ["PENDING", "PROGRESS"]
+
+
+def test_an_older_progress_update_never_moves_the_bar_back(queue, redis, open_stream):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    next(chunks)
+    for current in (2, 1, 3):
+        publish(redis, progress(job.id, current, 4, f"2026-01-01T00:00:0{current}.000000Z"))
+    assert [event["current"] for event in read_sse_events(chunks, 2)] == [2, 3]
+
+
+def test_stream_ends_at_its_maximum_age(app, queue, open_stream, fanout):
+    app.config["SSE_MAX_AGE_S"] = 0.3
+    _, chunks = open_stream(queue.enqueue("tests.fixture_jobs.answer").id)
+    started = time.monotonic()
+    assert [event["state"] for event in read_sse_events(chunks)] == ["PENDING"]
+    assert 0.3 <= time.monotonic() - started < 3
+    assert fanout.streams() == 0
+
+
+def test_streams_share_one_subscription_and_thread(queue, redis, open_stream, fanout):
+    jobs = [queue.enqueue("tests.fixture_jobs.answer") for _ in range(5)]
+    streams = [open_stream(job.id)[1] for job in jobs for _ in range(4)]
+    for chunks in streams:
+        read_sse_events(chunks, 1)
+    assert fanout.streams() == 20
+    assert redis.execute_command("PUBSUB", "NUMPAT") == 1
+    assert len(listener_threads()) == 1
+
+    publish(redis, progress(jobs[0].id, 1, 2, "2026-01-01T00:00:01.000000Z"))
+    for chunks in streams[:4]:
+        assert read_sse_events(chunks, 1)[0]["current"] == 1
+
+
+def test_closing_a_stream_unregisters_it(queue, client, fanout):
+    response = client.get(f"/status/{queue.enqueue('tests.fixture_jobs.answer').id}/events", buffered=False)
+    next(iter(response.response))
+    assert fanout.streams() == 1
+    response.close()
+    assert fanout.streams() == 0
+
+
+def test_listener_resubscribes_after_losing_redis_and_streams_catch_up(
+    app, redis, queue, open_stream, fanout, monkeypatch
+):
+    app.config["SSE_HEARTBEAT_S"] = 5.0
+    monkeypatch.setattr(events, "RECONNECT_DELAY_S", 0.3)
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    next(chunks)
+    redis.connection_pool.connection_kwargs["server"].connected = False
+    wait_until(lambda: not fanout.is_listening(), timeout_s=5)
+    redis.connection_pool.connection_kwargs["server"].connected = True
+    job.set_status(JobStatus.STARTED)  # saved while the listener was away: nothing was published
+    started = time.monotonic()
+    assert read_sse_events(chunks, 1)[0]["state"] == "PROGRESS"
+    assert time.monotonic() - started < 3, "caught up by the heartbeat, not by the resubscription"
+
+
+def test_listener_lets_its_connection_go_when_no_stream_is_open(
+    queue, redis, open_stream, fanout, monkeypatch
+):
+    monkeypatch.setattr(events, "LISTENER_LINGER_S", 0.0)
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    response, chunks = open_stream(job.id)
+    next(chunks)
+    response.close()
+    wait_until(lambda: not fanout.is_listening() and not listener_threads())
+
+    _, chunks = open_stream(job.id)
+    next(chunks)
+    publish(redis, progress(job.id, 1, 2, "2026-01-01T00:00:01.000000Z"))
+    assert read_sse_events(chunks, 1)[0]["current"] == 1
+
+
+def test_a_stream_that_stops_reading_keeps_a_bounded_backlog_and_resyncs(queue, redis, fanout):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    inbox = fanout.watch(job.id)
+    for current in range(1, events.INBOX_LIMIT + 21):
+        publish(redis, progress(job.id, current, 1000, f"2026-01-01T00:00:00.{current:06d}Z"))
+    wait_until(lambda: [item[0]["current"] for item in inbox.queue if item != events.RESYNC][-1:] == [120])
+    backlog = list(inbox.queue)
+    assert len(backlog) <= events.INBOX_LIMIT
+    assert backlog[0] == events.RESYNC
+    fanout.unwatch(job.id, inbox)
+
+
+def test_redis_down_is_503_json_and_leaves_no_stream():
+    from redis import Redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from tests.helpers import free_port
+
+    # No retries: redis-py's default ones only make the 503 slower to arrive.
+    dead = Redis(
+        port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)
+    )
+    app = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": dead, "REDIS_SOCKET_TIMEOUT_S": 0.2})
+    try:
+        response = app.test_client().get("/status/some-job/events")
+        assert response.status_code == 503
+        assert response.get_json()["error"]["code"] == 503 and response.headers["Retry-After"]
+        assert app.extensions["events"].streams() == 0
+    finally:
+        app.extensions["events"].close()

@@ -1,0 +1,226 @@
+// The page's progress bars: one JobRow per job, fed by its event stream, or by polling its
+// status URL when the stream fails or EventSource is missing. Every URL comes from the page
+// (url_for) or from the 202 answer that started the job; none is built here.
+"use strict";
+
+(() => {
+  const POLL_MS = 1000;
+  const MAX_POLL_MS = 10000;
+  // EventSource reconnects by itself; this many errors without a message in between means it is not coming back.
+  const STREAM_ERRORS_BEFORE_POLLING = 3;
+  const TERMINAL = new Set(["SUCCESS", "FAILURE"]);
+  const LABELS = { PENDING: "waiting", PROGRESS: "running", SUCCESS: "done", FAILURE: "failed" };
+
+  class HttpError extends Error {
+    constructor(status, body) {
+      super((body && body.error && body.error.message) || `HTTP ${status}`);
+      this.status = status;
+    }
+  }
+
+  async function requestJson(url, options) {
+    const headers = { Accept: "application/json", ...(options && options.headers) };
+    const response = await fetch(url, { cache: "no-store", ...options, headers });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) throw new HttpError(response.status, body);
+    return { status: response.status, body };
+  }
+
+  function percentOf(payload) {
+    const total = Number(payload.total) || 0;
+    const share = total > 0 ? (Number(payload.current) || 0) / total : 0;
+    return Math.max(0, Math.min(100, Math.floor(share * 100)));
+  }
+
+  function describe(result) {
+    return typeof result === "object" && result !== null ? JSON.stringify(result) : String(result);
+  }
+
+  // A progress update older than the one shown (a stream and a poll can cross).
+  function isStale(payload, shown) {
+    return Boolean(shown) && payload.state === "PROGRESS" && shown.state === "PROGRESS" &&
+      String(payload.updated_at || "") < String(shown.updated_at || "");
+  }
+
+  class JobRow {
+    constructor(job, element) {
+      this.id = job.id;
+      this.urls = { status: job.status_url, events: job.events_url, cancel: job.cancel_url };
+      this.el = element;
+      this.shown = null;
+      this.source = null;
+      this.timer = null;
+      this.streamErrors = 0;
+      this.pollDelay = POLL_MS;
+      element.dataset.jobId = job.id;
+      this.part("name").textContent = `Job ${job.id.slice(0, 8)}`;
+      this.part("bar").setAttribute("aria-label", `Progress of job ${job.id}`);
+      this.part("cancel").addEventListener("click", () => this.cancel());
+      this.receive(job.payload || { state: "PENDING", current: 0, total: 1, status: "Pending..." });
+    }
+
+    part(name) {
+      return this.el.querySelector(`.job-${name}`);
+    }
+
+    get finished() {
+      return Boolean(this.shown) && TERMINAL.has(this.shown.state);
+    }
+
+    follow() {
+      if (this.finished) return;
+      if (typeof window.EventSource === "function") this.stream();
+      else this.poll();
+    }
+
+    stream() {
+      const source = new EventSource(this.urls.events);
+      this.source = source;
+      source.onmessage = (event) => {
+        this.streamErrors = 0;
+        this.clearError();
+        this.receive(JSON.parse(event.data));
+      };
+      source.onerror = () => {
+        if (this.finished || this.source !== source) return;
+        this.streamErrors += 1;
+        if (source.readyState === EventSource.CLOSED || this.streamErrors >= STREAM_ERRORS_BEFORE_POLLING) {
+          source.close();
+          this.source = null;
+          this.onNetworkError("Live updates were interrupted; checking every second instead.");
+          this.poll();
+        }
+      };
+    }
+
+    poll() {
+      clearTimeout(this.timer);
+      this.timer = null;
+      requestJson(this.urls.status)
+        .then(({ body }) => {
+          this.pollDelay = POLL_MS;
+          this.clearError();
+          this.receive(body);
+          if (!this.finished) this.timer = setTimeout(() => this.poll(), POLL_MS);
+        })
+        .catch((error) => {
+          if (error.status === 404) {
+            this.onNetworkError("The server no longer knows this job (its result has expired).");
+            this.part("cancel").hidden = true;
+            return;
+          }
+          const seconds = Math.round(this.pollDelay / 1000);
+          this.onNetworkError(`Cannot get this job's status (${error.message}); retrying in ${seconds} s.`);
+          this.timer = setTimeout(() => this.poll(), this.pollDelay);
+          this.pollDelay = Math.min(this.pollDelay * 2, MAX_POLL_MS);
+        });
+    }
+
+    receive(payload) {
+      if (this.finished || isStale(payload, this.shown)) return;
+      this.shown = payload;
+      this.el.dataset.state = payload.state;
+      this.part("state").textContent = LABELS[payload.state] || payload.state;
+      if (payload.state === "SUCCESS") this.onSuccess(payload);
+      else if (payload.state === "FAILURE") this.onFailure(payload);
+      else this.onProgress(payload);
+      if (this.finished) this.stop();
+    }
+
+    paint(percent, status) {
+      this.part("bar").value = percent;
+      this.part("percent").textContent = `${percent}%`;
+      this.part("status").textContent = status || "";
+    }
+
+    onProgress(payload) {
+      this.paint(percentOf(payload), payload.status);
+    }
+
+    onSuccess(payload) {
+      this.paint(100, payload.status);
+      this.showResult(`Result: ${describe(payload.result)}`, "success");
+    }
+
+    onFailure(payload) {
+      this.paint(percentOf(payload), "");
+      this.showResult(`Failed: ${payload.status}`, "failure");
+    }
+
+    onNetworkError(message) {
+      const error = this.part("error");
+      error.textContent = message;
+      error.hidden = false;
+    }
+
+    clearError() {
+      this.part("error").hidden = true;
+    }
+
+    showResult(text, kind) {
+      const result = this.part("result");
+      result.textContent = text;
+      result.className = `job-result ${kind}`;
+      result.hidden = false;
+    }
+
+    stop() {
+      if (this.source) this.source.close();
+      this.source = null;
+      clearTimeout(this.timer);
+      this.timer = null;
+      this.part("cancel").hidden = true;
+    }
+
+    cancel() {
+      const button = this.part("cancel");
+      button.disabled = true;
+      requestJson(this.urls.cancel, { method: "POST" })
+        .then(({ body }) => this.receive(body))
+        .catch((error) => {
+          if (error.status === 409) {
+            button.hidden = true;
+            if (!this.source && !this.timer) this.poll();
+            return;
+          }
+          button.disabled = false;
+          this.onNetworkError(`Could not cancel (${error.message}).`);
+        });
+    }
+  }
+
+  const list = document.getElementById("jobs");
+  const rowTemplate = document.getElementById("job-row");
+  const pageError = document.getElementById("page-error");
+
+  function addRow(job) {
+    const element = rowTemplate.content.firstElementChild.cloneNode(true);
+    list.prepend(element);
+    new JobRow(job, element).follow();
+  }
+
+  function startJob(form) {
+    const body = {};
+    if (form.elements.steps.value !== "") body.steps = Number(form.elements.steps.value);
+    if (form.elements.step_seconds.value !== "") body.step_seconds = Number(form.elements.step_seconds.value);
+    const options = { method: "POST" };
+    if (Object.keys(body).length) {
+      options.headers = { "Content-Type": "application/json" };
+      options.body = JSON.stringify(body);
+    }
+    return requestJson(form.dataset.startUrl, options).then(({ body: job }) => {
+      pageError.hidden = true;
+      addRow(job);
+    });
+  }
+
+  document.getElementById("start-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    startJob(event.target).catch((error) => {
+      pageError.textContent = `Could not start the calculation: ${error.message}`;
+      pageError.hidden = false;
+    });
+  });
+
+  for (const job of JSON.parse(document.getElementById("initial-jobs").textContent)) addRow(job);
+})();
