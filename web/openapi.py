@@ -147,6 +147,24 @@ def _paths() -> dict[str, Any]:
                 },
             }
         },
+        "/healthz": {
+            "get": {
+                "summary": "Redis reachable, and the live workers per configured queue",
+                "responses": {
+                    "200": {"description": "healthy", "content": _json("Health")},
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        },
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus text: queue depths, jobs by state, workers, job durations",
+                "responses": {
+                    "200": {"description": "Prometheus exposition format", "content": {"text/plain": {}}},
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        },
         "/api/openapi.json": {
             "get": {
                 "summary": "This document",
@@ -162,6 +180,20 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
     jobs = catalog()
     long_task = next(spec for spec in jobs if spec.name == "long_task")
     return {
+        "Health": {
+            "type": "object",
+            "required": ["status", "redis", "workers"],
+            "properties": {
+                "status": {"const": "ok"},
+                "redis": {"const": "ok"},
+                "workers": {
+                    "type": "object",
+                    "description": "live workers listening on each configured queue",
+                    "properties": {name: {"type": "integer", "minimum": 0} for name in queues},
+                    "additionalProperties": False,
+                },
+            },
+        },
         "Status": {
             "type": "object",
             "required": ["id", "state", "current", "total", "status", "updated_at"],

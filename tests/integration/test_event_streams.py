@@ -15,8 +15,9 @@ from rq.job import JobStatus
 
 from jobs.contract import to_payload
 from jobs.progress import publish
+from scripts.run import start_embedded_redis
 from tests.helpers import read_sse_events
-from tests.integration.conftest import start_embedded_server, start_web, stop_process
+from tests.integration.conftest import start_web, stop_process
 from web.events import SNAPSHOT_SLOTS
 
 STREAMS = 500
@@ -93,7 +94,7 @@ class RawStreams:
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory) -> Iterator[tuple[str, Redis]]:
     """A server these tests own (so CLIENT LIST counts only them) and the app on it; no worker."""
-    server = start_embedded_server()
+    server = start_embedded_redis()
     url = server.connection_url + "/0"
     web, base = start_web(url, tmp_path_factory.mktemp("streams-logs"))
     try:

@@ -20,8 +20,9 @@ from redis import Redis
 from rq import Callback, Queue
 from rq.registry import FailedJobRegistry
 
+from scripts.run import start_embedded_redis
 from tests.helpers import wait_until
-from tests.integration.conftest import start_embedded_server, start_web, start_worker, stop_process
+from tests.integration.conftest import start_web, start_worker, stop_process
 from tests.test_operators import PASSWORD, USER, dashboard_urls
 from web import create_app
 
@@ -59,7 +60,7 @@ def same_origin(base: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def stack(logs_dir) -> Iterator[Stack]:
     """An embedded server of this module's own and the app (dashboard on) under gunicorn."""
-    server = start_embedded_server()
+    server = start_embedded_redis()
     url = server.connection_url + "/0"
     process, base = start_web(url, logs_dir, CREDENTIALS)
     yield Stack(url, base, Redis.from_url(url))
