@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install run worker test test-unit lint bench
@@ -34,5 +35,9 @@ test-unit: $(STAMP) ## unit tests only (seconds)
 test: $(STAMP) lint ## the whole suite: lint, units, integration (embedded and local Redis)
 	$(BIN)/pytest
 
-bench: $(STAMP) ## benchmarks (prints and writes bench/results.json)
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_STAMP) ## benchmarks vs the tutorial's stack (~8 min): bench/results.{json,md,png}
 	$(BIN)/python -m bench
