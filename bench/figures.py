@@ -272,9 +272,10 @@ def stream_connections(base: str, web_pid: int, redis_port: int, counts=(1, 100,
 def short_jobs_rq(redis_url: str, enqueue_one, count: int, timeout_s: float = 120) -> float:
     """Jobs per second through already running RQ workers: (n-1) / (last start - first start)."""
     connection = Redis.from_url(redis_url)
-    ids = [enqueue_one() for _ in range(count)]
     registry = FinishedJobRegistry("default", connection=connection)
-    wait_for(lambda: registry.count >= count, timeout_s, f"{count} finished jobs")
+    already = registry.count
+    ids = [enqueue_one() for _ in range(count)]
+    wait_for(lambda: registry.count >= already + count, timeout_s, f"{count} finished jobs")
     starts = [job.started_at.timestamp() for job in Job.fetch_many(ids, connection=connection) if job]
     return round((len(starts) - 1) / (max(starts) - min(starts)), 1)
 
