@@ -196,7 +196,7 @@ def machine(server) -> dict:
         platform.processor(),
     )
     return {
-        "nproc": os.cpu_count(),
+        "nproc": len(os.sched_getaffinity(0)),
         "cpu": cpu,
         "os": platform.platform(),
         "python": platform.python_version(),
@@ -247,6 +247,8 @@ def main() -> int:
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(report.markdown(results))
     report.chart(results, args.out / "results.png")
+    if args.out == RESULTS and report.update_readme(RESULTS.parent / "README.md", report.markdown(results)):
+        log("updated the results block of README.md")
     log(f"wrote {args.out}/results.json, results.md, results.png in {results['wall_s']} s")
     print((args.out / "results.md").read_text())
     return 0

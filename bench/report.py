@@ -246,6 +246,7 @@ def chart(results: dict, path: Path) -> None:
         ax.set_ylabel(unit)
         if log:
             ax.set_yscale("log")
+            ax.set_ylim(bottom=1)
         ax.legend(fontsize=8)
 
     bars(
@@ -309,3 +310,19 @@ def chart(results: dict, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
+
+
+README_START = "<!-- bench:results:start (make bench rewrites this part) -->"
+README_END = "<!-- bench:results:end -->"
+
+
+def update_readme(readme: Path, results_md: str) -> bool:
+    """Replace the README's results block with the new table; False when the markers are missing."""
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    body = results_md.split("\n", 2)[2].replace("](results.png)", "](bench/results.png)").strip()
+    head, _, rest = text.partition(README_START)
+    _, _, tail = rest.partition(README_END)
+    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}")
+    return True
