@@ -337,15 +337,22 @@ DASHBOARD_PAGES = (
 )
 
 
+def dashboard_session(base: str) -> requests.Session:
+    """A session that looks like the dashboard's own page: basic auth and same-origin headers."""
+    session = requests.Session()
+    session.auth = DASHBOARD_AUTH
+    session.headers.update({"Origin": base, "Referer": f"{base}/rq/", "Sec-Fetch-Site": "same-origin"})
+    return session
+
+
 def has_dashboard(base: str) -> bool:
     """Whether rq-dashboard is mounted at /rq (behind basic auth)."""
-    return requests.get(f"{base}/rq/0/data/queues.json", auth=DASHBOARD_AUTH, timeout=10).status_code == 200
+    return dashboard_session(base).get(f"{base}/rq/0/data/queues.json", timeout=10).status_code == 200
 
 
 def dashboard_page_ms(base: str, samples: int = 5) -> float:
     """Median time to load the finished-jobs page: its HTML plus the two JSON documents it fetches."""
-    session = requests.Session()
-    session.auth = DASHBOARD_AUTH
+    session = dashboard_session(base)
     times = []
     for _ in range(samples):
         started = time.perf_counter()

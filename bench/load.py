@@ -129,7 +129,7 @@ class EventStream:
             self.thread.start()
 
     def _read(self) -> None:
-        buffer = self._rest
+        buffer = self._rest.replace(b"\r\n", b"\n")
         self.sock.settimeout(60)
         try:
             while True:

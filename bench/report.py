@@ -220,6 +220,8 @@ def markdown(results: dict) -> str:
         ]
         for level, entry in growth["levels"].items():
             page = f"{_fmt(entry.get('dashboard_ms'))} ms" if dash else "not mounted at /rq in this build"
+            if entry.get("dashboard_error"):
+                page = f"failed: {entry['dashboard_error']}"
             lines.append(f"| {int(level):,} | {_fmt(entry['status_p50_ms'])} ms | {page} |")
     lines += ["", "![benchmark chart](results.png)", ""]
     return "\n".join(lines)
