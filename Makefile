@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
 .PHONY: help install run worker test test-unit lint bench browser
@@ -23,7 +24,7 @@ run: $(STAMP) ## start web, worker and (without REDIS_URL) an embedded Redis
 	exec $(BIN)/python scripts/run.py
 
 worker: $(STAMP) ## start one rq worker on $$REDIS_URL
-	exec $(BIN)/rq worker --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 --url "$$REDIS_URL" high default low
+	exec $(BIN)/rq worker --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.preload --url "$$REDIS_URL" high default low
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .
@@ -40,5 +41,9 @@ browser: ## install chromium for the browser tests when missing (apt-get, as roo
 test: $(STAMP) lint browser ## the whole suite: lint, units, integration (embedded and local Redis), browser
 	$(BIN)/pytest
 
-bench: $(STAMP) ## benchmarks (prints and writes bench/results.json)
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	touch $@
+
+bench: $(BENCH_STAMP) ## benchmarks vs the tutorial's stack (~8 min): bench/results.{json,md,png}
 	$(BIN)/python -m bench

