@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from datetime import datetime
 from urllib.parse import urljoin
 
 import requests
@@ -48,6 +49,12 @@ class Saves:
         if "state" not in data:  # Celery's meta: {"status": ..., "result": {...}}
             result = data.get("result") if isinstance(data.get("result"), dict) else {}
             data = {"state": data.get("status"), "current": result.get("current")}
+        elif data.get("state") == "PROGRESS" and data.get("updated_at"):
+            # Our payload says when the job saved it. This thread can get the PUBLISH later than
+            # the event-stream reader gets the event (both share the GIL), which would pair an
+            # update with the next sighting; the save's own timestamp is the true start.
+            saved = datetime.fromisoformat(data["updated_at"]).timestamp()
+            received = min(received, saved)
         with self.changed:
             self.by_job[job_id].append((received, data))
             self.changed.notify_all()
