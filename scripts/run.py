@@ -13,13 +13,14 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 30.0
 RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
-# A process that dies this soon after starting, this many times in a row, is not restarted.
+# A process that dies this soon after starting, this many times in a row and without ever having
+# stayed up, is not restarted (a broken command, a port in use); one that ran before is retried.
 QUICK_DEATH_S = 5.0
 MAX_QUICK_DEATHS = 5
 
@@ -36,7 +37,8 @@ class Managed:
     started_at: float = 0.0
     quick_deaths: int = 0
     restart_at: float | None = None
-    history: list[int] = field(default_factory=list)
+    # Once a process has stayed up, its deaths are outages (Redis gone), never given up on.
+    stayed_up: bool = False
 
 
 def read_procfile(path: Path) -> list[Managed]:
@@ -118,8 +120,9 @@ def supervise(entries: list[Managed], env: dict[str, str], stopping: threading.E
             except (ProcessLookupError, PermissionError):
                 pass
             lived = time.monotonic() - entry.started_at
+            entry.stayed_up = entry.stayed_up or lived >= QUICK_DEATH_S
             entry.quick_deaths = entry.quick_deaths + 1 if lived < QUICK_DEATH_S else 0
-            if entry.quick_deaths >= MAX_QUICK_DEATHS:
+            if entry.quick_deaths >= MAX_QUICK_DEATHS and not entry.stayed_up:
                 log.error("%s keeps dying at start (exit %s); giving up", entry.name, code)
                 return 1
             delay = RESTART_BACKOFF_S[min(entry.quick_deaths, len(RESTART_BACKOFF_S) - 1)]
