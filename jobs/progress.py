@@ -142,8 +142,7 @@ def report(
         return False
     throttle.last_saved_at = now
     throttle.pending = None
-    _save(job, progress)
-    if stop_requested(job):
+    if _save(job, progress):
         log.info("job %s stops on request after step %s of %s", job.id, current, total)
         raise StopRequested()
     return True
@@ -165,16 +164,17 @@ def _encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, default=str)
 
 
-def _save(job: Job, progress: dict[str, Any]) -> None:
+def _save(job: Job, progress: dict[str, Any]) -> bool:
+    """Save progress with `job.save_meta()`, publish it, and say whether a stop was requested."""
     progress["updated_at"] = isoformat(datetime.now(UTC))
     job.meta["progress"] = progress
-    payload = to_payload(job.id, JobStatus.STARTED, job.meta)
-    # What job.save_meta() writes, and the PUBLISH after it, in one round trip instead of two;
-    # Redis runs them in order, so a subscriber that re-reads the job sees the saved meta.
+    job.save_meta()
+    # The PUBLISH and the stop-request check share one round trip; Redis runs them after the
+    # save, so a subscriber that re-reads the job sees the saved meta.
     pipe = job.connection.pipeline(transaction=False)
-    pipe.hset(job.key, "meta", job.serializer.dumps(job.meta))
-    pipe.publish(channel_for(job.id), _encode(payload))
-    pipe.execute()
+    pipe.publish(channel_for(job.id), _encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
+    pipe.exists(stop_key(job.id))
+    return bool(pipe.execute()[1])
 
 
 def on_success(job: Job, connection: Redis, result: Any) -> None:
