@@ -62,7 +62,12 @@ def our_round(server, saves, raw, state, quick) -> None:
         # Before the 64-connection load, which fills the web's Redis pool whatever the streams do.
         if state["events"]:
             try:
-                found = figures.stream_connections(base, web.pid, server.port)
+                # Per web process: a one-process web of its own, so the count is that process's.
+                single, single_base = procs.start_our_web(server.url, processes=1)
+                try:
+                    found = figures.stream_connections(single_base, single.pid, server.port)
+                finally:
+                    stop_all([single])
                 send_stop_job_command(Redis.from_url(server.url), found["job_id"])
                 raw["streams", OURS].append(found["connections"])
             except Exception as exc:  # keep the other figures; the table says "n/a"

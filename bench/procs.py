@@ -157,10 +157,10 @@ def procfile_command(name: str) -> str:
     raise RuntimeError(f"no {name!r} line in the Procfile")
 
 
-def start_our_web(redis_url: str) -> tuple[subprocess.Popen, str]:
-    """The Procfile's web line (gunicorn, gevent, one worker); returns (process, base URL)."""
+def start_our_web(redis_url: str, processes: int = 2) -> tuple[subprocess.Popen, str]:
+    """The Procfile's web line (gunicorn, gevent, 2 processes like the tutorial's); returns (process, URL)."""
     port = free_port()
-    env = _env(redis_url, {"PORT": str(port), "WEB_CONCURRENCY": "1"})
+    env = _env(redis_url, {"PORT": str(port), "WEB_CONCURRENCY": str(processes)})
     process = spawn(procfile_command("web").replace("--access-logfile -", ""), f"web-{port}", env)
     base = f"http://127.0.0.1:{port}"
     wait_for(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, "our web")
