@@ -77,23 +77,34 @@ def spawn(entry: Managed, env: dict[str, str]) -> None:
     log.info("started %s (pid %d): %s", entry.name, entry.process.pid, entry.command)
 
 
-def stop(entries: list[Managed]) -> None:
-    """SIGTERM every process (warm shutdown for rq workers), then SIGKILL what outlives the grace."""
-    for entry in entries:
-        if entry.process and entry.process.poll() is None:
-            entry.process.terminate()
+def stop(entries: list[Managed], hurry: threading.Event) -> None:
+    """SIGTERM every process (warm shutdown for rq workers), then SIGKILL what outlives the grace.
+
+    A second Ctrl-C or SIGTERM (`hurry`) cuts the grace short.
+    """
+    running = [entry for entry in entries if entry.process and entry.process.poll() is None]
+    for entry in running:
+        entry.process.terminate()
+    if running:
+        log.info(
+            "stopping; running jobs may finish first (up to %.0f s): Ctrl-C again to stop now", STOP_GRACE_S
+        )
     deadline = time.monotonic() + STOP_GRACE_S
+    while any(entry.process.poll() is None for entry in running):
+        if hurry.wait(0.1):
+            log.warning("asked again: killing what is still running")
+            break
+        if time.monotonic() >= deadline:
+            log.warning("not stopped within %.0f s; killing what is still running", STOP_GRACE_S)
+            break
     for entry in entries:
         if entry.process is None:
             continue
         try:
-            entry.process.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("%s did not stop within %.0f s; killing it", entry.name, STOP_GRACE_S)
-        try:
             os.killpg(entry.process.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+        entry.process.wait()
 
 
 def supervise(entries: list[Managed], env: dict[str, str], stopping: threading.Event) -> int:
@@ -136,9 +147,13 @@ def supervise(entries: list[Managed], env: dict[str, str], stopping: threading.E
 def main() -> int:
     """Start everything, print where it is, and stop it all on Ctrl-C or SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s run: %(message)s")
-    stopping = threading.Event()
+    stopping, hurry = threading.Event(), threading.Event()
+
+    def on_signal(*_) -> None:
+        (hurry if stopping.is_set() else stopping).set()
+
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, lambda *_: stopping.set())
+        signal.signal(signum, on_signal)
 
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -164,7 +179,8 @@ def main() -> int:
     try:
         status = supervise(entries, env, stopping)
     finally:
-        stop(entries)
+        stopping.set()
+        stop(entries, hurry)
         if server is not None:
             server.stop()
         log.info("everything stopped")

@@ -114,3 +114,20 @@ def test_make_run_prints_dashboard_credentials_and_restarts_a_killed_worker(supe
     assert restarted and process.poll() is None
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0
+
+
+def test_a_second_signal_stops_at_once_without_waiting_for_a_running_job(supervisor):
+    process, port, marker, log_path = supervisor
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=30)
+    response = requests.post(f"{base}/longtask", json={"steps": 600, "step_seconds": 1}, timeout=5)
+    status_url = base + response.headers["Location"]
+    wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "PROGRESS", timeout_s=30)
+
+    process.send_signal(signal.SIGTERM)  # warm shutdown: the worker would wait for its job
+    wait_until(lambda: "Ctrl-C again to stop now" in log_path.read_text(), timeout_s=STOP_DEADLINE_S)
+    assert process.poll() is None
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=STOP_DEADLINE_S) == 0
+    wait_until(lambda: not processes_with_marker(marker), timeout_s=STOP_DEADLINE_S)
+    assert "asked again: killing what is still running" in log_path.read_text()
