@@ -154,7 +154,7 @@ def to_payload(
 def _pending_status(meta: dict[str, Any], eta: datetime | None, now: datetime | None) -> str:
     retry = meta.get("retry") or {}
     if not retry.get("attempt"):
-        return meta.get("pending_status") or PENDING_STATUS
+        return PENDING_STATUS
     text = f"retrying {retry['attempt']}/{retry['max']}"
     if eta is None:
         return text
