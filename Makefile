@@ -23,7 +23,7 @@ install: $(STAMP) ## create .venv and install the pinned requirements
 run: $(STAMP) ## start web, worker and (without REDIS_URL) an embedded Redis
 	exec $(BIN)/python scripts/run.py
 
-worker: $(STAMP) ## start one rq worker on $$REDIS_URL
+worker: $(STAMP) ## start one rq worker on REDIS_URL
 	exec $(BIN)/rq worker --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.preload --url "$$REDIS_URL" high default low
 
 lint: $(STAMP) ## ruff
@@ -45,5 +45,5 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-bench: $(BENCH_STAMP) ## benchmarks vs the tutorial's stack (~8 min): bench/results.{json,md,png}
+bench: $(BENCH_STAMP) ## benchmarks vs the tutorial's stack (~5 min): bench/results.{json,md,png}
 	$(BIN)/python -m bench
