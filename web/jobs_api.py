@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from flask import Blueprint, current_app, request, url_for
+from flask import Blueprint, current_app, request
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
@@ -12,6 +12,7 @@ from web.config import queue_names
 from web.errors import error_response
 from web.extensions import get_redis
 from web.pages import remember
+from web.status_api import job_urls
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -104,12 +105,6 @@ def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
 
     The job joins this browser's list (a session cookie), so the page redraws it on reload.
     """
-    status_url = url_for("status_api.status", job_id=job.id)
-    body = {
-        "id": job.id,
-        "status_url": status_url,
-        "events_url": url_for("events.events", job_id=job.id),
-        "cancel_url": url_for("jobs_api.cancel", job_id=job.id),
-    }
+    body = {"id": job.id, **job_urls(job.id)}
     remember(job.id)
-    return body, 202, {"Location": status_url}
+    return body, 202, {"Location": body["status_url"]}

@@ -3,13 +3,14 @@
 import logging
 from typing import Any
 
-from flask import Blueprint, render_template, session, url_for
+from flask import Blueprint, render_template, session
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 
 from jobs.snapshot import snapshot
 from web.extensions import get_redis
+from web.status_api import job_urls
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +55,5 @@ def job_rows(job_ids: list[str]) -> list[dict[str, Any]]:
             payload = snapshot(job_id, get_redis())
         except NoSuchJobError:
             continue
-        rows.append(
-            {
-                "id": job_id,
-                "status_url": url_for("status_api.status", job_id=job_id),
-                "events_url": url_for("events.events", job_id=job_id),
-                "cancel_url": url_for("jobs_api.cancel", job_id=job_id),
-                "payload": payload,
-            }
-        )
+        rows.append({"id": job_id, **job_urls(job_id), "payload": payload})
     return rows
