@@ -46,7 +46,7 @@ def cancel_job(connection: Redis, job_id: str) -> CancelOutcome:
         JobAlreadyEnded: the job had already reached a terminal state.
     """
     job = fetch_job(job_id, connection)
-    status = job.get_status()
+    status = job.get_status(refresh=False)
     if state_for(status) in TERMINAL_STATES:
         raise JobAlreadyEnded(
             f"job {job_id} has already ended ({JobStatus(status).value}); nothing to cancel"
@@ -59,7 +59,7 @@ def cancel_job(connection: Redis, job_id: str) -> CancelOutcome:
         raise JobAlreadyEnded(f"job {job_id} was canceled already") from exc
     log.info("job %s canceled (was %s)", job_id, status)
     job = fetch_job(job_id, connection)
-    if job.worker_name and job.get_status() == JobStatus.STARTED:
+    if job.worker_name and job.get_status(refresh=False) == JobStatus.STARTED:
         # A worker took the job between our read and the cancel, and marked it started again.
         return _stop(connection, job_id)
     payload = payload_of(job)
