@@ -23,6 +23,7 @@ from rq.command import send_stop_job_command
 
 from bench import figures, procs, report
 from bench.figures import CELERY, OURS, PLAIN
+from scripts.run import stop_process
 
 RESULTS = Path(__file__).resolve().parent
 WORKER_COUNTS = (1, 2, 4)
@@ -39,7 +40,24 @@ def stop_all(processes: list[subprocess.Popen]) -> None:
         if process.poll() is None:
             process.terminate()
     for process in processes:
-        procs.stop(process)
+        stop_process(process)
+
+
+def web_figures(raw, stack, server, base, status_url, web, workers, quick) -> None:
+    """The figures both stacks take the same way once their workers are done: worker memory, then
+    (workers stopped, so only requests count) Redis cost per request, start throughput, web memory
+    and the web's Redis connections."""
+    raw["rss_worker", stack].append(procs.peak_rss_mib(workers[0].pid))
+    stop_all(workers)
+    raw["request_cost", stack].append(
+        {
+            "per_status_get": figures.cost_of_requests(server, status_url, "GET"),
+            "per_post": figures.cost_of_requests(server, f"{base}/longtask", "POST"),
+        }
+    )
+    raw["post", stack].append(figures.throughput(f"{base}/longtask", "POST", 1 if quick else 3))
+    raw["rss_web", stack].append(procs.peak_rss_mib(web.pid))
+    raw["web_connections_idle", stack].append(procs.redis_connections(web.pid, server.port))
 
 
 def our_round(server, saves, raw, state, quick) -> None:
@@ -74,17 +92,7 @@ def our_round(server, saves, raw, state, quick) -> None:
                 log(f"event stream connections not measured: {exc!r}")
         status_url = figures.finished_job(base, saves)
         raw["status", OURS].append(figures.throughput(status_url, "GET", 1 if quick else 3))
-        raw["rss_worker", OURS].append(procs.peak_rss_mib(workers[0].pid))
-        stop_all(workers)
-        raw["request_cost", OURS].append(
-            {
-                "per_status_get": figures.cost_of_requests(server, status_url, "GET"),
-                "per_post": figures.cost_of_requests(server, f"{base}/longtask", "POST"),
-            }
-        )
-        raw["post", OURS].append(figures.throughput(f"{base}/longtask", "POST", 1 if quick else 3))
-        raw["rss_web", OURS].append(procs.peak_rss_mib(web.pid))
-        raw["web_connections_idle", OURS].append(procs.redis_connections(web.pid, server.port))
+        web_figures(raw, OURS, server, base, status_url, web, workers, quick)
     finally:
         stop_all([*workers, web])
         server.flush()
@@ -102,17 +110,7 @@ def celery_round(server, saves, raw, quick) -> None:
         raw["cost", CELERY].append(figures.cost_of_jobs(server, base, saves))
         status_url = figures.finished_job(base, saves)
         raw["status", CELERY].append(figures.throughput(status_url, "GET", 1 if quick else 3))
-        raw["rss_worker", CELERY].append(procs.peak_rss_mib(worker.pid))
-        stop_all([worker])
-        raw["request_cost", CELERY].append(
-            {
-                "per_status_get": figures.cost_of_requests(server, status_url, "GET"),
-                "per_post": figures.cost_of_requests(server, f"{base}/longtask", "POST"),
-            }
-        )
-        raw["post", CELERY].append(figures.throughput(f"{base}/longtask", "POST", 1 if quick else 3))
-        raw["rss_web", CELERY].append(procs.peak_rss_mib(web.pid))
-        raw["web_connections_idle", CELERY].append(procs.redis_connections(web.pid, server.port))
+        web_figures(raw, CELERY, server, base, status_url, web, [worker], quick)
     finally:
         stop_all([worker, web])
         server.flush()
