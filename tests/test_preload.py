@@ -19,6 +19,31 @@ def test_preload_loads_the_job_modules_and_sets_no_worker_settings():
     assert lines[1] == ""
 
 
-def test_procfile_worker_preloads_the_job_modules():
+def test_procfile_worker_reads_its_settings_module():
     worker = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker:"))
-    assert " -c jobs.preload " in worker
+    assert " -c jobs.worker_settings " in worker
+
+
+def test_worker_settings_preload_the_job_modules_and_name_redis():
+    probe = PROBE.replace("jobs.preload", "jobs.worker_settings")
+    env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:1/0"}
+    run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env)
+    lines = run.stdout.splitlines()
+    assert {"jobs.demo", "jobs.progress", "jobs.contract"} <= set(lines[0].split())
+    assert lines[1].split() == ["REDIS_URL", "SENTINEL"]
+
+
+def test_worker_settings_stop_the_worker_with_a_sentence_on_bad_settings():
+    env = {"PATH": "/usr/bin:/bin", "REDIS_SENTINELS": "127.0.0.1:1"}
+    run = subprocess.run(
+        [sys.executable, "-c", "import jobs.worker_settings"],
+        cwd=ROOT,
+        text=True,
+        env=env,
+        capture_output=True,
+        timeout=30,
+    )
+    assert run.returncode == 1
+    assert run.stderr.strip() == (
+        "rq worker: REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER (the primary's name) is not"
+    )

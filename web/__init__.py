@@ -15,7 +15,8 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     """Build the app: defaults, then the environment, then `overrides` (tests).
 
     Raises:
-        RuntimeError: a required setting (REDIS_URL, SECRET_KEY) is missing.
+        RuntimeError: a required setting (SECRET_KEY, REDIS_URL or REDIS_SENTINELS) is missing or bad,
+            or no sentinel answers.
     """
     app = Flask(__name__, template_folder=str(ROOT / "templates"))
     app.config.from_mapping(config.from_environment())

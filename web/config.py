@@ -1,14 +1,17 @@
 """Settings for the web side: the only reader of os.environ there.
 
 Defaults work on a laptop; every setting can come from the environment under the same
-name. `REDIS_URL` and `SECRET_KEY` have no default: `make run` provides both.
+name. `SECRET_KEY` and where Redis is (`REDIS_URL`, or `REDIS_SENTINELS` and the names that go
+with it, parsed by `jobs.connection`) have no default: `make run` provides them.
 """
 
 import os
 from typing import Any
 
+from jobs.connection import SETTING_NAMES as REDIS_SETTING_NAMES
+
 DEFAULTS: dict[str, Any] = {
-    "REDIS_URL": None,
+    **{name: None for name in REDIS_SETTING_NAMES},
     "SECRET_KEY": None,
     "QUEUES": "high,default,low",
     # Seconds a Redis command may take before the request answers 503.

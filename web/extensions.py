@@ -1,31 +1,28 @@
-"""One Redis client per process, and the RQ queues built on it, kept in app.extensions."""
+"""One Redis client per process (URL or Sentinel), and the RQ queues built on it, kept in app.extensions."""
 
 from flask import Flask, current_app
-from redis import BlockingConnectionPool, Redis
+from redis import Redis
 from rq import Queue
 
+from jobs.connection import check_sentinels, connect, target_from
 from web.config import queue_names
 
 
 def init_app(app: Flask) -> None:
-    """Build the process's Redis client (or take the one tests hand in) and its queues."""
+    """Build the process's Redis client (or take the one tests hand in) and its queues.
+
+    Raises:
+        RedisSettingsError: where Redis is is not set or malformed, or no sentinel answers.
+    """
     connection = app.config.get("REDIS_CONNECTION")
     if connection is None:
-        if not app.config.get("REDIS_URL"):
-            raise RuntimeError("REDIS_URL is not set: point it at a Redis server (make run starts one)")
+        target = target_from(app.config)
         timeout = app.config["REDIS_SOCKET_TIMEOUT_S"]
-        # redis-py's default pool raises at once past 100 connections, which turned a burst of
-        # over 100 concurrent requests into 503s; this one makes a request wait for a free
-        # connection (up to the timeout), and holds fewer connections under gevent.
-        pool = BlockingConnectionPool.from_url(
-            app.config["REDIS_URL"],
-            max_connections=app.config["REDIS_MAX_CONNECTIONS"],
-            timeout=timeout,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
-        )
-        connection = Redis.from_pool(pool)
+        check_sentinels(target, timeout)
+        # The pool makes a request wait for a free connection (up to the timeout) instead of
+        # raising past redis-py's cap, and holds few connections under gevent.
+        connection = connect(target, timeout_s=timeout, max_connections=app.config["REDIS_MAX_CONNECTIONS"])
+        app.logger.info("Redis: %s", target.describe())
     names = queue_names(app.config["QUEUES"])
     app.extensions["rq"] = {
         "redis": connection,
