@@ -21,6 +21,9 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_MAX_CONNECTIONS": 50,
     # Largest request body accepted, in bytes (413 beyond it).
     "MAX_CONTENT_LENGTH": 64 * 1024,
+    # With a replica attached, a start answers 202 only once a replica has the job (WAIT), and
+    # 503 when none confirms within this many milliseconds; 0 answers without waiting.
+    "REDIS_REPLICA_WAIT_MS": 500,
     # Most jobs a queue may hold waiting; starting one more answers 503 with Retry-After.
     "QUEUE_MAX_JOBS": 1000,
     # rq-dashboard at /rq: off (404) unless both are set; `make run` generates a password.

@@ -10,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict
 from jobs.registry import BadParams, QueueFull, UnknownJob
+from jobs.replication import NotReplicated
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,8 @@ def init_app(app: Flask) -> None:
         return error_response(409, str(exc))
 
     @app.errorhandler(QueueFull)
-    def queue_full(exc: QueueFull):
+    @app.errorhandler(NotReplicated)
+    def unavailable(exc: QueueFull | NotReplicated):
         return error_response(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
     @app.errorhandler(UnknownJob)

@@ -5,6 +5,7 @@ from redis import Redis
 from rq import Queue
 
 from jobs.connection import check_sentinels, connect, target_from
+from jobs.replication import ReplicaAck
 from web.config import queue_names
 
 
@@ -27,12 +28,18 @@ def init_app(app: Flask) -> None:
     app.extensions["rq"] = {
         "redis": connection,
         "queues": {name: Queue(name, connection=connection) for name in names},
+        "replica_ack": ReplicaAck(app.config["REDIS_REPLICA_WAIT_MS"]),
     }
 
 
 def get_redis() -> Redis:
     """The current app's Redis client."""
     return current_app.extensions["rq"]["redis"]
+
+
+def get_replica_ack() -> ReplicaAck:
+    """The current app's check that a replica holds what was just written."""
+    return current_app.extensions["rq"]["replica_ack"]
 
 
 def get_queue(name: str = "default") -> Queue:

@@ -10,7 +10,7 @@ from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.registry import BadParams, catalog, start_job
 from web.config import queue_names
 from web.errors import error_response
-from web.extensions import get_redis
+from web.extensions import get_redis, get_replica_ack
 from web.pages import remember
 from web.status_api import job_urls
 
@@ -22,8 +22,7 @@ START_FIELDS = ("name", "args", "queue", "delay_seconds")
 @bp.post("/longtask")
 def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
-    job = start_job(get_redis(), "long_task", json_body(), **start_options())
-    return accepted(job)
+    return accepted(start_job(get_redis(), "long_task", json_body(), **start_options()))
 
 
 @bp.get("/api/jobs")
@@ -103,8 +102,10 @@ def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
     """The 202 answer for a started job: its id and URLs, the status URL also in `Location`.
 
-    The job joins this browser's list (a session cookie), so the page redraws it on reload.
+    With a replica attached, it waits until one has the job first (NotReplicated: 503). The job
+    joins this browser's list (a session cookie), so the page redraws it on reload.
     """
+    get_replica_ack().confirm(get_redis(), job.id)
     body = {"id": job.id, **job_urls(job.id)}
     remember(job.id)
     return body, 202, {"Location": body["status_url"]}
