@@ -186,6 +186,21 @@ def test_listener_resubscribes_after_losing_redis_and_streams_catch_up(
     assert time.monotonic() - started < 3, "caught up by the heartbeat, not by the resubscription"
 
 
+def test_a_stream_rides_out_redis_being_unreachable_and_goes_on(redis, queue, open_stream, fanout):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    next(chunks)
+    server = redis.connection_pool.connection_kwargs["server"]
+    server.connected = False  # a failover: the heartbeat's re-read fails
+    try:
+        assert next(chunks).decode().startswith(": heartbeat")
+        assert next(chunks).decode().startswith(": heartbeat")
+    finally:
+        server.connected = True
+    job.set_status(JobStatus.STARTED)
+    assert read_sse_events(chunks, 1)[0]["state"] == "PROGRESS"
+
+
 def test_listener_lets_its_connection_go_when_no_stream_is_open(
     queue, redis, open_stream, fanout, monkeypatch
 ):

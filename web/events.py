@@ -211,7 +211,8 @@ def relay(
     """Yield SSE frames: `first`, then each new payload, a heartbeat and a snapshot re-read on silence.
 
     Ends after a terminal payload, after `max_age_s` (the browser reconnects and starts from a
-    fresh snapshot), or when the job is gone or Redis is unreachable; unregisters in every case.
+    fresh snapshot), or when the job is gone; rides out Redis being unreachable (a failover);
+    unregisters in every case.
     """
     try:
         yield sse.format_event(first, retry_ms=RETRY_MS)
@@ -224,7 +225,7 @@ def relay(
                 yield sse.heartbeat()
                 item = RESYNC
             if item == RESYNC:
-                payload, frame = _reread(fanout, job_id), None
+                payload, frame = _reread(fanout, job_id, last), None
                 if payload is None:
                     return
             else:
@@ -237,14 +238,17 @@ def relay(
         fanout.unwatch(job_id, inbox)
 
 
-def _reread(fanout: Fanout, job_id: str) -> dict[str, Any] | None:
+def _reread(fanout: Fanout, job_id: str, last: dict[str, Any]) -> dict[str, Any] | None:
+    """The job's payload now, `last` while Redis is unreachable, None when the job is gone."""
+    # During a failover the stream waits: it re-reads at the next heartbeat or resubscription.
     try:
         return fanout.snapshot(job_id)
     except NoSuchJobError:
         log.info("job %s expired while streamed; ending its stream", job_id)
+        return None
     except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("job %s: Redis unavailable on re-read (%s); ending its stream", job_id, exc)
-    return None
+        log.warning("job %s: Redis unavailable on re-read (%s); the stream waits", job_id, exc)
+        return last
 
 
 def _is_stale(payload: dict[str, Any], last: dict[str, Any]) -> bool:
