@@ -1,9 +1,12 @@
 """Unit fixtures: one fakeredis server per test, shared by the app, queues and workers."""
 
+import json
+
 import fakeredis
 import pytest
 from rq import Queue, SimpleWorker
 
+from jobs.keys import channel_for
 from web import create_app
 
 
@@ -40,3 +43,20 @@ def run_queued(redis):
         SimpleWorker(queues, connection=redis).work(burst=True)
 
     return run
+
+
+@pytest.fixture
+def published(redis):
+    """Collect what is published on any job channel, in order."""
+    pubsub = redis.pubsub()
+    pubsub.psubscribe(channel_for("*"))
+
+    def drain() -> list[dict]:
+        messages = []
+        while (message := pubsub.get_message(timeout=0.01)) is not None:
+            if message["type"] == "pmessage":
+                messages.append(json.loads(message["data"]))
+        return messages
+
+    yield drain
+    pubsub.close()

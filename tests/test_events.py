@@ -4,8 +4,8 @@ import time
 import pytest
 from rq.job import JobStatus
 
+from jobs.channel import publish
 from jobs.contract import to_payload
-from jobs.progress import publish
 from tests.helpers import read_sse_events, wait_until
 from web import create_app, events
 

@@ -5,6 +5,7 @@ import time
 from rq.executions import Execution
 from rq.job import JobStatus
 
+from jobs.keys import lost_job_lock_key
 from jobs.registry import start_job
 from jobs.snapshot import snapshot
 from web import reaper
@@ -33,4 +34,4 @@ def test_a_job_whose_heartbeat_is_stale_is_failed_as_worker_lost(redis):
 def test_only_one_process_checks_per_interval(redis):
     assert reaper.check_once(redis, 1.0, "first")
     assert not reaper.check_once(redis, 1.0, "second")
-    assert 0 < redis.pttl(reaper.lock_key()) <= 900
+    assert 0 < redis.pttl(lost_job_lock_key()) <= 900

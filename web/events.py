@@ -21,7 +21,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 
 from jobs.contract import PROGRESS, is_terminal
-from jobs.progress import channel_for
+from jobs.keys import channel_for
 from jobs.snapshot import snapshot
 from web import sse
 

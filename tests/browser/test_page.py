@@ -6,8 +6,9 @@ import shutil
 import uuid
 
 from playwright.sync_api import expect
-from rq import Callback, Queue, SimpleWorker
+from rq import Queue, SimpleWorker
 
+from jobs.callbacks import CALLBACKS
 from tests.browser.conftest import ARTIFACTS, ROOT, SECRET_KEY
 from web import create_app
 from web.pages import SESSION_KEY
@@ -110,7 +111,7 @@ def test_a_failing_job_shows_its_message(page, stack):
         "tests.fixture_jobs.fail",
         "the reactor is out of coolant",
         depends_on=gate.enqueue("tests.fixture_jobs.answer"),
-        on_failure=Callback("jobs.progress.on_failure"),
+        **CALLBACKS,
     )
     adopt(page.context, stack.base_url, [failing.id])
     page.reload()

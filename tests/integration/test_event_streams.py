@@ -10,11 +10,12 @@ from collections.abc import Iterator
 import pytest
 import requests
 from redis import Redis
-from rq import Callback, Queue
+from rq import Queue
 from rq.job import JobStatus
 
+from jobs.callbacks import CALLBACKS
+from jobs.channel import publish
 from jobs.contract import to_payload
-from jobs.progress import publish
 from scripts.run import start_embedded_redis
 from tests.helpers import read_sse_events
 from tests.integration.conftest import start_web, stop_process
@@ -43,7 +44,7 @@ def test_stream_shows_a_real_job_rising_to_success(http, web, worker):
 
 def test_stream_ends_in_failure_with_the_jobs_message(web, worker, redis_client):
     job = Queue("default", connection=redis_client).enqueue(
-        "tests.fixture_jobs.fail", "the pump seized", on_failure=Callback("jobs.progress.on_failure")
+        "tests.fixture_jobs.fail", "the pump seized", **CALLBACKS
     )
     final = follow(web, f"/status/{job.id}/events")[-1]
     assert (final["state"], final["status"]) == ("FAILURE", "the pump seized")

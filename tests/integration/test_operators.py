@@ -17,9 +17,10 @@ import fakeredis
 import pytest
 import requests
 from redis import Redis
-from rq import Callback, Queue
+from rq import Queue
 from rq.registry import FailedJobRegistry
 
+from jobs.callbacks import CALLBACKS
 from scripts.run import start_embedded_redis
 from tests.helpers import wait_until
 from tests.integration.conftest import start_web, start_worker, stop_process
@@ -28,11 +29,6 @@ from web import create_app
 
 AUTH = (USER, PASSWORD)
 CREDENTIALS = {"RQ_DASHBOARD_USERNAME": USER, "RQ_DASHBOARD_PASSWORD": PASSWORD}
-CALLBACKS = {
-    "on_success": Callback("jobs.progress.on_success"),
-    "on_failure": Callback("jobs.progress.on_failure"),
-    "on_stopped": Callback("jobs.progress.on_stopped"),
-}
 # Dashboard views that render HTML pages (the rest answer JSON).
 HTML_VIEWS = {"favicon", "static", "queues_overview", "workers_overview", "jobs_overview", "job_view"}
 
