@@ -9,6 +9,10 @@ from rq import Queue, SimpleWorker
 from jobs.keys import channel_for
 from web import create_app
 
+# What every unit-test app starts from: no background threads (tests that need the events
+# listener turn it on).
+UNIT_SETTINGS = {"TESTING": True, "SECRET_KEY": "test-secret", "BACKGROUND_THREADS": False}
+
 
 @pytest.fixture
 def redis():
@@ -19,7 +23,7 @@ def redis():
 @pytest.fixture
 def app(redis):
     """The app wired to the fakeredis server."""
-    return create_app({"TESTING": True, "SECRET_KEY": "test-secret", "REDIS_CONNECTION": redis})
+    return create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis})
 
 
 @pytest.fixture

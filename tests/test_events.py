@@ -6,6 +6,7 @@ from rq.job import JobStatus
 
 from jobs.channel import publish
 from jobs.contract import to_payload
+from tests.conftest import UNIT_SETTINGS
 from tests.helpers import read_sse_events, wait_until
 from web import create_app, events
 
@@ -19,8 +20,8 @@ def quick_listener(monkeypatch):
 @pytest.fixture
 def app(redis):
     """The app on fakeredis with short stream timings (read per request); stops its listener after."""
-    settings = {"SSE_HEARTBEAT_S": 0.2, "SSE_MAX_AGE_S": 10.0}
-    app = create_app({"TESTING": True, "SECRET_KEY": "k", "REDIS_CONNECTION": redis, **settings})
+    settings = {"SSE_HEARTBEAT_S": 0.2, "SSE_MAX_AGE_S": 10.0, "LOST_JOB_CHECK_INTERVAL_S": 0}
+    app = create_app({**UNIT_SETTINGS, "BACKGROUND_THREADS": True, "REDIS_CONNECTION": redis, **settings})
     yield app
     app.extensions["events"].close()
 
@@ -233,3 +234,16 @@ def test_redis_down_is_503_json_and_leaves_no_stream():
         assert app.extensions["events"].streams() == 0
     finally:
         app.extensions["events"].close()
+
+
+def test_without_background_threads_a_stream_lives_on_snapshot_re_reads(redis, queue):
+    app = create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "SSE_HEARTBEAT_S": 0.2})
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    before = len(listener_threads())
+    with app.test_client().get(f"/status/{job.id}/events", buffered=False) as response:
+        chunks = iter(response.response)
+        assert read_sse_events(chunks, 1)[0]["state"] == "PENDING"
+        job.set_status(JobStatus.STARTED)
+        assert read_sse_events(chunks, 1)[0]["state"] == "PROGRESS"
+    assert len(listener_threads()) == before
+    assert app.extensions["events"].streams() == 0

@@ -4,7 +4,7 @@ import re
 import pytest
 from rq.job import Job
 
-from web import create_app, pages
+from web import auth, create_app
 
 INITIAL_JOBS = re.compile(r'<script id="initial-jobs" type="application/json">(.*?)</script>', re.S)
 
@@ -72,12 +72,12 @@ def test_expired_jobs_leave_the_list(client, redis):
     Job.fetch(gone["id"], connection=redis).delete()
     assert [row["id"] for row in rows(client)] == [kept["id"]]
     with client.session_transaction() as session:
-        assert session[pages.SESSION_KEY] == [kept["id"]]
+        assert session[auth.SESSION_KEY] == [kept["id"]]
 
 
 def test_the_list_keeps_the_newest_jobs(client):
-    started = [start(client, steps=2, step_seconds=0)["id"] for _ in range(pages.MAX_REMEMBERED + 3)]
-    assert [row["id"] for row in rows(client)] == started[-pages.MAX_REMEMBERED :]
+    started = [start(client, steps=2, step_seconds=0)["id"] for _ in range(auth.MAX_REMEMBERED + 3)]
+    assert [row["id"] for row in rows(client)] == started[-auth.MAX_REMEMBERED :]
 
 
 def test_a_forged_session_cookie_is_ignored(app, client, queue):
@@ -85,7 +85,7 @@ def test_a_forged_session_cookie_is_ignored(app, client, queue):
     other = create_app({"SECRET_KEY": "not-ours", "REDIS_CONNECTION": app.extensions["rq"]["redis"]})
     with other.test_client() as forger:
         with forger.session_transaction() as session:
-            session[pages.SESSION_KEY] = [job.id]
+            session[auth.SESSION_KEY] = [job.id]
         cookie = forger.get_cookie("session").value
     client.set_cookie("session", cookie)
     assert rows(client) == []
@@ -94,7 +94,7 @@ def test_a_forged_session_cookie_is_ignored(app, client, queue):
 @pytest.mark.parametrize("stored", [None, "abc", {"a": 1}, [1, None, "x"]])
 def test_odd_session_values_do_not_break_the_page(client, stored):
     with client.session_transaction() as session:
-        session[pages.SESSION_KEY] = stored
+        session[auth.SESSION_KEY] = stored
     assert rows(client) == []
 
 
@@ -106,7 +106,7 @@ def test_redis_down_gives_a_visible_error_page():
     dead = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
     client = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": dead}).test_client()
     with client.session_transaction() as session:
-        session[pages.SESSION_KEY] = ["some-job"]
+        session[auth.SESSION_KEY] = ["some-job"]
     response = client.get("/")
     assert response.status_code == 503 and response.mimetype == "text/html"
     assert "job store is unavailable" in response.get_data(as_text=True)

@@ -98,9 +98,12 @@ def ensure_started(connection: Redis, interval_s: float) -> threading.Thread | N
 
 
 def init_app(app: Flask) -> None:
-    """Start the lost-job thread with the app's Redis client (not under TESTING), and after a fork."""
+    """Start the lost-job thread with the app's Redis client, and again after a fork.
+
+    `create_app` calls it only when BACKGROUND_THREADS is on.
+    """
     interval_s = float(app.config.get("LOST_JOB_CHECK_INTERVAL_S", 0))
-    if app.testing or interval_s <= 0:
+    if interval_s <= 0:
         return
     connection = app.extensions["rq"]["redis"]
     ensure_started(connection, interval_s)

@@ -11,7 +11,7 @@ from rq import Queue, SimpleWorker
 from jobs.callbacks import CALLBACKS
 from tests.browser.conftest import ARTIFACTS, ROOT, SECRET_KEY
 from web import create_app
-from web.pages import SESSION_KEY
+from web.auth import SESSION_KEY
 
 
 def start(page, steps: int, step_seconds: float) -> str:
@@ -99,7 +99,7 @@ def test_reload_redraws_this_browsers_rows_and_no_one_elses(page, new_context):
 
 def adopt(context, base_url: str, job_ids: list[str]) -> None:
     """Give a browser a session cookie listing jobs it did not start through the page."""
-    app = create_app({"SECRET_KEY": SECRET_KEY, "REDIS_URL": "redis://unused"})
+    app = create_app({"SECRET_KEY": SECRET_KEY, "REDIS_URL": "redis://unused", "BACKGROUND_THREADS": False})
     cookie = app.session_interface.get_signing_serializer(app).dumps({SESSION_KEY: job_ids})
     context.add_cookies([{"name": "session", "value": cookie, "url": base_url}])
 

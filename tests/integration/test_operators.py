@@ -149,7 +149,7 @@ VALID_BODIES = {("POST", "/api/jobs"): {"name": "long_task", "args": {"steps": 1
 
 def json_routes() -> list[tuple[str, str]]:
     """Every route that answers JSON: the API, the operators' routes and the dashboard's data and actions."""
-    prefixes = ("jobs_api.", "status_api.", "operators.", "rq_dashboard.")
+    prefixes = ("jobs_api.", "job_urls.", "operators.", "rq_dashboard.")
     html = {f"rq_dashboard.{view}" for view in HTML_VIEWS}
     return dashboard_urls(local_app(), prefixes=prefixes, skip=html)
 
