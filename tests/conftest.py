@@ -7,11 +7,8 @@ import pytest
 from rq import Queue, SimpleWorker
 
 from jobs.keys import channel_for
+from support.apps import UNIT_SETTINGS
 from web import create_app
-
-# What every unit-test app starts from: no background threads (tests that need the events
-# listener turn it on).
-UNIT_SETTINGS = {"TESTING": True, "SECRET_KEY": "test-secret", "BACKGROUND_THREADS": False}
 
 
 @pytest.fixture

@@ -46,7 +46,7 @@ def test_job_reports_progress_per_recipient(inbox, redis, queue, run_queued, pub
 
 
 def test_unreachable_server_fails_with_a_readable_message(redis, queue, run_queued, monkeypatch):
-    from tests.helpers import free_port
+    from support.servers import free_port
 
     monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
     job = queue.enqueue("jobs.mail.send_email", ["a@x.org"], "Hi", **CALLBACKS)

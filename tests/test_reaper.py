@@ -10,7 +10,7 @@ from rq.job import JobStatus
 from jobs.keys import lost_job_lock_key
 from jobs.registry import start_job
 from jobs.snapshot import snapshot
-from tests.conftest import UNIT_SETTINGS
+from support.apps import UNIT_SETTINGS
 from web import config, create_app, operators, reaper
 
 

@@ -5,7 +5,7 @@ import time
 from rq import Queue
 
 from jobs.callbacks import CALLBACKS
-from tests.helpers import wait_until
+from support.wait import wait_until
 
 TERMINAL = {"SUCCESS", "FAILURE"}
 
