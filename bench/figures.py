@@ -22,6 +22,7 @@ from rq.registry import FinishedJobRegistry
 
 from bench.load import EventStream, load, percentile
 from bench.procs import DASHBOARD_AUTH, redis_connections
+from jobs.keys import channel_for
 from support.wait import wait_until
 
 OURS, CELERY, PLAIN = "rq-progress", "tutorial (Celery)", "plain RQ"
@@ -35,9 +36,7 @@ class Saves:
         self.by_job: dict[str, list[tuple[float, dict]]] = defaultdict(list)
         self.changed = threading.Condition()
         self.pubsub = Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
-        self.pubsub.psubscribe(
-            **{"rq-progress:events:*": self._on_message, "celery-task-meta-*": self._on_message}
-        )
+        self.pubsub.psubscribe(**{channel_for("*"): self._on_message, "celery-task-meta-*": self._on_message})
         self.thread = self.pubsub.run_in_thread(sleep_time=0.5, daemon=True)
 
     def _on_message(self, message: dict) -> None:
