@@ -31,3 +31,8 @@ def durations_key() -> str:
 def lost_job_lock_key() -> str:
     """The lock that lets one web process at a time check for lost jobs."""
     return f"{PREFIX}:lost-job-check"
+
+
+def replication_probe_channel() -> str:
+    """A channel nobody listens to: a start publishes there so that WAIT has a write to wait for."""
+    return f"{PREFIX}:replication-probe"

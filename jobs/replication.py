@@ -19,10 +19,10 @@ import time
 from redis import Redis
 from redis.exceptions import ResponseError
 
+from jobs.keys import replication_probe_channel
+
 log = logging.getLogger(__name__)
 
-# Written after a start so that WAIT has something of this connection's to wait for; nobody listens.
-PROBE_CHANNEL = "rq-progress:replication-probe"
 # How long a "replicas attached" answer is trusted before ROLE is asked again.
 RECHECK_S = 5.0
 NOT_REPLICATED_RETRY_AFTER_S = 2
@@ -54,7 +54,7 @@ class ReplicaAck:
         if self.timeout_ms <= 0 or self._unsupported or not self.replicas(connection):
             return 0
         pipe = connection.pipeline(transaction=False)
-        pipe.publish(PROBE_CHANNEL, job_id)
+        pipe.publish(replication_probe_channel(), job_id)
         pipe.wait(1, self.timeout_ms)
         acked = pipe.execute()[1]
         if acked >= 1:

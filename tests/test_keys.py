@@ -8,6 +8,7 @@ def test_every_key_and_channel_is_under_the_one_prefix():
         keys.idempotency_key("k"),
         keys.durations_key(),
         keys.lost_job_lock_key(),
+        keys.replication_probe_channel(),
     ]
     assert all(name.startswith(f"{keys.PREFIX}:") for name in names)
     assert len(set(names)) == len(names)
