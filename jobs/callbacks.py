@@ -2,7 +2,8 @@
 
 Every enqueue passes `CALLBACKS` (by dotted path, so the web process never imports job code).
 Each callback publishes a payload built from its own arguments, because RQ has not yet stored
-FINISHED or FAILED when it runs.
+FINISHED or FAILED when it runs; a final one also drops the job's stop request, in the same
+round trip.
 """
 
 import logging
@@ -16,7 +17,7 @@ from rq.job import Job, JobStatus
 
 from jobs.channel import publish
 from jobs.contract import exception_message, to_payload
-from jobs.control import StopRequested
+from jobs.control import StopRequested, clear_stop
 from jobs.durations import record_duration
 from jobs.progress import discard, flush
 
@@ -42,7 +43,7 @@ def on_success(job: Job, connection: Redis, result: Any) -> None:
     """RQ success callback: save the last deferred update and publish SUCCESS."""
     flush(job)
     payload = to_payload(job.id, JobStatus.FINISHED, job.meta, result=result)
-    publish(connection, payload)
+    publish_end(connection, payload)
     log_end(job, connection, "success", payload["status"])
 
 
@@ -61,7 +62,7 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseExcep
         publish(connection, _schedule_retry(job))
         return
     job.save_meta()
-    publish(connection, to_payload(job.id, JobStatus.FAILED, job.meta))
+    publish_end(connection, to_payload(job.id, JobStatus.FAILED, job.meta))
     log_end(
         job, connection, "lost" if isinstance(exc_value, AbandonedJobError) else "failure", job.meta["error"]
     )
@@ -84,8 +85,16 @@ def on_stopped(job: Job, connection: Redis) -> None:
     """RQ stopped callback: publish FAILURE with the status "stopped"."""
     discard(job)
     payload = to_payload(job.id, JobStatus.STOPPED, job.meta)
-    publish(connection, payload)
+    publish_end(connection, payload)
     log_end(job, connection, "stopped", payload["status"])
+
+
+def publish_end(connection: Redis, payload: dict[str, Any]) -> None:
+    """Publish a job's final payload and drop its stop request, in one round trip."""
+    pipe = connection.pipeline(transaction=False)
+    clear_stop(pipe, payload["id"])
+    publish(pipe, payload)
+    pipe.execute()
 
 
 def log_end(job: Job, connection: Redis, outcome: str, status: str) -> None:

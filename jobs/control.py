@@ -4,7 +4,8 @@ Cooperative stop: `request_stop(connection, job_id)` sets a key of its own, beca
 `save_meta()` writes the whole meta and would erase a flag kept there. The job sees it through
 `jobs.progress.report()`, which raises `StopRequested` after a saved update, or by asking
 `stop_requested()` itself. A stopped job ends FAILURE with the status "stopped" and is never
-retried (`jobs.callbacks`).
+retried (`jobs.callbacks`). The terminal callbacks drop the request (`clear_stop`), so a job
+requeued after it ended (from the dashboard) runs normally.
 
 `job.cancel()` on a running job marks it canceled while it runs on to `finished`, so a started
 job gets `send_stop_job_command` instead: its worker kills the work horse, the job ends
@@ -47,6 +48,11 @@ def request_stop(connection: Redis, job_id: str) -> None:
     `send_stop_job_command` for those.
     """
     connection.set(stop_key(job_id), "1", ex=STOP_REQUEST_TTL_S)
+
+
+def clear_stop(connection: Redis, job_id: str) -> None:
+    """Drop a job's stop request, if any (`connection` may be a pipeline): the job has ended."""
+    connection.delete(stop_key(job_id))
 
 
 def stop_requested(job: Job | None = None) -> bool:

@@ -2,10 +2,14 @@ from datetime import datetime
 
 from rq import Retry
 from rq.job import JobStatus
+from rq.registry import FailedJobRegistry
 from rq.utils import import_attribute
 
 from jobs import callbacks
 from jobs.callbacks import CALLBACKS, initial_meta
+from jobs.control import request_stop
+from jobs.keys import stop_key
+from jobs.registry import start_job
 from jobs.snapshot import snapshot
 
 
@@ -32,6 +36,18 @@ def test_a_stopped_job_is_not_retried(redis, queue, run_queued):
     run_queued()
     assert job.get_status(refresh=True) == JobStatus.FAILED
     assert snapshot(job.id, redis)["status"] == "stopped"
+
+
+def test_a_stopped_job_requeued_from_the_dashboard_runs_normally(redis, run_queued):
+    job = start_job(redis, "long_task", {"steps": 3, "step_seconds": 0})
+    request_stop(redis, job.id)  # as the cancel route does for a running job
+    run_queued()
+    assert snapshot(job.id, redis)["status"] == "stopped"
+    assert not redis.exists(stop_key(job.id))
+
+    FailedJobRegistry("default", connection=redis).requeue(job.id)  # the dashboard's "Requeue"
+    run_queued()
+    assert snapshot(job.id, redis)["state"] == "SUCCESS"
 
 
 def test_waiting_retry_publishes_pending_with_the_attempt_and_eta(redis, queue, run_queued, published):
