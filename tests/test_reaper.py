@@ -14,9 +14,9 @@ from support.apps import UNIT_SETTINGS
 from web import config, create_app, operators, reaper
 
 
-def started_with_deadline_in(redis, seconds: int):
+def started_with_deadline_in(redis, seconds: int, queue: str = "default"):
     """A job that a (pretend) worker started, whose registry deadline is `seconds` from now."""
-    job = start_job(redis, "long_task", {"steps": 1})
+    job = start_job(redis, "long_task", {"steps": 1}, queue=queue)
     with redis.pipeline() as pipe:
         Execution.create(job, ttl=seconds, pipeline=pipe)
         job.set_status(JobStatus.STARTED, pipeline=pipe)

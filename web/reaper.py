@@ -9,8 +9,9 @@ The cleanup looks LOOKAHEAD_S into the future. A running job's registry deadline
 heartbeat + min(job monitoring interval, remaining timeout) + 60 s, so a live job's deadline is
 always about 60 s ahead (measured: never under 60 s); one whose heartbeat is ~25 s stale (workers
 at `--job-monitoring-interval 5`) falls inside the lookahead and is failed with AbandonedJobError,
-which the contract reports as "worker lost: ...". Hosts need clocks within a few seconds of each
-other (NTP), since the deadline is written with the worker's clock and read with ours.
+which the contract reports as "worker lost: ...". "Now" is Redis's clock (TIME), not this host's:
+a web host whose clock runs ahead would otherwise fail live jobs. The deadline is written with
+the worker host's clock, so worker hosts need clocks within a few seconds of Redis's (NTP).
 Without a web process running nothing reaps early: the next worker to start (or a worker's
 maintenance, every `--maintenance-interval` seconds) does it.
 """
@@ -18,7 +19,6 @@ maintenance, every `--maintenance-interval` seconds) does it.
 import logging
 import os
 import threading
-import time
 import uuid
 
 from flask import Flask
@@ -44,11 +44,17 @@ def reap_lost_jobs(connection: Redis, now: float | None = None) -> None:
 
     Args:
         connection: the Redis client; callbacks of failed jobs run with it.
-        now: the Unix time to judge deadlines by (tests pass their own).
+        now: the Unix time to judge deadlines by; by default Redis's clock (tests pass their own).
     """
-    cutoff = (time.time() if now is None else now) + LOOKAHEAD_S
+    cutoff = (redis_time(connection) if now is None else now) + LOOKAHEAD_S
     for queue in Queue.all(connection=connection):
         StartedJobRegistry(queue.name, connection=connection).cleanup(timestamp=cutoff)
+
+
+def redis_time(connection: Redis) -> float:
+    """Redis's clock, as Unix time: the one clock every host and process shares."""
+    seconds, microseconds = connection.time()
+    return seconds + microseconds / 1_000_000
 
 
 def check_once(connection: Redis, interval_s: float, token: str) -> bool:
