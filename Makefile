@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker test test-unit lint bench browser
+.PHONY: help install run run-ha worker test test-unit lint bench browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -20,10 +20,13 @@ $(STAMP): requirements.txt
 
 install: $(STAMP) ## create .venv and install the pinned requirements
 
-run: $(STAMP) ## start web, worker and (without REDIS_URL) an embedded Redis
+run: $(STAMP) ## start web, worker and (without REDIS_URL or REDIS_SENTINELS) an embedded Redis
 	exec $(BIN)/python -m scripts.run
 
-worker: $(STAMP) ## start one rq worker on REDIS_URL
+run-ha: $(STAMP) ## the same on a local primary, replica and 3 sentinels: kill the primary, watch
+	exec $(BIN)/python -m scripts.run --ha
+
+worker: $(STAMP) ## start one rq worker on REDIS_URL (or REDIS_SENTINELS)
 	exec $(BIN)/rq worker --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.worker_settings high default low
 
 lint: $(STAMP) ## ruff

@@ -32,16 +32,26 @@ def processes_with_marker(marker: str) -> list[int]:
 @pytest.fixture
 def supervisor(tmp_path):
     """`python -m scripts.run` (`make run`) with REDIS_URL unset; yields (process, port, marker, log)."""
+    yield from launch(tmp_path)
+
+
+@pytest.fixture
+def ha_supervisor(tmp_path):
+    """`python -m scripts.run --ha` (`make run-ha`); yields (process, port, marker, log)."""
+    yield from launch(tmp_path, "--ha")
+
+
+def launch(tmp_path, *args: str):
     port = free_port()
     marker = f"RUN_TEST_MARKER={uuid.uuid4().hex}"
-    generated = ("REDIS_URL", "SECRET_KEY", "RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
+    generated = ("REDIS_URL", "REDIS_SENTINELS", "SECRET_KEY", "RQ_DASHBOARD_USERNAME")
+    generated += ("RQ_DASHBOARD_PASSWORD",)
     env = {key: value for key, value in os.environ.items() if key not in generated}
     env.update(PORT=str(port), RUN_TEST_MARKER=marker.split("=", 1)[1])
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "scripts.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        command = [sys.executable, "-m", "scripts.run", *args]
+        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     yield process, port, marker, log_path
     if process.poll() is None:
         # SIGTERM first: only the supervisor can stop the embedded server, whose environ (where the
@@ -132,3 +142,69 @@ def test_a_second_signal_stops_at_once_without_waiting_for_a_running_job(supervi
     assert process.wait(timeout=STOP_DEADLINE_S) == 0
     wait_until(lambda: not processes_with_marker(marker), timeout_s=STOP_DEADLINE_S)
     assert "asked again: killing what is still running" in log_path.read_text()
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every living process under `root` (children, grandchildren...), pid -> command line."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[0] != "Z":
+                children.setdefault(int(fields[1]), []).append(int(entry.name))
+    found, todo = {}, list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        try:
+            found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        except OSError:
+            continue
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie waiting for init to reap it does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_nothing_outlives_make_run_killed_with_sigkill_mid_job(supervisor):
+    process, port, marker, log_path = supervisor
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=30)
+    response = requests.post(f"{base}/longtask", json={"steps": 600, "step_seconds": 1}, timeout=5)
+    status_url = base + response.headers["Location"]
+    wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "PROGRESS", timeout_s=30)
+    tree = descendants(process.pid)
+    kinds = " ".join(tree.values())
+    assert "gunicorn" in kinds and "rq worker" in kinds and "scripts.watchdog" in kinds, tree
+    assert len([cmd for cmd in tree.values() if "rq worker" in cmd]) >= 3  # worker, scheduler, horse
+
+    process.kill()
+    process.wait(timeout=STOP_DEADLINE_S)
+    wait_until(lambda: not [pid for pid in tree if alive(pid)], timeout_s=STOP_DEADLINE_S)
+    assert not is_listening(port)
+
+
+def test_make_run_ha_fails_over_when_the_primary_is_killed(ha_supervisor):
+    process, port, marker, log_path = ha_supervisor
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{base}/healthz", timeout=2).status_code == 200, timeout_s=60)
+    primary = int(re.search(r"kill -9 (\d+)", log_path.read_text()).group(1))
+    response = requests.post(f"{base}/longtask", json={"steps": 30, "step_seconds": 0.2}, timeout=5)
+    status_url = base + response.headers["Location"]
+    wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "PROGRESS", timeout_s=30)
+    tree = descendants(process.pid)
+
+    os.kill(primary, signal.SIGKILL)
+    wait_until(lambda: "failover: the primary is now" in log_path.read_text(), timeout_s=30)
+    wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "SUCCESS", timeout_s=30)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0
+    wait_until(lambda: not [pid for pid in tree if alive(pid)], timeout_s=STOP_DEADLINE_S)
