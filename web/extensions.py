@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
         RedisSettingsError: where Redis is is not set or malformed, or no sentinel answers.
     """
     connection = app.config.get("REDIS_CONNECTION")
+    where = "the client handed in (REDIS_CONNECTION)"
     if connection is None:
         target = target_from(app.config)
         timeout = app.config["REDIS_SOCKET_TIMEOUT_S"]
@@ -23,10 +24,12 @@ def init_app(app: Flask) -> None:
         # The pool makes a request wait for a free connection (up to the timeout) instead of
         # raising past redis-py's cap, and holds few connections under gevent.
         connection = connect(target, timeout_s=timeout, max_connections=app.config["REDIS_MAX_CONNECTIONS"])
-        app.logger.info("Redis: %s", target.describe())
+        where = target.describe()
+        app.logger.info("Redis: %s", where)
     names = queue_names(app.config["QUEUES"])
     app.extensions["rq"] = {
         "redis": connection,
+        "where": where,
         "queues": {name: Queue(name, connection=connection) for name in names},
         "replica_ack": ReplicaAck(app.config["REDIS_REPLICA_WAIT_MS"]),
     }

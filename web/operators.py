@@ -63,7 +63,8 @@ def mount_dashboard(app: Flask) -> None:
     import rq_dashboard
 
     app.config.from_object(rq_dashboard.default_settings)
-    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", (app.config.get("REDIS_URL") or "redis://",))
+    # Shown in the dashboard's instance list only (no password); it never connects with it.
+    app.config.setdefault("RQ_DASHBOARD_REDIS_URL", (app.extensions["rq"]["where"],))
     # The dashboard reads `app.redis_conn`. Its own before_request would build a new client (no
     # timeouts, a pool of its own) on every request with an instance number: we drop it and
     # give the dashboard the process's one client, so an outage answers 503 like any route.

@@ -26,6 +26,7 @@ from support.wait import wait_until
 
 QUEUES = ("high", "default", "low")
 REPLICA_WAIT_MS = 300
+DASHBOARD = ("ops", "ops-password")
 
 
 @dataclass
@@ -52,7 +53,8 @@ def ha(tmp_path_factory, logs_dir) -> Iterator[HA]:
     cluster.start()
     env = {**cluster.env(), "REDIS_URL": "", "REDIS_REPLICA_WAIT_MS": str(REPLICA_WAIT_MS)}
     client = connect(target_from(env), timeout_s=2)
-    web, base = start_web("", logs_dir, {**env, "SSE_HEARTBEAT_S": "1"})
+    dashboard = {"RQ_DASHBOARD_USERNAME": DASHBOARD[0], "RQ_DASHBOARD_PASSWORD": DASHBOARD[1]}
+    web, base = start_web("", logs_dir, {**env, **dashboard, "SSE_HEARTBEAT_S": "1"})
     worker, name = start_sentinel_worker(env, logs_dir)
     try:
         wait_until(lambda: name in [w.name for w in Worker.all(connection=client)], timeout_s=20)
@@ -71,6 +73,12 @@ def start(base: str, steps: int, step_seconds: float, **headers: str) -> request
 
 def state_of(base: str, job_id: str) -> str:
     return requests.get(f"{base}/status/{job_id}", timeout=5).json()["state"]
+
+
+def test_the_dashboard_and_health_read_the_sentinel_primary(ha):
+    workers = requests.get(f"{ha.base}/rq/0/data/workers.json", auth=DASHBOARD, timeout=5).json()["workers"]
+    assert len(workers) == 1
+    assert requests.get(f"{ha.base}/healthz", timeout=5).json()["workers"] == {name: 1 for name in QUEUES}
 
 
 def test_a_start_waits_for_the_replica_and_says_503_when_it_does_not_confirm(ha):
