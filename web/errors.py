@@ -11,6 +11,7 @@ from http import HTTPStatus
 
 from flask import Flask, Response, jsonify, render_template, request
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import OutOfMemoryError as RedisOutOfMemoryError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
@@ -88,6 +89,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
+    # A full Redis under `maxmemory-policy noeviction` refuses writes: unavailable, not our bug.
+    @app.errorhandler(RedisOutOfMemoryError)
     def redis_down(exc: Exception):
         log.warning("Redis unavailable during %s %s: %s", request.method, request.path, exc)
         return answer_error(
