@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-ha worker test test-unit lint bench browser
+.PHONY: help install run run-ha worker test test-unit lint bench chaos browser
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,3 +50,8 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 
 bench: $(BENCH_STAMP) ## benchmarks vs the tutorial's stack (~5 min): bench/results.{json,md,png}
 	$(BIN)/python -m bench
+
+# CHAOS_ARGS passes options to both runs, e.g. CHAOS_ARGS="--jobs 200 --duration 60".
+chaos: $(STAMP) ## jobs under SIGKILLs, Redis restarts, failovers (~10 min): bench/chaos.json
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
+	$(BIN)/python -m bench.chaos --sentinel $(CHAOS_ARGS)
