@@ -144,6 +144,7 @@ def start_job(
         BadParams: the arguments or options do not fit.
         QueueFull: the queue holds `max_queued` jobs or more; nothing was enqueued.
         idempotency.IdempotencyConflict: the key was used for a different request.
+        idempotency.IdempotencyInFlight: an earlier request with the key has not enqueued its job.
     """
     spec = get_spec(name)
     kwargs = spec.validate(args if args is not None else {})
@@ -160,6 +161,8 @@ def start_job(
         if max_queued is not None and target.count >= max_queued:
             raise QueueFull(f"queue {target.name!r} is full ({max_queued} jobs waiting); try again later")
         job = _enqueue(target, spec, kwargs, job_id, delay_s)
+        if idempotency_key is not None:
+            idempotency.confirm(connection, idempotency_key)
     except BaseException:
         if idempotency_key is not None:
             idempotency.release(connection, idempotency_key, job_id)

@@ -16,7 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
-from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict
+from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict, IdempotencyInFlight
 from jobs.registry import BadParams, QueueFull, UnknownJob
 from jobs.replication import NotReplicated
 
@@ -76,7 +76,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(QueueFull)
     @app.errorhandler(NotReplicated)
-    def unavailable(exc: QueueFull | NotReplicated):
+    @app.errorhandler(IdempotencyInFlight)
+    def unavailable(exc: QueueFull | NotReplicated | IdempotencyInFlight):
         return answer_error(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
     @app.errorhandler(UnknownJob)
