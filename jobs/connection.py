@@ -112,7 +112,7 @@ def target_from(settings: Mapping[str, Any]) -> RedisTarget:
     for name in ("REDIS_SENTINEL_MASTER", "REDIS_PASSWORD", "REDIS_DB", "SENTINEL_PASSWORD"):
         if value[name]:
             raise RedisSettingsError(f"{name} applies with REDIS_SENTINELS; with REDIS_URL put it in the URL")
-    if urlsplit(value["REDIS_URL"]).scheme not in ("redis", "rediss", "unix", "valkey", "valkeys"):
+    if urlsplit(value["REDIS_URL"]).scheme not in ("redis", "rediss", "unix"):
         raise RedisSettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
     return RedisTarget(url=value["REDIS_URL"])
 
@@ -155,7 +155,7 @@ def connect(
     pool_options = {"max_connections": max_connections, "timeout": timeout_s}
     if not target.uses_sentinel:
         return Redis.from_pool(BlockingConnectionPool.from_url(target.url, **options, **pool_options))
-    return sentinel_manager(target, timeout_s).master_for(
+    return sentinel_manager(target, timeout_s, ride_out_s).master_for(
         target.master,
         connection_pool_class=BlockingSentinelConnectionPool,
         **pool_options,

@@ -37,6 +37,7 @@ class HA:
     base: str
     client: Redis
     env: dict[str, str]
+    worker: subprocess.Popen
 
 
 def start_sentinel_worker(env: dict[str, str], logs_dir) -> subprocess.Popen:
@@ -58,7 +59,7 @@ def ha(tmp_path_factory, logs_dir) -> Iterator[HA]:
     worker, name = start_sentinel_worker(env, logs_dir)
     try:
         wait_until(lambda: name in [w.name for w in Worker.all(connection=client)], timeout_s=20)
-        yield HA(cluster, base, client, env)
+        yield HA(cluster, base, client, env, worker)
     finally:
         stop_process(worker)
         stop_process(web)
@@ -145,3 +146,10 @@ def test_sentinels_unreachable_at_start_stop_the_web_with_a_sentence(logs_dir):
     process = spawn(args, log, {**nobody, "SECRET_KEY": "s"})
     assert process.wait(timeout=30) != 0
     assert "no sentinel in REDIS_SENTINELS answered" in log.read_text()
+
+
+def test_an_idle_worker_on_sentinel_stops_at_once_on_sigterm(ha):
+    # Its blocking dequeue is cut by the signal: redis-py's own Sentinel connection kept the
+    # pending reply and the worker's next command waited minutes for it (jobs/connection.py).
+    ha.worker.send_signal(signal.SIGTERM)
+    assert ha.worker.wait(timeout=10) == 0
