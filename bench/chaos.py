@@ -16,6 +16,7 @@ import argparse
 import os
 import platform
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -246,6 +247,7 @@ def main() -> int:
         old.unlink()
     rng = random.Random(args.seed)
     workdir = LOG_DIR / "redis"
+    shutil.rmtree(workdir, ignore_errors=True)
     cluster = SentinelCluster(
         workdir, replicas=1 if args.sentinel else 0, sentinels=3 if args.sentinel else 0
     )

@@ -46,6 +46,8 @@ class SentinelCluster:
     down_after_ms: int = 1000
     failover_timeout_ms: int = 2000
     appendonly: bool = True
+    # `always`: a SIGKILLed server loses no acknowledged write (`everysec` may lose the last second).
+    appendfsync: str = "always"
     nodes: list[Node] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -70,6 +72,7 @@ class SentinelCluster:
             f"dir {directory}",
             'save ""',
             f"appendonly {'yes' if self.appendonly else 'no'}",
+            f"appendfsync {self.appendfsync}",
             "maxmemory-policy noeviction",
             # A replica's first full sync would wait 5 s for other replicas to share it.
             "repl-diskless-sync-delay 0",
