@@ -3,6 +3,9 @@
 import os
 import time
 
+from pydantic import Field
+
+from jobs.params import Params
 from jobs.progress import report
 
 
@@ -33,6 +36,13 @@ def report_at(moments: list[float], total: int) -> None:
     """Report step n at clock time moments[n-1], so coalescing is deterministic."""
     for done, moment in enumerate(moments, start=1):
         report(done, total, f"step {done}", clock=lambda moment=moment: moment)
+
+
+class FailTimesArgs(Params):
+    """The parameters of `fail_times`, for tests that register it as a startable job."""
+
+    key: str
+    failures: int = Field(ge=0, le=5)
 
 
 def fail_times(key: str, failures: int) -> str:

@@ -3,11 +3,13 @@
 from typing import Any
 
 from flask import Blueprint, current_app, request
+from pydantic import Field
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
 from jobs.control import JobAlreadyEnded, cancel_job
-from jobs.registry import BadParams, catalog, start_job
+from jobs.params import check
+from jobs.registry import BadParams, StartOptions, catalog, start_job
 from web.config import queue_names
 from web.errors import error_response
 from web.extensions import get_redis
@@ -16,7 +18,13 @@ from web.status_api import job_urls
 
 bp = Blueprint("jobs_api", __name__)
 
-START_FIELDS = ("name", "args", "queue", "delay_seconds")
+
+class StartRequest(StartOptions):
+    """The body of `POST /api/jobs`; `args` are checked by the named job's own parameters."""
+
+    name: str = Field(description="one of the names GET /api/jobs lists")
+    args: Any = Field(None, description="the job's arguments (its parameters' JSON Schema)")
+    queue: str | None = Field(None, description="one of the configured queues; default: the job's own")
 
 
 @bp.post("/longtask")
@@ -38,9 +46,9 @@ def list_jobs():
 @bp.post("/api/jobs")
 def start():
     """Start a registered job from {name, args, queue?, delay_seconds?}; honours Idempotency-Key."""
-    body = start_body(json_body())
-    options = start_options(queue=body.get("queue"), delay_s=body.get("delay_seconds", 0))
-    return accepted(start_job(get_redis(), body["name"], body.get("args"), **options))
+    body = check(StartRequest, json_body(), "the body {name, args, queue?, delay_seconds?}")
+    options = start_options(queue=body["queue"], delay_s=body["delay_seconds"])
+    return accepted(start_job(get_redis(), body["name"], body["args"], **options))
 
 
 @bp.post("/status/<job_id>/cancel")
@@ -65,22 +73,6 @@ def json_body() -> Any:
     if payload is None:
         raise BadRequest("the request body must be valid JSON (or empty)")
     return payload
-
-
-def start_body(body: Any) -> dict[str, Any]:
-    """Check the envelope of a `POST /api/jobs` body (the job's own arguments are the registry's).
-
-    Raises:
-        BadParams: not an object, an unknown field, or no string `name`.
-    """
-    if not isinstance(body, dict):
-        raise BadParams("the body must be a JSON object: {name, args, queue?, delay_seconds?}")
-    unknown = sorted(set(body) - set(START_FIELDS))
-    if unknown:
-        raise BadParams(f"unknown field {unknown[0]!r}; the fields are {', '.join(START_FIELDS)}")
-    if not isinstance(body.get("name"), str):
-        raise BadParams("name must be a string: one of the names GET /api/jobs lists")
-    return body
 
 
 def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:

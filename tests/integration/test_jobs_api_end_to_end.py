@@ -9,7 +9,8 @@ import pytest
 from rq import Queue
 
 from jobs.progress import request_stop
-from jobs.registry import CATALOG, JobSpec, Param, RetryPolicy, start_job
+from jobs.registry import CATALOG, JobSpec, RetryPolicy, start_job
+from tests.fixture_jobs import FailTimesArgs
 from tests.helpers import wait_until
 from tests.integration.conftest import start_web, start_worker, stop_process
 from tests.smtp_server import smtp_server
@@ -66,7 +67,7 @@ def flaky(monkeypatch):
     spec = JobSpec(
         name="flaky",
         func="tests.fixture_jobs.fail_times",
-        params={"key": Param(str), "failures": Param(int)},
+        params=FailTimesArgs,
         retry=RetryPolicy(max=2, intervals_s=(1, 1)),
         timeout_s=30,
     )
