@@ -13,7 +13,7 @@ says it.
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
 from pydantic.json_schema import GenerateJsonSchema
 from pydantic_core import PydanticCustomError
 from rq import Retry
@@ -90,9 +90,9 @@ class _WithoutFieldTitles(GenerateJsonSchema):
         return False
 
 
-def json_schema(model: type[Params], ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
-    """The model as published: JSON Schema 2020-12, its docstring as the description."""
-    return model.model_json_schema(ref_template=ref_template, schema_generator=_WithoutFieldTitles)
+def json_schema(declared: Any, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """A model (or any pydantic type) as published: JSON Schema 2020-12, docstrings as descriptions."""
+    return TypeAdapter(declared).json_schema(ref_template=ref_template, schema_generator=_WithoutFieldTitles)
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,14 @@ class StartOptions(Params):
     )
 
 
+class StartRequest(StartOptions):
+    """The body of `POST /api/jobs`; `args` are checked by the named job's own parameters."""
+
+    name: str = Field(description="one of the names GET /api/jobs lists")
+    args: Any = Field(None, description="the job's arguments (its parameters' JSON Schema)")
+    queue: str | None = Field(None, description="one of the configured queues; default: the job's own")
+
+
 @dataclass(frozen=True)
 class JobSpec:
     """A registered job: where its function lives, its parameters, and how it may be started."""

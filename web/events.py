@@ -24,6 +24,7 @@ from jobs.contract import PROGRESS, is_terminal
 from jobs.progress import channel_for
 from jobs.snapshot import snapshot
 from web import sse
+from web.openapi import doc
 
 log = logging.getLogger(__name__)
 
@@ -191,6 +192,17 @@ def get_fanout() -> Fanout:
 
 
 @bp.get("/status/<job_id>/events")
+@doc(
+    {
+        200: {
+            "description": "an event stream of Status payloads",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        404: "NotFound",
+        503: "Unavailable",
+    },
+    description="Each `data:` line is one Status payload; comment lines are heartbeats.",
+)
 def events(job_id: str):
     """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
     fanout = get_fanout()

@@ -3,31 +3,34 @@
 from typing import Any
 
 from flask import Blueprint, current_app, request
-from pydantic import Field
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
 from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.params import check
-from jobs.registry import BadParams, StartOptions, catalog, start_job
+from jobs.registry import BadParams, LongTaskArgs, StartRequest, catalog, start_job
 from web.config import queue_names
 from web.errors import error_response
 from web.extensions import get_redis
+from web.openapi import JSON, doc
 from web.pages import remember
 from web.status_api import job_urls
 
 bp = Blueprint("jobs_api", __name__)
 
-
-class StartRequest(StartOptions):
-    """The body of `POST /api/jobs`; `args` are checked by the named job's own parameters."""
-
-    name: str = Field(description="one of the names GET /api/jobs lists")
-    args: Any = Field(None, description="the job's arguments (its parameters' JSON Schema)")
-    queue: str | None = Field(None, description="one of the configured queues; default: the job's own")
+# What a start can answer; 202 carries Location.
+START_ANSWERS = {
+    202: "Started",
+    400: "BadRequest",
+    404: "NotFound",
+    409: "Conflict",
+    413: "TooLarge",
+    503: "Unavailable",
+}
 
 
 @bp.post("/longtask")
+@doc(START_ANSWERS, body=LongTaskArgs | None, body_required=False, parameters=("IdempotencyKey",))
 def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
     job = start_job(get_redis(), "long_task", json_body(), **start_options())
@@ -35,6 +38,7 @@ def longtask():
 
 
 @bp.get("/api/jobs")
+@doc({200: {"description": "the catalog", "content": {JSON: {"schema": "JobCatalog"}}}})
 def list_jobs():
     """The jobs that can be started, with their parameters as JSON Schema, and the queues."""
     return {
@@ -44,6 +48,7 @@ def list_jobs():
 
 
 @bp.post("/api/jobs")
+@doc(START_ANSWERS, body="StartRequest", parameters=("IdempotencyKey",))
 def start():
     """Start a registered job from {name, args, queue?, delay_seconds?}; honours Idempotency-Key."""
     body = check(StartRequest, json_body(), "the body {name, args, queue?, delay_seconds?}")
@@ -52,6 +57,21 @@ def start():
 
 
 @bp.post("/status/<job_id>/cancel")
+@doc(
+    {
+        200: {
+            "description": "canceled while waiting: the job's final payload",
+            "content": {JSON: {"schema": "Status"}},
+        },
+        202: {
+            "description": "running: its worker was asked to stop; the job's current payload",
+            "content": {JSON: {"schema": "Status"}},
+        },
+        404: "NotFound",
+        409: "Conflict",
+        503: "Unavailable",
+    }
+)
 def cancel(job_id: str):
     """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
     try:

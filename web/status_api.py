@@ -4,11 +4,19 @@ from flask import Blueprint, url_for
 
 from jobs.snapshot import snapshot
 from web.extensions import get_redis
+from web.openapi import JSON, doc
 
 bp = Blueprint("status_api", __name__)
 
 
 @bp.get("/status/<job_id>")
+@doc(
+    {
+        200: {"description": "the job's state now", "content": {JSON: {"schema": "Status"}}},
+        404: "NotFound",
+        503: "Unavailable",
+    }
+)
 def status(job_id: str):
     """The job's contract payload; 404 JSON for an unknown, expired or malformed id."""
     return snapshot(job_id, get_redis())
