@@ -61,8 +61,9 @@ def test_a_newly_registered_job_appears_with_its_parameters(client, monkeypatch)
     )
     schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
     assert schemas["StartRequest"]["discriminator"]["mapping"]["flaky"] == "#/components/schemas/Start_flaky"
-    args = schemas["Start_flaky"]["properties"]["args"]["anyOf"][0]
-    assert args == {"$ref": "#/components/schemas/FailTimesArgs"}
+    start = schemas["Start_flaky"]
+    assert start["properties"]["args"] == {"$ref": "#/components/schemas/FailTimesArgs"}
+    assert start["required"] == ["name", "args"]
     assert schemas["FailTimesArgs"]["properties"]["failures"] == {
         "type": "integer",
         "minimum": 0,

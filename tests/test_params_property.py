@@ -1,14 +1,17 @@
-"""The published parameter schemas and the server agree, for every registered job.
+"""The published schemas and the server agree: every job's parameters, and the start request bodies.
 
 Values drawn from a job's published JSON Schema (hypothesis-jsonschema) must be accepted by the
 server, and values from around the schema (valid ones slightly broken, boundary numbers, arbitrary
 JSON) must get the same verdict from a JSON Schema validator (jsonschema-rs, ECMA regexes) and from
-the server. The only difference allowed is a rule the schema cannot state; each one is listed in
+the server. The same holds over HTTP for the request bodies of the OpenAPI document's start routes.
+The only difference allowed is a rule the schema cannot state; each one is listed in
 UNSTATED_RULES with the words its schema's description must carry, and checked, never filtered.
 """
 
+import json
 from typing import Any
 
+import fakeredis
 import jsonschema_rs
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,6 +20,8 @@ from hypothesis_jsonschema import from_schema
 
 from jobs.params import BadParams
 from jobs.registry import DEMO_MAX_S, catalog, demo_duration_s
+from web import create_app
+from web.openapi import JSON
 
 
 def _demo_too_long(args: dict[str, Any], defaults: dict[str, Any]) -> bool:
@@ -198,3 +203,74 @@ def test_the_address_the_old_schema_let_through_is_refused_by_both():
     args = {"to": ["a@b c@d"], "subject": "hi"}
     assert not validator.is_valid(args)
     assert server_verdict("send_email", args)[0] is False
+
+
+# With no room in any queue, a start that passes every check answers 503 and enqueues nothing.
+START_VERDICTS = {503: True, 400: False, 404: False}
+MAX_BODY_BYTES = 64 * 1024
+
+
+@pytest.fixture(scope="module")
+def full_queues_client():
+    redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+    return create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": redis, "QUEUE_MAX_JOBS": 0}).test_client()
+
+
+def inline_refs(schema: Any, root: dict[str, Any]) -> Any:
+    """`schema` with every `$ref` into `root` replaced by its target (and OpenAPI's discriminator dropped)."""
+    if isinstance(schema, list):
+        return [inline_refs(item, root) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if "$ref" in schema:
+        target = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        return inline_refs(target, root)
+    return {key: inline_refs(value, root) for key, value in schema.items() if key != "discriminator"}
+
+
+def start_bodies(client) -> list[tuple[str, str, dict[str, Any]]]:
+    """(path, job name, body schema) for each start route of the document, one per job for /api/jobs."""
+    document = client.get("/api/openapi.json").get_json()
+
+    def body_of(path: str) -> dict[str, Any]:
+        return inline_refs(
+            document["paths"][path]["post"]["requestBody"]["content"][JSON]["schema"], document
+        )
+
+    variants = body_of("/api/jobs")["oneOf"]
+    return [("/longtask", "long_task", body_of("/longtask"))] + [
+        ("/api/jobs", variant["properties"]["name"]["const"], variant) for variant in variants
+    ]
+
+
+def test_the_document_has_a_start_body_for_every_job(full_queues_client):
+    assert sorted(
+        name for path, name, _ in start_bodies(full_queues_client) if path == "/api/jobs"
+    ) == sorted(JOBS)
+
+
+@pytest.mark.parametrize("index", range(1 + len(JOBS)))
+def test_start_routes_answer_as_their_documented_body_schema_says(full_queues_client, index):
+    path, name, schema = start_bodies(full_queues_client)[index]
+    validator = jsonschema_rs.validator_for(schema)
+
+    @settings(PROPERTY, max_examples=60)
+    @given(around(schema))
+    def check(body):
+        data = json.dumps(body).encode()
+        response = full_queues_client.post(path, data=data, content_type=JSON)
+        args = (body.get("args") if path == "/api/jobs" else body) if isinstance(body, dict) else None
+        if len(data) > MAX_BODY_BYTES:
+            assert response.status_code == 413
+        elif validator.is_valid(body) and breaks_unstated_rule(name, args or {}):
+            assert response.status_code == 400, response.get_json()
+            assert UNSTATED_RULES[name][1] in response.get_json()["error"]["message"]
+        else:
+            assert START_VERDICTS[response.status_code] == validator.is_valid(body), (
+                body,
+                response.get_json(),
+            )
+
+    check()

@@ -82,17 +82,19 @@ def cancel(job_id: str):
 
 
 def json_body() -> Any:
-    """The request's JSON body; None when there is none.
+    """The request's JSON body; None when there is none (or it is `null`).
 
     Raises:
         BadRequest: the body is not valid JSON.
     """
-    if not request.get_data(cache=True):
+    data = request.get_data(cache=True)
+    if not data:
         return None
-    payload = request.get_json(force=True, silent=True)
-    if payload is None:
-        raise BadRequest("the request body must be valid JSON (or empty)")
-    return payload
+    try:
+        # Not request.get_json(), which answers None for both `null` and malformed JSON.
+        return current_app.json.loads(data)
+    except ValueError:
+        raise BadRequest("the request body must be valid JSON (or empty)") from None
 
 
 def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:

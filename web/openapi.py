@@ -20,7 +20,7 @@ from flask import Blueprint, Flask, current_app
 from pydantic import Field, create_model
 
 from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS
-from jobs.params import json_schema
+from jobs.params import Params, json_schema
 from jobs.registry import StartRequest, catalog
 from web.config import queue_names
 
@@ -157,12 +157,19 @@ def _start_request(queues: list[str]) -> Any:
             f"Start_{job.name}",
             __base__=StartRequest,
             name=(Literal[job.name], ...),
-            args=(job.params | None, None),
+            args=_args_field(job.params),
             queue=(Literal[tuple(queues)] | None, Field(None, description=f"default: {job.queue}")),
         )
         for job in catalog()
     ]
     return Annotated[Union[tuple(variants)], Field(discriminator="name")]  # noqa: UP007
+
+
+def _args_field(params: type[Params]) -> tuple[Any, Any]:
+    """`args` may be left out (or null) only when the job needs no argument."""
+    if any(field.is_required() for field in params.model_fields.values()):
+        return params, ...
+    return params | None, None
 
 
 def _schemas(queues: list[str]) -> dict[str, Any]:
