@@ -7,8 +7,9 @@ status payload, and every registered job's parameters from its pydantic model (a
 job appears with no change here). Routes without `@doc` (pages, static files, the dashboard) are
 left out; tests/test_openapi.py fails on a JSON route left out and on any undocumented answer.
 
-A security scheme is one more entry in `_components` (`spec.components.security_scheme(...)`);
-a route then says `@doc(..., security=[{"bearer": ["jobs:start"]}], responses={401: "Unauthorized"})`.
+A security scheme is one more entry in `_components` (`components.security_scheme(...)`, with its
+answers as response components); a protected route then says
+`@doc({..., 401: "Unauthorized", 403: "Forbidden"}, security=[{"bearer": ["jobs:start"]}])`.
 """
 
 from collections.abc import Callable
