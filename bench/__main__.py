@@ -23,7 +23,7 @@ from rq.command import send_stop_job_command
 
 from bench import figures, procs, report
 from bench.figures import CELERY, OURS, PLAIN
-from scripts.run import stop_process
+from support.servers import stop_process
 
 RESULTS = Path(__file__).resolve().parent
 WORKER_COUNTS = (1, 2, 4)

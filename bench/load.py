@@ -6,13 +6,14 @@ so both stacks are driven by the same client with the same per-request cost.
 """
 
 import asyncio
-import json
 import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from support.sse import EventParser
 
 
 @dataclass
@@ -129,21 +130,16 @@ class EventStream:
             self.thread.start()
 
     def _read(self) -> None:
-        buffer = self._rest.replace(b"\r\n", b"\n")
+        parser = EventParser()
+        chunk = self._rest
         self.sock.settimeout(60)
         try:
             while True:
-                while b"\n\n" in buffer:
-                    raw, _, buffer = buffer.partition(b"\n\n")
-                    data = "\n".join(
-                        line[5:].strip() for line in raw.decode().splitlines() if line.startswith("data:")
-                    )
-                    if data:
-                        self.on_event(json.loads(data), time.time())
+                for event in parser.feed(chunk):
+                    self.on_event(event.json(), time.time())
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return
-                buffer += chunk.replace(b"\r\n", b"\n")
         except (OSError, ValueError):
             return
 

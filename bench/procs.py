@@ -8,15 +8,15 @@ Celery worker. Peak memory and Redis connections are read from /proc (Linux only
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
 from redis import Redis
 
-from scripts.run import start_embedded_redis
+from support import servers
+from support.servers import free_port, start_embedded_redis
+from support.wait import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -24,31 +24,6 @@ PEER_DIR = ROOT / "bench" / "peers" / "celery_app"
 LOG_DIR = ROOT / "bench" / "results" / "raw"
 OWNER_KEY = "rq-progress:bench-owner"
 DASHBOARD_AUTH = ("bench", "bench-password")
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> object:
-    """Re-check `predicate` until truthy; raise naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # a process still starting refuses connections
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}; last: {last!r}")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:
@@ -112,16 +87,7 @@ def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def spawn(command: str, name: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
     """Start a shell command in its own session, its output in bench/results/raw/<name>.log."""
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    with open(LOG_DIR / f"{name}.log", "ab") as log:
-        return subprocess.Popen(
-            ["/bin/sh", "-c", f"exec {command}"],
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    return servers.spawn(["/bin/sh", "-c", f"exec {command}"], LOG_DIR / f"{name}.log", env, cwd)
 
 
 def procfile_command(name: str) -> str:
@@ -139,7 +105,7 @@ def start_our_web(redis_url: str, processes: int = 2) -> tuple[subprocess.Popen,
     env = _env(redis_url, {"PORT": str(port), "WEB_CONCURRENCY": str(processes)})
     process = spawn(procfile_command("web").replace("--access-logfile -", ""), f"web-{port}", env)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, "our web")
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, what="our web")
     return process, base
 
 
@@ -162,7 +128,7 @@ def wait_rq_workers(redis_url: str, count: int) -> None:
     from rq import Worker
 
     connection = Redis.from_url(redis_url)
-    wait_for(lambda: len(Worker.all(connection=connection)) >= count, 30, f"{count} rq workers")
+    wait_until(lambda: len(Worker.all(connection=connection)) >= count, 30, what=f"{count} rq workers")
 
 
 def start_peer_web(redis_url: str) -> tuple[subprocess.Popen, str]:
@@ -171,7 +137,7 @@ def start_peer_web(redis_url: str) -> tuple[subprocess.Popen, str]:
     command = f"gunicorn --workers 2 --no-control-socket --bind 127.0.0.1:{port} app:app"
     process = spawn(command, f"peer-web-{port}", _env(redis_url), cwd=PEER_DIR)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 200, 30, "peer web")
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 200, 30, what="peer web")
     return process, base
 
 

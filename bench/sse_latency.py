@@ -10,13 +10,11 @@ the figures from `main()`, so `python -m bench` can collect them.
 """
 
 import argparse
-import json
 import os
 import platform
 import secrets
 import statistics
 import subprocess
-import sys
 import threading
 import time
 from datetime import datetime
@@ -27,11 +25,9 @@ import redis
 import requests
 import rq
 
-from bench.procs import free_port, wait_for
-from scripts.run import start_embedded_redis, stop_process
+from support.servers import start_embedded_redis, start_web, start_worker, stop_process
+from support.sse import EventParser
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 TUTORIAL_POLL_S = 2.0
 
 
@@ -42,17 +38,13 @@ def saved_at(payload: dict[str, Any]) -> float:
 
 def stream_client(url: str, arrivals: list[tuple[float, dict]], connected: threading.Event) -> None:
     """Record every event of one stream with the wall-clock time it arrived."""
+    parser = EventParser()
     with requests.get(url, stream=True, timeout=60) as response:
-        buffer = ""
-        for chunk in response.iter_content(chunk_size=None, decode_unicode=True):
+        for chunk in response.iter_content(chunk_size=None):
             now = time.time()  # wall clock: compared with the worker's updated_at
-            buffer += chunk
-            while "\n\n" in buffer:
-                frame, buffer = buffer.split("\n\n", 1)
-                for line in frame.split("\n"):
-                    if line.startswith("data: "):
-                        arrivals.append((now, json.loads(line[6:])))
-                        connected.set()
+            for event in parser.feed(chunk):
+                arrivals.append((now, event.json()))
+                connected.set()
 
 
 def poll_client(url: str, seen: list[tuple[float, dict]], stop: threading.Event) -> None:
@@ -112,51 +104,13 @@ class Stack:
         if not self.redis_url:
             self.server = start_embedded_redis()
             self.redis_url = self.server.connection_url + "/0"
-        port = free_port()
-        self.base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "REDIS_URL": self.redis_url,
-            "SECRET_KEY": secrets.token_hex(16),
-            # Save every update: the measured job reports faster than the default 10 a second.
-            "PROGRESS_MAX_SAVES_PER_S": "1000",
-        }
-        web = [
-            str(BIN / "gunicorn"),
-            "-k",
-            "gevent",
-            "--no-control-socket",
-            "-w",
-            "1",
-            "-b",
-            f"127.0.0.1:{port}",
-        ]
-        self._spawn("web", [*web, "web:create_app()"], env)
-        worker = [
-            str(BIN / "rq"),
-            "worker",
-            "--url",
-            self.redis_url,
-            "--path",
-            str(ROOT),
-            "high",
-            "default",
-            "low",
-        ]
-        self._spawn("worker", worker, env)
-        connection = redis.Redis.from_url(self.redis_url)
-        wait_for(lambda: requests.get(f"{self.base}/status/none", timeout=2).status_code == 404, 30, "web")
-        wait_for(lambda: rq.Worker.all(connection=connection), 30, "worker")
-        self.server_version = connection.info("server")["redis_version"]
+        # Save every update: the measured job reports faster than the default 10 a second.
+        env = {"SECRET_KEY": secrets.token_hex(16), "PROGRESS_MAX_SAVES_PER_S": "1000"}
+        web, self.base = start_web(self.redis_url, self.log_dir, env)
+        worker, _ = start_worker(self.redis_url, self.log_dir, env=env, scheduler=False)
+        self.processes += [web, worker]
+        self.server_version = redis.Redis.from_url(self.redis_url).info("server")["redis_version"]
         return self
-
-    def _spawn(self, name: str, args: list[str], env: dict[str, str]) -> None:
-        log = open(self.log_dir / f"sse_latency-{name}.log", "wb")
-        self.processes.append(
-            subprocess.Popen(
-                args, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-            )
-        )
 
     def __exit__(self, *exc_info) -> None:
         for process in self.processes:

@@ -15,12 +15,17 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from jobs.registry import CATALOG, JobSpec
+from support.apps import UNIT_SETTINGS
 from tests.fixture_jobs import FailTimesArgs
 from web import create_app
 from web.openapi import JSON, doc
 
 fuzz_app = create_app(
-    {"SECRET_KEY": "fuzz", "REDIS_CONNECTION": fakeredis.FakeRedis(server=fakeredis.FakeServer())}
+    {
+        "SECRET_KEY": "fuzz",
+        "REDIS_CONNECTION": fakeredis.FakeRedis(server=fakeredis.FakeServer()),
+        "BACKGROUND_THREADS": False,
+    }
 )
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
 # Pages, static files and the operators' dashboard are not part of the JSON API.
@@ -78,7 +83,7 @@ def test_job_parameters_in_the_document_are_the_published_catalog_schemas(client
 
 
 def test_fuzz_checks_fail_on_an_answer_the_document_does_not_describe(redis):
-    app = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": redis})
+    app = create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis})
 
     @app.get("/api/teapot")
     @doc({200: {"description": "never", "content": {JSON: {"schema": {"type": "object"}}}}})

@@ -20,6 +20,7 @@ from hypothesis_jsonschema import from_schema
 
 from jobs.params import BadParams
 from jobs.registry import DEMO_MAX_S, catalog, demo_duration_s
+from support.apps import UNIT_SETTINGS
 from web import create_app
 from web.openapi import JSON
 
@@ -213,7 +214,7 @@ MAX_BODY_BYTES = 64 * 1024
 @pytest.fixture(scope="module")
 def full_queues_client():
     redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    return create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": redis, "QUEUE_MAX_JOBS": 0}).test_client()
+    return create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "QUEUE_MAX_JOBS": 0}).test_client()
 
 
 def inline_refs(schema: Any, root: dict[str, Any]) -> Any:
