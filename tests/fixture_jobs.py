@@ -2,11 +2,13 @@
 
 import os
 import time
+from typing import Any
 
 from pydantic import Field
 
-from jobs.params import Params
+from jobs.params import Params, RetryPolicy
 from jobs.progress import report
+from jobs.registry import JobSpec
 
 
 def fail(message: str) -> None:
@@ -43,6 +45,16 @@ class FailTimesArgs(Params):
 
     key: str
     failures: int = Field(ge=0, le=5)
+
+
+def flaky_job(intervals_s: tuple[int, ...], **policies: Any) -> "JobSpec":
+    """`fail_times` as a startable job named "flaky", retried twice `intervals_s` apart."""
+    from jobs.registry import JobSpec
+
+    retry = RetryPolicy(max=2, intervals_s=intervals_s)
+    return JobSpec(
+        name="flaky", func="tests.fixture_jobs.fail_times", params=FailTimesArgs, retry=retry, **policies
+    )
 
 
 def fail_times(key: str, failures: int) -> str:

@@ -14,9 +14,9 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from jobs.registry import CATALOG, JobSpec
+from jobs.registry import CATALOG
 from support.apps import UNIT_SETTINGS
-from tests.fixture_jobs import FailTimesArgs
+from tests.fixture_jobs import flaky_job
 from web import create_app
 from web.openapi import JSON, doc
 
@@ -61,9 +61,7 @@ def test_document_is_openapi_31_and_documents_every_json_route_and_method(client
 
 
 def test_a_newly_registered_job_appears_with_its_parameters(client, monkeypatch):
-    monkeypatch.setitem(
-        CATALOG, "flaky", JobSpec(name="flaky", func="tests.fixture_jobs.fail_times", params=FailTimesArgs)
-    )
+    monkeypatch.setitem(CATALOG, "flaky", flaky_job((10, 20)))
     schemas = client.get("/api/openapi.json").get_json()["components"]["schemas"]
     assert schemas["StartRequest"]["discriminator"]["mapping"]["flaky"] == "#/components/schemas/Start_flaky"
     start = schemas["Start_flaky"]

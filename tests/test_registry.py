@@ -12,15 +12,13 @@ from jobs.keys import idempotency_key
 from jobs.registry import (
     CATALOG,
     BadParams,
-    JobSpec,
     QueueFull,
-    RetryPolicy,
     UnknownJob,
     catalog,
     get_spec,
     start_job,
 )
-from tests.fixture_jobs import FailTimesArgs
+from tests.fixture_jobs import flaky_job
 
 
 def demo_args(**args):
@@ -89,12 +87,7 @@ def test_start_job_enqueues_by_dotted_path_with_callbacks(redis):
 @pytest.fixture
 def flaky(monkeypatch):
     """Register a test job that fails its first `failures` attempts, retried twice."""
-    spec = JobSpec(
-        name="flaky",
-        func="tests.fixture_jobs.fail_times",
-        params=FailTimesArgs,
-        retry=RetryPolicy(max=2, intervals_s=(10, 20)),
-    )
+    spec = flaky_job((10, 20))
     monkeypatch.setitem(CATALOG, "flaky", spec)
     return spec
 

@@ -8,7 +8,7 @@ from web import sse
 from web.errors import error_response
 from web.events import get_fanout, relay
 from web.extensions import get_redis
-from web.openapi import JSON, doc
+from web.openapi import answer, doc
 
 bp = Blueprint("job_urls", __name__)
 
@@ -16,7 +16,7 @@ bp = Blueprint("job_urls", __name__)
 @bp.get("/status/<job_id>")
 @doc(
     {
-        200: {"description": "the job's state now", "content": {JSON: {"schema": "Status"}}},
+        200: answer("the job's state now", "Status"),
         404: "NotFound",
         503: "Unavailable",
     }
@@ -55,14 +55,8 @@ def events(job_id: str):
 @bp.post("/status/<job_id>/cancel")
 @doc(
     {
-        200: {
-            "description": "canceled while waiting: the job's final payload",
-            "content": {JSON: {"schema": "Status"}},
-        },
-        202: {
-            "description": "running: its worker was asked to stop; the job's current payload",
-            "content": {JSON: {"schema": "Status"}},
-        },
+        200: answer("canceled while waiting: the job's final payload", "Status"),
+        202: answer("running: its worker was asked to stop; the job's current payload", "Status"),
         404: "NotFound",
         409: "Conflict",
         503: "Unavailable",

@@ -12,7 +12,7 @@ from web.auth import remember
 from web.config import queue_names
 from web.extensions import get_redis
 from web.job_urls import job_urls
-from web.openapi import JSON, doc
+from web.openapi import answer, doc
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -36,7 +36,7 @@ def longtask():
 
 
 @bp.get("/api/jobs")
-@doc({200: {"description": "the catalog", "content": {JSON: {"schema": "JobCatalog"}}}})
+@doc({200: answer("the catalog", "JobCatalog")})
 def list_jobs():
     """The jobs that can be started, with their parameters as JSON Schema, and the queues."""
     return {

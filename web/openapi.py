@@ -65,8 +65,17 @@ def doc(
     return attach
 
 
+def _json(schema: str | dict[str, Any]) -> dict[str, Any]:
+    return {JSON: {"schema": schema}}
+
+
+def answer(description: str, schema: str | dict[str, Any]) -> dict[str, Any]:
+    """A JSON answer for `@doc`: its description and its schema (a component name or a schema)."""
+    return {"description": description, "content": _json(schema)}
+
+
 @bp.get("/api/openapi.json")
-@doc({200: {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}})
+@doc({200: answer("OpenAPI 3.1", {"type": "object"})})
 def openapi_json():
     """This document."""
     return document(current_app)
@@ -103,7 +112,7 @@ def _operation(spec: APISpec, view: Callable[..., Any]) -> dict[str, Any]:
     if "requestBody" in operation:
         body = operation["requestBody"]
         schema = body["body"] if isinstance(body["body"], str) else _schema_of(spec, body["body"])
-        operation["requestBody"] = {"required": body["required"], "content": {JSON: {"schema": schema}}}
+        operation["requestBody"] = {"required": body["required"], "content": _json(schema)}
     return operation
 
 
@@ -114,10 +123,6 @@ def _schema_of(spec: APISpec, declared: Any) -> dict[str, Any]:
         if name not in spec.components.schemas:
             spec.components.schema(name, model_schema)
     return schema
-
-
-def _json(schema: str | dict[str, Any]) -> dict[str, Any]:
-    return {JSON: {"schema": schema}}
 
 
 def _components(spec: APISpec, queues: list[str]) -> None:

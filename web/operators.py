@@ -19,7 +19,7 @@ from web.config import queue_names
 from web.errors import error_response
 from web.extensions import get_redis
 from web.metrics import render_metrics
-from web.openapi import JSON, doc
+from web.openapi import answer, doc
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ DASHBOARD_REALM = 'Basic realm="rq-dashboard", charset="UTF-8"'
 
 
 @bp.get("/healthz")
-@doc({200: {"description": "healthy", "content": {JSON: {"schema": "Health"}}}, 503: "Unavailable"})
+@doc({200: answer("healthy", "Health"), 503: "Unavailable"})
 def healthz():
     """200 with Redis reachable and live workers per configured queue; 503 JSON when Redis is down."""
     connection = get_redis()
