@@ -19,6 +19,7 @@ from rq.job import Job
 
 from jobs import idempotency
 from jobs.callbacks import CALLBACKS, initial_meta
+from jobs.demo import RANDOM_STEPS
 from jobs.params import JSON_INTEGER, Params, RetryPolicy, check, json_schema, rule_broken
 
 # BadParams is raised through this module's start_job: callers import it from here.
@@ -192,8 +193,6 @@ def _enqueue(target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, 
     return target.enqueue(spec.func, **options)
 
 
-# The most steps a demo started without `steps` may take (it picks 10 to 50 at random).
-DEMO_MAX_RANDOM_STEPS = 50
 DEMO_MAX_S = 600
 
 
@@ -202,7 +201,7 @@ class LongTaskArgs(Params):
     600 (10 minutes), counting 50 steps when `steps` is absent; the server refuses more with a 400."""
 
     steps: Annotated[int, Field(ge=1, le=1000), JSON_INTEGER] | None = Field(
-        None, description="steps; random 10 to 50 when absent"
+        None, description="steps; random {} to {} when absent".format(*RANDOM_STEPS)
     )
     step_seconds: float = Field(1.0, ge=0, le=10, description="seconds each step takes")
 
@@ -215,7 +214,7 @@ class LongTaskArgs(Params):
 
 def demo_duration_s(steps: int | None, step_seconds: float) -> float:
     """The longest the demo may run with these arguments."""
-    return (steps if steps is not None else DEMO_MAX_RANDOM_STEPS) * step_seconds
+    return (steps if steps is not None else RANDOM_STEPS[1]) * step_seconds
 
 
 register(
