@@ -1,7 +1,8 @@
 """The catalog of jobs that may be started over HTTP, and the one way to start them.
 
 A job is startable only by being registered here (`register(JobSpec(...))`, at the bottom of
-this module) with its parameters and bounds, queue, timeout, result TTL and retry policy;
+this module) with its parameters and bounds, queue, timeout, result TTL, retry policy and
+whether anonymous callers may start it (by default they may not: a token with its scope must);
 HTTP never enqueues an arbitrary dotted path. (Not to be confused with `rq.registry`, RQ's
 started/finished/failed sets.)
 """
@@ -51,6 +52,8 @@ class JobSpec:
     retry: RetryPolicy | None = None
     description: str = ""
     check: Callable[[dict[str, Any]], None] | None = None
+    # Whether a caller without a token may start it; otherwise a token with its scope must.
+    anonymous: bool = False
 
     def validate(self, args: Any) -> dict[str, Any]:
         """Return the full argument dict (defaults filled in) or raise BadParams."""
@@ -87,6 +90,7 @@ class JobSpec:
             "timeout_s": self.timeout_s,
             "result_ttl_s": self.result_ttl_s,
             "retry": retry,
+            "anonymous": self.anonymous,
         }
 
 
@@ -127,6 +131,7 @@ def start_job(
     delay_s: float = 0,
     idempotency_key: str | None = None,
     max_queued: int | None = None,
+    owner: str | None = None,
 ) -> Job:
     """Validate arguments and enqueue a registered job by dotted path, with progress callbacks.
 
@@ -138,6 +143,7 @@ def start_job(
         delay_s: start no sooner than this many seconds from now (RQ's scheduler).
         idempotency_key: a caller's key; the same key within a day returns the same job.
         max_queued: refuse when the queue already holds this many waiting jobs.
+        owner: who starts it (recorded in its meta; only they may cancel it over HTTP).
 
     Raises:
         UnknownJob: nothing is registered under that name.
@@ -159,7 +165,7 @@ def start_job(
     try:
         if max_queued is not None and target.count >= max_queued:
             raise QueueFull(f"queue {target.name!r} is full ({max_queued} jobs waiting); try again later")
-        job = _enqueue(target, spec, kwargs, job_id, delay_s)
+        job = _enqueue(target, spec, kwargs, job_id, delay_s, owner)
     except BaseException:
         if idempotency_key is not None:
             idempotency.release(connection, idempotency_key, job_id)
@@ -175,14 +181,19 @@ def start_job(
     return job
 
 
-def _enqueue(target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, delay_s: float) -> Job:
+def _enqueue(
+    target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, delay_s: float, owner: str | None
+) -> Job:
     options = {
         "kwargs": kwargs,
         "job_id": job_id,
+        # RQ would describe the job by its call, arguments included, and rq-dashboard shows the
+        # description unescaped: a caller's text must never get there.
+        "description": spec.name,
         "job_timeout": spec.timeout_s,
         "result_ttl": spec.result_ttl_s,
         "retry": spec.retry.to_rq() if spec.retry else None,
-        "meta": initial_meta(retry_max=spec.retry.max if spec.retry else None),
+        "meta": initial_meta(retry_max=spec.retry.max if spec.retry else None, owner=owner),
         **CALLBACKS,
     }
     if delay_s:
@@ -209,6 +220,7 @@ register(
         },
         timeout_s=660,
         check=_check_demo_duration,
+        anonymous=True,
     )
 )
 

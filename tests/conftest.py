@@ -8,7 +8,7 @@ from rq import Queue, SimpleWorker
 
 from jobs.keys import channel_for
 from support.apps import UNIT_SETTINGS
-from web import create_app
+from web import create_app, tokens
 
 
 @pytest.fixture
@@ -61,3 +61,15 @@ def published(redis):
 
     yield drain
     pubsub.close()
+
+
+@pytest.fixture
+def make_token(redis):
+    """Create an API token with these scopes; returns its `Authorization` header."""
+    made = iter(range(1000))
+
+    def make(*scopes: str, name: str | None = None) -> dict[str, str]:
+        secret = tokens.create(redis, name or f"token-{next(made)}", frozenset(scopes))
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make

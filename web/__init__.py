@@ -1,9 +1,11 @@
 """The Flask app factory: config, Redis, blueprints, error handlers, background threads; wiring only."""
 
 import logging
+import secrets
 from pathlib import Path
 from typing import Any
 
+import click
 from flask import Flask
 
 from web import config
@@ -21,13 +23,30 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.config.from_mapping(config.from_environment())
     app.config.from_mapping(overrides or {})
     if not app.config.get("SECRET_KEY"):
-        raise RuntimeError("SECRET_KEY is not set: export a long random value (make run generates one)")
+        if click.get_current_context(silent=True) is None:
+            raise RuntimeError("SECRET_KEY is not set: export a long random value (make run generates one)")
+        # `flask --app web tokens ...` signs no cookie: it needs only REDIS_URL.
+        app.config["SECRET_KEY"] = secrets.token_hex(32)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from web import errors, events, extensions, job_urls, jobs_api, openapi, operators, pages, reaper
+    from web import (
+        cli,
+        errors,
+        events,
+        extensions,
+        guards,
+        job_urls,
+        jobs_api,
+        openapi,
+        operators,
+        pages,
+        reaper,
+    )
 
     extensions.init_app(app)
     errors.init_app(app)
+    guards.init_app(app)
+    cli.init_app(app)
     events.init_app(app, listen=app.config["BACKGROUND_THREADS"])
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(job_urls.bp)

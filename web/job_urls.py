@@ -5,6 +5,7 @@ from flask import Blueprint, Response, current_app, url_for
 from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.snapshot import snapshot
 from web import sse
+from web.auth import may_act_on
 from web.errors import error_response
 from web.events import get_fanout, relay
 from web.extensions import get_redis
@@ -35,9 +36,12 @@ def events(job_id: str):
 
 @bp.post("/status/<job_id>/cancel")
 def cancel(job_id: str):
-    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
+    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended.
+
+    Only who started it may (its browser session or token), or a token with `cancel:any`: 403 otherwise.
+    """
     try:
-        outcome = cancel_job(get_redis(), job_id)
+        outcome = cancel_job(get_redis(), job_id, allowed=may_act_on)
     except JobAlreadyEnded as exc:
         return error_response(409, str(exc))
     return outcome.payload, 200 if outcome.done else 202

@@ -6,11 +6,12 @@ from flask import Blueprint, current_app, request
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
-from jobs.registry import BadParams, catalog, start_job
-from web.auth import remember
+from jobs.registry import BadParams, catalog, get_spec, start_job
+from web.auth import current_caller, has_session_cookie, remember, require_scope
 from web.config import queue_names
 from web.extensions import get_redis
 from web.job_urls import job_urls
+from web.tokens import START_ANY, start_scope
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -20,15 +21,14 @@ START_FIELDS = ("name", "args", "queue", "delay_seconds")
 @bp.post("/longtask")
 def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
-    job = start_job(get_redis(), "long_task", json_body(), **start_options())
-    return accepted(job)
+    return begin("long_task", json_body())
 
 
 @bp.get("/api/jobs")
 def list_jobs():
     """The jobs that can be started, with their parameters as JSON Schema, and the queues."""
     return {
-        "jobs": [spec.describe() for spec in catalog()],
+        "jobs": [{**spec.describe(), "scopes": [start_scope(spec.name), START_ANY]} for spec in catalog()],
         "queues": queue_names(current_app.config["QUEUES"]),
     }
 
@@ -37,19 +37,32 @@ def list_jobs():
 def start():
     """Start a registered job from {name, args, queue?, delay_seconds?}; honours Idempotency-Key."""
     body = start_body(json_body())
-    options = start_options(queue=body.get("queue"), delay_s=body.get("delay_seconds", 0))
-    return accepted(start_job(get_redis(), body["name"], body.get("args"), **options))
+    delay_s = body.get("delay_seconds", 0)
+    return begin(body["name"], body.get("args"), queue=body.get("queue"), delay_s=delay_s)
+
+
+def begin(name: str, args: Any, queue: Any = None, delay_s: Any = 0):
+    """Start a registered job for the caller, if it may: anonymous jobs for anyone, others with a token.
+
+    Raises:
+        UnknownJob: no job of that name (404).
+        Unauthorized, Forbidden: the job needs a token with its scope (401, 403).
+    """
+    spec = get_spec(name)
+    caller = current_caller() if spec.anonymous else require_scope(start_scope(spec.name))
+    options = start_options(queue=queue, delay_s=delay_s)
+    return accepted(start_job(get_redis(), spec.name, args, owner=caller.owner, **options))
 
 
 def json_body() -> Any:
-    """The request's JSON body; None when there is none.
+    """The request's JSON body; None when there is none (web.guards refuses any other media type).
 
     Raises:
         BadRequest: the body is not valid JSON.
     """
     if not request.get_data(cache=True):
         return None
-    payload = request.get_json(force=True, silent=True)
+    payload = request.get_json(silent=True)
     if payload is None:
         raise BadRequest("the request body must be valid JSON (or empty)")
     return payload
@@ -91,8 +104,10 @@ def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
     """The 202 answer for a started job: its id and URLs, the status URL also in `Location`.
 
-    The job joins this browser's list (a session cookie), so the page redraws it on reload.
+    The job joins this browser's list (its session cookie), so the page redraws it on reload;
+    a client that sent no cookie gets none.
     """
     body = {"id": job.id, **job_urls(job.id)}
-    remember(job.id)
+    if has_session_cookie():
+        remember(job.id)
     return body, 202, {"Location": body["status_url"]}

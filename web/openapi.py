@@ -35,7 +35,34 @@ def document(queues: list[str]) -> dict[str, Any]:
             '`{"error": {"code", "message"}}`.',
         },
         "paths": _paths(),
-        "components": {"schemas": _schemas(queues), "responses": _responses(), "headers": _headers()},
+        "components": {
+            "schemas": _schemas(queues),
+            "responses": _responses(),
+            "headers": _headers(),
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an API token from `flask --app web tokens create NAME --scope ...`; "
+                    "scopes: start:<job name>, start:*, cancel:any",
+                }
+            },
+        },
+    }
+
+
+# Every operation that changes state may be called anonymously or with a token, and may be
+# refused: 401 for a bad token, 403 for a missing scope or another origin, 415 for a body that
+# is not JSON (web.guards).
+_OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {"bearer": []}]
+
+
+def _guarded(responses: dict[str, Any]) -> dict[str, Any]:
+    return {
+        **responses,
+        "401": _ref("responses", "Unauthorized"),
+        "403": _ref("responses", "Forbidden"),
+        "415": _ref("responses", "UnsupportedMediaType"),
     }
 
 
@@ -70,18 +97,22 @@ def _start_operation(summary: str, body_schema: str, required: bool) -> dict[str
             }
         ],
         "requestBody": {"required": required, "content": _json(body_schema)},
-        "responses": {
-            "202": {
-                "description": "started (or, for a repeated Idempotency-Key, started before)",
-                "headers": {"Location": _ref("headers", "Location")},
-                "content": _json("Accepted"),
-            },
-            "400": _ref("responses", "BadRequest"),
-            "404": _ref("responses", "NotFound"),
-            "409": _ref("responses", "Conflict"),
-            "413": _ref("responses", "TooLarge"),
-            "503": _ref("responses", "Unavailable"),
-        },
+        "security": _OPTIONAL_BEARER,
+        "responses": _guarded(
+            {
+                "202": {
+                    "description": "started (or, for a repeated Idempotency-Key, started before)",
+                    "headers": {"Location": _ref("headers", "Location")},
+                    "content": _json("Accepted"),
+                },
+                "400": _ref("responses", "BadRequest"),
+                "404": _ref("responses", "NotFound"),
+                "409": _ref("responses", "Conflict"),
+                "413": _ref("responses", "TooLarge"),
+                "429": _ref("responses", "TooManyRequests"),
+                "503": _ref("responses", "Unavailable"),
+            }
+        ),
     }
 
 
@@ -130,21 +161,24 @@ def _paths() -> dict[str, Any]:
         },
         "/status/{job_id}/cancel": {
             "post": {
-                "summary": "Stop a queued or running job",
+                "summary": "Stop a queued or running job (only who started it, or a token with cancel:any)",
                 "parameters": [job_id],
-                "responses": {
-                    "200": {
-                        "description": "canceled while waiting: the job's final payload",
-                        "content": _json("Status"),
-                    },
-                    "202": {
-                        "description": "running: its worker was asked to stop; the job's current payload",
-                        "content": _json("Status"),
-                    },
-                    "404": _ref("responses", "NotFound"),
-                    "409": _ref("responses", "Conflict"),
-                    "503": _ref("responses", "Unavailable"),
-                },
+                "security": _OPTIONAL_BEARER,
+                "responses": _guarded(
+                    {
+                        "200": {
+                            "description": "canceled while waiting: the job's final payload",
+                            "content": _json("Status"),
+                        },
+                        "202": {
+                            "description": "running: its worker was asked to stop; the job's current payload",
+                            "content": _json("Status"),
+                        },
+                        "404": _ref("responses", "NotFound"),
+                        "409": _ref("responses", "Conflict"),
+                        "503": _ref("responses", "Unavailable"),
+                    }
+                ),
             }
         },
         "/healthz": {
@@ -244,7 +278,17 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
         },
         "JobDescription": {
             "type": "object",
-            "required": ["name", "description", "parameters", "queue", "timeout_s", "result_ttl_s", "retry"],
+            "required": [
+                "name",
+                "description",
+                "parameters",
+                "queue",
+                "timeout_s",
+                "result_ttl_s",
+                "retry",
+                "anonymous",
+                "scopes",
+            ],
             "properties": {
                 "name": {"type": "string"},
                 "description": {"type": "string"},
@@ -252,6 +296,15 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 "queue": {"type": "string"},
                 "timeout_s": {"type": "integer"},
                 "result_ttl_s": {"type": "integer"},
+                "anonymous": {
+                    "type": "boolean",
+                    "description": "whether a caller without a token may start it",
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "a token with any of these scopes may start it",
+                },
                 "retry": {
                     "type": ["object", "null"],
                     "properties": {"max": {"type": "integer"}, "intervals_s": {"type": "array"}},
@@ -291,6 +344,19 @@ def _responses() -> dict[str, Any]:
             "the Idempotency-Key was used for a different request, or the job has already ended"
         ),
         "TooLarge": error("the body is over 64 KiB"),
+        "Unauthorized": error(
+            "this needs an API token (none was sent, or it is unknown or revoked)",
+            {"WWW-Authenticate": _ref("headers", "WWWAuthenticate")},
+        ),
+        "Forbidden": error(
+            "the token lacks the scope the message names; or the job was started by another client; "
+            "or the request came from another site"
+        ),
+        "UnsupportedMediaType": error("a request body must be application/json"),
+        "TooManyRequests": error(
+            "too many starts from this address without a token (START_RATE_LIMIT a minute)",
+            {"Retry-After": _ref("headers", "RetryAfter")},
+        ),
         "Unavailable": error(
             "Redis is unreachable, or the queue is full: nothing was started; retry later",
             {"Retry-After": _ref("headers", "RetryAfter")},
@@ -302,4 +368,5 @@ def _headers() -> dict[str, Any]:
     return {
         "Location": {"description": "the job's status URL", "schema": {"type": "string"}},
         "RetryAfter": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}},
+        "WWWAuthenticate": {"description": "`Bearer realm=...`", "schema": {"type": "string"}},
     }
