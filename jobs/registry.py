@@ -11,7 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
@@ -19,6 +19,7 @@ from rq import Queue
 from rq.job import Job
 
 from jobs import idempotency
+from jobs.admission import FULL, REPLAY, enqueue_admitted
 from jobs.callbacks import CALLBACKS, initial_meta
 from jobs.params import REQUIRED, BadParams, Param, RetryPolicy
 
@@ -142,7 +143,8 @@ def start_job(
         queue: a queue name overriding the job's own.
         delay_s: start no sooner than this many seconds from now (RQ's scheduler).
         idempotency_key: a caller's key; the same key within a day returns the same job.
-        max_queued: refuse when the queue already holds this many waiting jobs.
+        max_queued: refuse when the queue already holds this many waiting jobs (queued plus
+            scheduled), checked atomically with the enqueue.
         owner: who starts it (recorded in its meta; only they may cancel it over HTTP).
 
     Raises:
@@ -155,21 +157,32 @@ def start_job(
     kwargs = spec.validate(args if args is not None else {})
     delay_s = Param(float, min=0, max=MAX_DELAY_S).check("delay_seconds", delay_s)
     target = Queue(queue or spec.queue, connection=connection)
-    job_id = uuid.uuid4().hex
+    job = target.create_job(
+        spec.func,
+        kwargs=kwargs,
+        job_id=uuid.uuid4().hex,
+        timeout=spec.timeout_s,
+        result_ttl=spec.result_ttl_s,
+        retry=spec.retry.to_rq() if spec.retry else None,
+        meta=initial_meta(retry_max=spec.retry.max if spec.retry else None, owner=owner),
+        # RQ would describe the job by its call, arguments included, and rq-dashboard shows the
+        # description unescaped: a caller's text must never get there.
+        description=spec.name,
+        **CALLBACKS,
+    )
+    claim = fingerprint = None
     if idempotency_key is not None:
         request = {"name": name, "args": kwargs, "queue": target.name, "delay_s": delay_s}
-        earlier = idempotency.claim(connection, idempotency_key, idempotency.fingerprint(request), job_id)
-        if earlier is not None:
-            log.info("job %s returned again for its idempotency key", earlier)
-            return Job(earlier, connection=connection)
-    try:
-        if max_queued is not None and target.count >= max_queued:
-            raise QueueFull(f"queue {target.name!r} is full ({max_queued} jobs waiting); try again later")
-        job = _enqueue(target, spec, kwargs, job_id, delay_s, owner)
-    except BaseException:
-        if idempotency_key is not None:
-            idempotency.release(connection, idempotency_key, job_id)
-        raise
+        fingerprint = idempotency.fingerprint(request)
+        claim = idempotency.claim(idempotency_key, fingerprint, job.id)
+    at = datetime.now(UTC) + timedelta(seconds=delay_s) if delay_s else None
+    admission = enqueue_admitted(target, job, at=at, max_queued=max_queued, claim=claim)
+    if admission.outcome == REPLAY:
+        earlier = idempotency.earlier_job_id(admission.earlier, fingerprint)
+        log.info("job %s returned again for its idempotency key", earlier)
+        return Job(earlier, connection=connection)
+    if admission.outcome == FULL:
+        raise QueueFull(f"queue {target.name!r} is full ({max_queued} jobs waiting); try again later")
     log.info(
         "job %s enqueued: %s (%s) on %s%s",
         job.id,
@@ -179,26 +192,6 @@ def start_job(
         f" in {delay_s:g} s" if delay_s else "",
     )
     return job
-
-
-def _enqueue(
-    target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, delay_s: float, owner: str | None
-) -> Job:
-    options = {
-        "kwargs": kwargs,
-        "job_id": job_id,
-        # RQ would describe the job by its call, arguments included, and rq-dashboard shows the
-        # description unescaped: a caller's text must never get there.
-        "description": spec.name,
-        "job_timeout": spec.timeout_s,
-        "result_ttl": spec.result_ttl_s,
-        "retry": spec.retry.to_rq() if spec.retry else None,
-        "meta": initial_meta(retry_max=spec.retry.max if spec.retry else None, owner=owner),
-        **CALLBACKS,
-    }
-    if delay_s:
-        return target.enqueue_in(timedelta(seconds=delay_s), spec.func, **options)
-    return target.enqueue(spec.func, **options)
 
 
 def _check_demo_duration(args: dict[str, Any]) -> None:

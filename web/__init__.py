@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web import config
 
@@ -28,6 +29,9 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         # `flask --app web tokens ...` signs no cookie: it needs only REDIS_URL.
         app.config["SECRET_KEY"] = secrets.token_hex(32)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if app.config["TRUSTED_PROXIES"]:
+        hops = int(app.config["TRUSTED_PROXIES"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     from web import (
         cli,
@@ -37,6 +41,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         guards,
         job_urls,
         jobs_api,
+        limits,
         openapi,
         operators,
         pages,
@@ -46,6 +51,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     errors.init_app(app)
     guards.init_app(app)
+    limits.init_app(app)
     cli.init_app(app)
     events.init_app(app, listen=app.config["BACKGROUND_THREADS"])
     app.register_blueprint(jobs_api.bp)

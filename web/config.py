@@ -18,8 +18,13 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_MAX_CONNECTIONS": 50,
     # Largest request body accepted, in bytes (413 beyond it).
     "MAX_CONTENT_LENGTH": 64 * 1024,
-    # Most jobs a queue may hold waiting; starting one more answers 503 with Retry-After.
+    # Most jobs a queue may hold waiting, queued plus scheduled (delayed, waiting to retry);
+    # starting one more answers 503 with Retry-After.
     "QUEUE_MAX_JOBS": 1000,
+    # Starts without a token per client address and minute (429 beyond it); 0 turns it off.
+    "START_RATE_LIMIT": 60,
+    # Proxies in front that set X-Forwarded-For/-Proto/-Host/-Port and are trusted to (0: none).
+    "TRUSTED_PROXIES": 0,
     # rq-dashboard at /rq: off (404) unless both are set; `make run` generates a password.
     "RQ_DASHBOARD_USERNAME": None,
     "RQ_DASHBOARD_PASSWORD": None,
