@@ -10,6 +10,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from web import config
+from web.encoding import PayloadJSONProvider
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,6 +22,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         RuntimeError: a required setting (REDIS_URL, SECRET_KEY) is missing.
     """
     app = Flask(__name__, template_folder=str(ROOT / "templates"))
+    app.json = PayloadJSONProvider(app)
     app.config.from_mapping(config.from_environment())
     app.config.from_mapping(overrides or {})
     if not app.config.get("SECRET_KEY"):
@@ -39,6 +41,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         events,
         extensions,
         guards,
+        headers,
         job_urls,
         jobs_api,
         limits,
@@ -51,6 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     extensions.init_app(app)
     errors.init_app(app)
     guards.init_app(app)
+    headers.init_app(app)
     limits.init_app(app)
     cli.init_app(app)
     events.init_app(app, listen=app.config["BACKGROUND_THREADS"])

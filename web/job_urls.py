@@ -1,6 +1,6 @@
 """One job's own URLs: its status, its event stream and its cancel; and `job_urls()` that builds them."""
 
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
 from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.snapshot import snapshot
@@ -42,6 +42,11 @@ def status(job_id: str):
 def events(job_id: str):
     """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
     fanout = get_fanout()
+    if request.method == "HEAD":
+        # The same answer as GET, with no stream registered: werkzeug closes a body it never
+        # started, so the generator's `finally` would never unregister one.
+        fanout.snapshot(job_id)
+        return Response(mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
     inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
     try:
         first = fanout.snapshot(job_id)
@@ -50,7 +55,10 @@ def events(job_id: str):
         raise
     config = current_app.config
     body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
-    return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    # Also when the client leaves before the first frame (the generator never starts then).
+    response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
+    return response
 
 
 @bp.post("/status/<job_id>/cancel")

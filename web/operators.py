@@ -10,6 +10,7 @@ import base64
 import binascii
 import hmac
 import logging
+import secrets
 
 from flask import Blueprint, Flask, Response, current_app, request
 from rq import Worker
@@ -26,6 +27,29 @@ bp = Blueprint("operators", __name__)
 
 DASHBOARD_PREFIX = "/rq"
 DASHBOARD_REALM = 'Basic realm="rq-dashboard", charset="UTF-8"'
+# rq-dashboard 0.9.0 renders job descriptions, results, meta and errors unescaped (underscore
+# templates' <%= %>), so stored markup would run in the operator's session. Under this policy no
+# inline event handler and no injected script runs: scripts come from the app itself, or are
+# the dashboard's one inline block, which gets this response's nonce. The dashboard compiles
+# its templates at run time (`_.template`, new Function): 'unsafe-eval'. Its markup carries
+# style attributes: 'unsafe-inline' for styles only.
+DASHBOARD_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self' 'nonce-{nonce}' 'unsafe-eval'",
+        "style-src 'self' 'unsafe-inline'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# The opening tag of the dashboard's own inline script (base.html); script tags with a src, and
+# its underscore templates (type="text/template"), differ. Jinja escapes any `<` it renders, so
+# stored data cannot produce this tag.
+_INLINE_SCRIPT = '<script type="text/javascript">'
 
 
 @bp.get("/healthz")
@@ -76,6 +100,7 @@ def mount_dashboard(app: Flask) -> None:
     checks = app.before_request_funcs.setdefault(rq_dashboard.blueprint.name, [])
     checks[:] = [check for check in checks if getattr(check, "__name__", "") != "push_rq_connection"]
     checks.insert(0, guard_dashboard)
+    app.after_request_funcs.setdefault(rq_dashboard.blueprint.name, []).append(secure_dashboard_response)
     log.info(
         "rq-dashboard mounted at %s/ (basic auth as %s)",
         DASHBOARD_PREFIX,
@@ -97,6 +122,17 @@ def guard_dashboard() -> tuple[Response, int] | None:
     if request.view_args and request.view_args.get("instance_number", 0) != 0:
         return error_response(404, "only one Redis instance is configured")
     return None
+
+
+def secure_dashboard_response(response: Response) -> Response:
+    """Give a dashboard response its CSP, nonce-stamping the dashboard's own inline script; nosniff."""
+    nonce = secrets.token_urlsafe(16)
+    if response.mimetype == "text/html" and not response.direct_passthrough:
+        html = response.get_data(as_text=True)
+        response.set_data(html.replace(_INLINE_SCRIPT, f'<script type="text/javascript" nonce="{nonce}">'))
+    response.headers["Content-Security-Policy"] = DASHBOARD_POLICY.format(nonce=nonce)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def is_authorized(header: str) -> bool:
