@@ -106,3 +106,12 @@ def test_status_by_id_stays_open_to_anyone(app, client):
     open_page(client)
     job = start_demo(client, steps=2, step_seconds=0)
     assert app.test_client().get(job["status_url"]).status_code == 200
+
+
+def test_a_client_without_a_cookie_costs_no_cookie_signing(app, client, monkeypatch):
+    def no_signing(*args):
+        raise AssertionError("the session signer was built for a request without a cookie")
+
+    monkeypatch.setattr(type(app.session_interface), "get_signing_serializer", no_signing)
+    assert client.post("/longtask").status_code == 202
+    assert client.get("/api/jobs").status_code == 200

@@ -36,6 +36,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)
 
     from web import (
+        auth,
         cli,
         errors,
         events,
@@ -53,6 +54,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     extensions.init_app(app)
     errors.init_app(app)
+    auth.init_app(app)
     guards.init_app(app)
     headers.init_app(app)
     limits.init_app(app)

@@ -1,6 +1,6 @@
 """Security tests: one embedded server for the folder, web processes started with the settings each needs.
 
-Files named `test_*_browser.py` drive Chromium (the shared `browser` fixture of tests/browser);
+Files named `test_*_browser.py` drive Chromium (the `browser` fixture of tests/conftest.py);
 the others that start processes mark themselves `integration`. In-process ones are units.
 """
 
@@ -12,7 +12,6 @@ import pytest
 from redis import Redis
 
 from support.servers import start_embedded_redis, start_web, stop_process
-from tests.browser.conftest import browser  # noqa: F401 (a fixture, shared with the browser tests)
 
 
 def pytest_collection_modifyitems(items):
