@@ -1,0 +1,144 @@
+"""Thousands of event-stream clients in one process: asyncio (on uvloop) over raw sockets.
+
+Each client sends `GET <events_url>` over HTTP/1.1 like a browser's EventSource and records
+every read with its wall-clock time; frames are parsed after the run, so one client's
+bookkeeping never delays another's read. A frame's arrival time is that of the read that
+completed it. Connections are opened at a steady pace, each with its own deadline, so a server
+that stops accepting shows as failures instead of stalling the opener.
+"""
+
+import asyncio
+import json
+import resource
+import time
+from dataclasses import dataclass, field
+
+END_OF_BODY = b"\r\n0\r\n\r\n"  # the last chunk of a chunked response
+
+
+def raise_open_files(wanted: int) -> int:
+    """Raise this process's RLIMIT_NOFILE soft limit to `wanted` (the hard one too when allowed)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= wanted:
+        return soft
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, max(hard, wanted)))
+    except (ValueError, OSError):  # not privileged: the hard limit is the ceiling
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+class StreamClient(asyncio.Protocol):
+    """One event stream: keeps (arrival time, bytes) of every read; `headers` resolves on the status line."""
+
+    def __init__(self, request: bytes, headers: asyncio.Future, closed: asyncio.Future) -> None:
+        self.request = request
+        self.headers = headers
+        self.closed = closed
+        self.reads: list[tuple[float, bytes]] = []
+        self.transport: asyncio.Transport | None = None
+        self._head = b""
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.reads.append((time.time(), data))
+        if not self.headers.done():
+            self._head += data
+            if b"\r\n\r\n" in self._head:
+                status_line = self._head.split(b"\r\n", 1)[0].split()
+                self.headers.set_result(int(status_line[1]) if len(status_line) > 1 else 0)
+        if data.endswith(END_OF_BODY):
+            self.transport.close()
+
+    def connection_lost(self, exc) -> None:
+        if not self.headers.done():
+            self.headers.set_exception(exc or ConnectionResetError("closed before the headers"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+@dataclass
+class Opened:
+    """What opening the streams gave: the live clients and each failure's reason."""
+
+    clients: list[StreamClient] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def fail(self, reason: str) -> None:
+        self.failures[reason] = self.failures.get(reason, 0) + 1
+
+
+async def open_streams(
+    host: str, port: int, path: str, count: int, per_s: float = 1000.0, timeout_s: float = 20.0
+) -> Opened:
+    """Open `count` streams at `per_s` a second; a stream whose answer has no 200 within `timeout_s` fails."""
+    loop = asyncio.get_running_loop()
+    request = (
+        f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n"
+        "Cache-Control: no-cache\r\n\r\n"
+    ).encode()
+    opened = Opened()
+    began = time.perf_counter()
+
+    async def one() -> None:
+        client = StreamClient(request, loop.create_future(), loop.create_future())
+        try:
+            async with asyncio.timeout(timeout_s):
+                await loop.create_connection(lambda: client, host, port)
+                status = await client.headers
+        except TimeoutError:
+            opened.fail(f"no answer within {timeout_s:g} s")
+        except OSError as exc:
+            opened.fail(type(exc).__name__)
+        else:
+            if status == 200:
+                opened.clients.append(client)
+                return
+            opened.fail(f"HTTP {status}")
+        client.headers.cancel()  # nobody awaits it any more
+        if client.transport is not None:
+            client.transport.close()
+
+    tasks = []
+    for index in range(count):
+        tasks.append(asyncio.create_task(one()))
+        if (index + 1) % 50 == 0:
+            await asyncio.sleep(50 / per_s)
+    await asyncio.gather(*tasks)
+    opened.seconds = round(time.perf_counter() - began, 2)
+    return opened
+
+
+async def wait_closed(clients: list[StreamClient], timeout_s: float) -> int:
+    """Wait until every client's stream has ended; returns how many were still open at the deadline."""
+    pending = [client.closed for client in clients if not client.closed.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout_s)
+    still_open = [client for client in clients if not client.closed.done()]
+    for client in still_open:
+        client.transport.close()
+    return len(still_open)
+
+
+def frames(reads: list[tuple[float, bytes]]) -> list[tuple[float, dict]]:
+    """Parse one stream's reads into (arrival time, payload) for each `data:` frame."""
+    found: list[tuple[float, dict]] = []
+    buffer = b""
+    in_body = False
+    for arrived, data in reads:
+        buffer += data
+        if not in_body:
+            if b"\r\n\r\n" not in buffer:
+                continue
+            buffer = buffer.split(b"\r\n\r\n", 1)[1]
+            in_body = True
+        *complete, buffer = buffer.split(b"\n\n")
+        for frame in complete:
+            for line in frame.split(b"\n"):
+                if line.startswith(b"data:"):
+                    found.append((arrived, json.loads(line[5:])))
+    return found
