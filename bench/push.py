@@ -127,6 +127,7 @@ async def scenario(base: str, redis_url: str, web_pid: int, redis_port: int, arg
     opened = await open_streams(parts.hostname, parts.port, job["events_url"], args.streams)
     found.update(
         opened=len(opened.clients),
+        failed=sum(opened.failures.values()),
         failures=opened.failures,
         open_s=opened.seconds,
         rss_open_mib=procs.rss_mib(web_pid),

@@ -1,4 +1,4 @@
-"""Turn the raw runs into medians, same-window ratios, a Markdown table and a PNG chart."""
+"""Turn the raw runs into medians, same-run ratios, target verdicts and the Markdown tables."""
 
 import math
 import statistics
@@ -7,6 +7,17 @@ from pathlib import Path
 from bench.figures import CELERY, OURS, PLAIN, POLL_S
 
 STACKS = (OURS, CELERY, PLAIN)
+# Maps of counts whose keys differ between runs: shown from the raw runs, not as medians.
+COUNT_MAPS = {"statuses", "errors", "failures"}
+HTTP = {
+    "status": "`GET /status/<id>` of a finished job",
+    "post": "`POST /longtask`, waiting cap out of reach, workers stopped",
+    "post_default": "`POST /longtask`, every default (ours: the waiting cap), one worker draining",
+}
+PUSH = {"push_1": "1 event stream", "push_100": "100 event streams"}
+# Issue 12's targets, measured in the same run.
+RATE_TARGET = 1.5
+PUSH_P95_TARGET_MS = 50.0
 
 
 def _median(values: list) -> object:
@@ -14,10 +25,11 @@ def _median(values: list) -> object:
     if not values:
         return None
     if isinstance(values[0], dict):
-        return {key: _median([v.get(key) for v in values]) for key in values[0] if key != "statuses"}
+        keys = {key for v in values for key in v if key not in COUNT_MAPS}
+        return {key: _median([v.get(key) for v in values]) for key in sorted(keys)}
     if isinstance(values[0], int | float):
         return round(statistics.median(values), 3)
-    return values[0]
+    return " / ".join(sorted({str(v) for v in values}))
 
 
 def _ratio_runs(raw: dict, figure: str, field: str | None, top: str, bottom: str) -> float | None:
@@ -38,15 +50,15 @@ def summarize(raw: dict) -> dict:
     ratios = {
         "progress_p95_ours_over_tutorial": _ratio_runs(raw, "progress", "p95_ms", OURS, CELERY),
         "start_p95_ours_over_tutorial": _ratio_runs(raw, "start", "p95_ms", OURS, CELERY),
-        "status_rps_ours_over_tutorial": _ratio_runs(raw, "status", "requests_per_s", OURS, CELERY),
-        "post_rps_ours_over_tutorial": _ratio_runs(raw, "post", "requests_per_s", OURS, CELERY),
     }
+    for figure in HTTP:
+        ratios[f"{figure}_ok_per_s_ours_over_tutorial"] = _ratio_runs(raw, figure, "ok_per_s", OURS, CELERY)
+        ratios[f"{figure}_p99_ours_over_tutorial"] = _ratio_runs(raw, figure, "p99_ms", OURS, CELERY)
     for count in (1, 2, 4):
         for kind in ("fork", "simple"):
             ratios[f"short_{kind}_{count}_ours_over_plain"] = _ratio_runs(
                 raw, f"short_{kind}_{count}", None, OURS, PLAIN
             )
-        for kind in ("fork", "simple"):
             tops = raw.get((f"short_{kind}_{count}", OURS), [])
             bottoms = raw.get((f"short_prefork_{count}", CELERY), [])
             values = [a / b for a, b in zip(tops, bottoms, strict=False) if a and b]
@@ -69,6 +81,8 @@ def _fmt(value, unit: str = "") -> str:
         return "n/a"
     if isinstance(value, float):
         value = f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"
+    elif isinstance(value, int):
+        value = f"{value:,}"
     return f"{value}{unit}"
 
 
@@ -76,9 +90,139 @@ def _pair(summary: dict, figure: str, stack: str, a: str, b: str, unit: str = " 
     return f"{_fmt(_get(summary, figure, stack, a))} / {_fmt(_get(summary, figure, stack, b))}{unit}"
 
 
-def _rate(summary: dict, figure: str, stack: str) -> str:
-    rate, p99 = _get(summary, figure, stack, "requests_per_s"), _get(summary, figure, stack, "p99_ms")
-    return f"{_fmt(rate)} ({_fmt(p99)} ms)"
+def _counts(raw: dict, figure: str, stack: str, field: str) -> str:
+    """The union over runs of a count map (statuses, socket errors, failure reasons), as totals."""
+    totals: dict[str, int] = {}
+    for run in raw.get(f"{figure}|{stack}", []):
+        for key, count in (run.get(field) or {}).items():
+            totals[key] = totals.get(key, 0) + count
+    shown = [f"{key}: {_fmt(count)}" for key, count in sorted(totals.items()) if count]
+    return ", ".join(shown) or "none"
+
+
+def targets(results: dict) -> list[tuple[str, str, bool | None]]:
+    """Issue 12's targets: (target, what was measured, met?); None when not measured."""
+    s, r, rows = results["summary"], results["summary"]["ratios"], []
+    for figure, name in (("status", "`GET /status/<id>`"), ("post", "`POST /longtask`, cap out of reach")):
+        ratio = r.get(f"{figure}_ok_per_s_ours_over_tutorial")
+        ours, theirs = _get(s, figure, OURS, "p99_ms"), _get(s, figure, CELERY, "p99_ms")
+        measured = f"x{_fmt(ratio)}; p99 {_fmt(ours)} ms against {_fmt(theirs)} ms"
+        met = None if None in (ratio, ours, theirs) else ratio >= RATE_TARGET and ours <= theirs
+        rows.append((f"{name}: >= {RATE_TARGET}x the tutorial's successes/s, p99 no higher", measured, met))
+    asked, scale = results.get("streams"), s.get("push_scale", {}).get(OURS) or {}
+    p95 = scale.get("p95_ms")
+    measured = (
+        f"{_fmt(scale.get('opened'))} of {_fmt(asked)} opened, {_fmt(scale.get('complete_streams'))} got "
+        f"every update; p95 {_fmt(p95)} ms"
+    )
+    met = None if p95 is None else p95 <= PUSH_P95_TARGET_MS and scale.get("complete_streams") == asked
+    rows.append(
+        (
+            f"push p95 <= {PUSH_P95_TARGET_MS:g} ms, every update to each of {_fmt(asked)} streams",
+            measured,
+            met,
+        )
+    )
+    return rows
+
+
+def _http_lines(results: dict) -> list[str]:
+    s, raw, r = results["summary"], results["raw"], results["summary"]["ratios"]
+    lines = [
+        f"| HTTP, wrk -t{results['wrk']['threads']} -c{results['wrk']['connections']} "
+        f"-d{results['wrk']['duration_s']:g}s | {OURS} | {CELERY} | ratio |",
+        "| --- | --- | --- | --- |",
+    ]
+    for figure, name in HTTP.items():
+        success = 200 if figure == "status" else 202
+        lines.append(
+            f"| {name}: {success} answers/s (other answers/s) | "
+            + " | ".join(
+                f"{_fmt(_get(s, figure, st, 'ok_per_s'))} ({_fmt(_get(s, figure, st, 'refused_per_s'))})"
+                for st in (OURS, CELERY)
+            )
+            + f" | x{_fmt(r.get(f'{figure}_ok_per_s_ours_over_tutorial'))} |"
+        )
+        lines.append(
+            "| latency p50 / p90 / p99 of the answers wrk counted | "
+            + " | ".join(
+                f"{_pair(s, figure, st, 'p50_ms', 'p90_ms', '')} / "
+                f"{_fmt(_get(s, figure, st, 'p99_ms'))} ms ({_get(s, figure, st, 'latency_of')})"
+                for st in (OURS, CELERY)
+            )
+            + f" | p99 x{_fmt(r.get(f'{figure}_p99_ours_over_tutorial'))} |"
+        )
+        lines.append(
+            "| answers by status; socket errors (all runs) | "
+            + " | ".join(
+                f"{_counts(raw, figure, st, 'statuses')}; {_counts(raw, figure, st, 'errors')}"
+                for st in (OURS, CELERY)
+            )
+            + " | |"
+        )
+    drained = " | ".join(
+        f"{_fmt(_get(s, 'post_default', st, 'drained_per_s'))} jobs/s taken; "
+        f"{_fmt(_get(s, 'post_default', st, 'waiting_at_end'))} waiting at the end"
+        for st in (OURS, CELERY)
+    )
+    lines.append(f"| the draining worker during that run | {drained} | |")
+    return lines
+
+
+def _push_lines(results: dict) -> list[str]:
+    s, raw = results["summary"], results["raw"]
+    lines = [
+        "| client (one web process) | streams open / asked | updates seen per stream (min) / saved "
+        "| p50 | p95 | p99 | max |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    names = {**PUSH, "push_scale": f"{_fmt(results.get('streams'))} event streams"}
+    for figure, name in names.items():
+        found = _get(s, figure, OURS) or {}
+        asked = results.get("streams") if figure == "push_scale" else int(figure.split("_")[1])
+        errors = [run["error"] for run in raw.get(f"{figure}|{OURS}", []) if "error" in run]
+        if not found.get("updates_saved"):
+            lines.append(f"| {name} | failed: {errors[0] if errors else 'no figures'} | | | | | |")
+            continue
+        lines.append(
+            f"| {name} | {_fmt(found.get('opened'))} / {_fmt(asked)} | "
+            f"{_fmt(found.get('seen_min'))} / {_fmt(found.get('updates_saved'))} | "
+            + " | ".join(_fmt(found.get(k), " ms") for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+            + " |"
+        )
+    poll = _get(s, "push_1", OURS, "poll_2s") or {}
+    saved = _get(s, "push_1", OURS, "updates_saved")
+    lines.append(
+        f"| polling `/status` every {POLL_S:g} s (the tutorial's page; until it shows the update "
+        f"or a newer one) | 1 / 1 | {_fmt(poll.get('seen'))} / {_fmt(saved)} | "
+        + " | ".join(_fmt(poll.get(k), " ms") for k in ("p50_ms", "p95_ms", "p99_ms", "max_ms"))
+        + " |"
+    )
+    return lines
+
+
+def _scale_lines(results: dict) -> list[str]:
+    s, raw = results["summary"], results["raw"]
+    rows = []
+    for figure in ("push_1", "push_100", "push_scale"):
+        f = _get(s, figure, OURS) or {}
+        if not f.get("updates_saved"):
+            continue
+        rows.append(
+            f"| {_fmt(f.get('streams'))} | {_fmt(f.get('opened'))} | {_fmt(f.get('failed'))} "
+            f"({_counts(raw, figure, OURS, 'failures')}) | {_fmt(f.get('complete_streams'))} | "
+            f"{_fmt(f.get('open_s'), ' s')} | {_fmt(f.get('rss_before_mib'))} -> "
+            f"{_fmt(f.get('rss_open_mib'))} MiB | {_fmt(f.get('kib_per_stream'), ' KiB')} | "
+            f"{_fmt(f.get('redis_connections_open'))} | {_fmt(f.get('web_open_files_limit'))} | "
+            f"{_fmt(f.get('client_cpu_s'), ' s')} |"
+        )
+    return [
+        "| streams asked | opened | failed (why, all runs) | got every update and the end | time to open "
+        "| web RSS before -> with them open | RSS per open stream | web's Redis connections with them open "
+        "| web's open-file limit (set by the bench) | client CPU while they ran |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        *rows,
+    ]
 
 
 def _rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
@@ -103,20 +247,6 @@ def _rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
             "Start latency p50 / p95 (request to first progress save, idle worker)",
             *(_pair(summary, "start", stack, "p50_ms", "p95_ms") for stack in STACKS),
             f"p95 x{_fmt(r['start_p95_ours_over_tutorial'])}",
-        ),
-        (
-            "GET /status/<id> of a finished job, 64 connections: req/s (p99)",
-            _rate(summary, "status", OURS),
-            _rate(summary, "status", CELERY),
-            "n/a",
-            f"x{_fmt(r['status_rps_ours_over_tutorial'])}",
-        ),
-        (
-            "POST /longtask, 64 connections: req/s (p99)",
-            _rate(summary, "post", OURS),
-            _rate(summary, "post", CELERY),
-            "n/a",
-            f"x{_fmt(r['post_rps_ours_over_tutorial'])}",
         ),
     ]
     for n in (1, 2, 4):
@@ -154,17 +284,11 @@ def _rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
             "",
         ),
     ]
-    streams = _get(summary, "streams", OURS)
-    per_stream = (
-        " / ".join(_fmt(streams.get(k)) for k in ("1", "100", "500"))
-        if streams
-        else "not measured (no event stream route)"
-    )
     rows.append(
         (
-            "Redis connections of the web: after the 64-connection load; with 1 / 100 / 500 event streams",
-            f"{_fmt(_get(summary, 'web_connections_idle', OURS))}; {per_stream}",
-            f"{_fmt(_get(summary, 'web_connections_idle', CELERY))} (2 processes); n/a (polling only)",
+            "Redis connections of the web, after the 64-connection start load",
+            _fmt(_get(summary, "web_connections_idle", OURS)),
+            f"{_fmt(_get(summary, 'web_connections_idle', CELERY))} (2 processes)",
             "n/a",
             "",
         )
@@ -182,29 +306,34 @@ def _rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
 
 
 def markdown(results: dict) -> str:
-    """The README's table: the machine, then every figure for the three stacks."""
+    """The README's tables: the machine, the targets, HTTP, push, streams at scale, the rest."""
     m = results["machine"]
     versions = ", ".join(f"{name} {v}" for name, v in m["versions"].items())
     lines = [
         "# Benchmark results",
         "",
         f"{m['date']}; {m['nproc']} CPUs ({m['cpu']}), {m['os']}; Python {m['python']}; {versions}; "
-        f"Redis server: {m['redis_server']}; load average at start {m['load_average_at_start']}. "
-        f"Medians of {results['runs']} runs; ratios are medians of per-run ratios (ours / other). "
-        f"Whole run: {results['wall_s']:.0f} s.",
+        f"wrk {m.get('wrk', 'n/a')}; Redis server: {m['redis_server']}; load average at start "
+        f"{m['load_average_at_start']}. Medians of {results['runs']} runs; ratios are medians of per-run "
+        f"ratios (ours / other). Whole run: {results['wall_s']:.0f} s.",
         "",
     ]
     if results.get("note"):
         lines += [f"**Note:** {results['note']}", ""]
+    lines += ["| target (issue 12) | measured | met |", "| --- | --- | --- |"]
+    verdicts = {True: "yes", False: "**no**", None: "not measured"}
+    lines += [f"| {name} | {measured} | {verdicts[met]} |" for name, measured, met in targets(results)]
+    lines += ["", *_http_lines(results), "", "Push latency: from the worker's save to the client.", ""]
+    lines += [*_push_lines(results), "", "Open event streams on one web process.", "", *_scale_lines(results)]
     if not results.get("event_stream"):
         lines += [
-            "**No event stream route** (`GET /status/<id>/events`) in this build: our progress latency is "
-            f"measured by polling `/status` every {POLL_S:g} s like the tutorial's page, and the "
-            "per-stream connection figures are skipped.",
             "",
+            "**No event stream route** (`GET /status/<id>/events`) in this build: our progress latency is "
+            f"measured by polling `/status` every {POLL_S:g} s like the tutorial's page.",
         ]
     lines += [
-        f"| figure | {OURS} | {CELERY} | {PLAIN} | ratio |",
+        "",
+        f"| other figures | {OURS} | {CELERY} | {PLAIN} | ratio |",
         "| --- | --- | --- | --- | --- |",
     ]
     lines += ["| " + " | ".join(row) + " |" for row in _rows(results["summary"], results.get("event_stream"))]
@@ -225,93 +354,6 @@ def markdown(results: dict) -> str:
             lines.append(f"| {int(level):,} | {_fmt(entry['status_p50_ms'])} ms | {page} |")
     lines += ["", "![benchmark chart](results.png)", ""]
     return "\n".join(lines)
-
-
-def chart(results: dict, path: Path) -> None:
-    """Four panels: progress latency, start latency, HTTP throughput, short-job throughput."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    s = results["summary"]
-    colors = {OURS: "#2b7bba", CELERY: "#d95f02", PLAIN: "#7f7f7f"}
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
-
-    def bars(ax, labels, series, title, unit, log=False):
-        width = 0.8 / len(series)
-        for i, (stack, values) in enumerate(series.items()):
-            xs = [x + i * width for x in range(len(labels))]
-            ax.bar(xs, [v or 0 for v in values], width, label=stack, color=colors[stack])
-        ax.set_xticks([x + width * (len(series) - 1) / 2 for x in range(len(labels))], labels)
-        ax.set_title(title)
-        ax.set_ylabel(unit)
-        if log:
-            ax.set_yscale("log")
-            ax.set_ylim(bottom=1)
-        ax.legend(fontsize=8)
-
-    bars(
-        axes[0][0],
-        ["p50", "p95"],
-        {st: [_get(s, "progress", st, "p50_ms"), _get(s, "progress", st, "p95_ms")] for st in (OURS, CELERY)},
-        "Progress latency (save to client)",
-        "ms (log)",
-        log=True,
-    )
-    bars(
-        axes[0][1],
-        ["p50", "p95"],
-        {st: [_get(s, "start", st, "p50_ms"), _get(s, "start", st, "p95_ms")] for st in STACKS},
-        "Start latency (request to job running)",
-        "ms",
-    )
-    bars(
-        axes[1][0],
-        ["GET /status", "POST /longtask"],
-        {
-            st: [_get(s, "status", st, "requests_per_s"), _get(s, "post", st, "requests_per_s")]
-            for st in (OURS, CELERY)
-        },
-        "HTTP throughput, 64 connections",
-        "requests/s",
-    )
-    ax = axes[1][1]
-    counts = [1, 2, 4]
-    for stack, kind, style in (
-        (OURS, "fork", "-"),
-        (OURS, "simple", "--"),
-        (PLAIN, "fork", "-"),
-        (PLAIN, "simple", "--"),
-    ):
-        ax.plot(
-            counts,
-            [_get(s, f"short_{kind}_{n}", stack) for n in counts],
-            style,
-            marker="o",
-            color=colors[stack],
-            label=f"{stack} ({kind})",
-        )
-    ax.plot(
-        counts,
-        [_get(s, f"short_prefork_{n}", CELERY) for n in counts],
-        "-",
-        marker="s",
-        color=colors[CELERY],
-        label=f"{CELERY} (prefork)",
-    )
-    ax.set_xticks(counts)
-    ax.set_xlabel("worker processes")
-    ax.set_ylabel("jobs/s")
-    ax.set_title("Short-job throughput")
-    ax.legend(fontsize=8)
-    m = results["machine"]
-    fig.suptitle(
-        f"rq-progress vs the Flask + Celery tutorial: {m['nproc']} CPUs, {m['cpu']}, Python {m['python']}"
-    )
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
 
 
 README_START = "<!-- bench:results:start (make bench rewrites this part) -->"

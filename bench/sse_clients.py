@@ -1,6 +1,6 @@
-"""Thousands of event-stream clients in one process: asyncio (on uvloop) over raw sockets.
+"""Event-stream clients: thousands in one process (asyncio over raw sockets), or one on a thread.
 
-Each client sends `GET <events_url>` over HTTP/1.1 like a browser's EventSource and records
+Each of the many clients sends `GET <events_url>` over HTTP/1.1 like a browser's EventSource and records
 every read with its wall-clock time; frames are parsed after the run, so one client's
 bookkeeping never delays another's read. A frame's arrival time is that of the read that
 completed it. Connections are opened at a steady pace, each with its own deadline, so a server
@@ -10,8 +10,12 @@ that stops accepting shows as failures instead of stalling the opener.
 import asyncio
 import json
 import resource
+import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 END_OF_BODY = b"\r\n0\r\n\r\n"  # the last chunk of a chunked response
 
@@ -142,3 +146,58 @@ def frames(reads: list[tuple[float, bytes]]) -> list[tuple[float, dict]]:
                 if line.startswith(b"data:"):
                     found.append((arrived, json.loads(line[5:])))
     return found
+
+
+class EventStream:
+    """One `text/event-stream` response read on a raw socket (HTTP/1.0, so never chunked).
+
+    `on_event(data, received_at)` is called from a reader thread with each event's parsed JSON
+    `data` and the wall-clock time it arrived.
+    """
+
+    def __init__(self, url: str, on_event: Callable[[dict, float], None] | None = None) -> None:
+        parts = urlsplit(url)
+        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+        self.sock.sendall(f"GET {parts.path} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n".encode())
+        buffer = b""
+        while b"\r\n\r\n" not in buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("stream closed before its headers")
+            buffer += chunk
+        head, _, self._rest = buffer.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        self.content_type = next(
+            (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type:")), ""
+        )
+        self.on_event = on_event
+        self.thread = None
+        if on_event is not None:
+            self.thread = threading.Thread(target=self._read, daemon=True)
+            self.thread.start()
+
+    def _read(self) -> None:
+        buffer = self._rest.replace(b"\r\n", b"\n")
+        self.sock.settimeout(60)
+        try:
+            while True:
+                while b"\n\n" in buffer:
+                    raw, _, buffer = buffer.partition(b"\n\n")
+                    data = "\n".join(
+                        line[5:].strip() for line in raw.decode().splitlines() if line.startswith("data:")
+                    )
+                    if data:
+                        self.on_event(json.loads(data), time.time())
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    return
+                buffer += chunk.replace(b"\r\n", b"\n")
+        except (OSError, ValueError):
+            return
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass

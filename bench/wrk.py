@@ -27,6 +27,13 @@ def ensure_installed() -> str:
     return path
 
 
+def version() -> str:
+    """wrk's version line, e.g. `debian/4.1.0-3+b2 [epoll]`."""
+    done = subprocess.run([ensure_installed(), "--version"], capture_output=True, text=True)
+    first = (done.stdout or done.stderr).splitlines()[0]
+    return first.split("Copyright")[0].removeprefix("wrk").strip()
+
+
 def run(
     url: str,
     method: str = "GET",
