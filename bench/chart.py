@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from bench.figures import CELERY, OURS, PLAIN
-from bench.report import HTTP, STACKS, _get
+from bench.tables import HTTP, STACKS, get
 
 
 def draw(results: dict, path: Path) -> None:
@@ -33,7 +33,7 @@ def draw(results: dict, path: Path) -> None:
     bars(
         axes[0][0],
         ["p50", "p95"],
-        {st: [_get(s, "progress", st, "p50_ms"), _get(s, "progress", st, "p95_ms")] for st in (OURS, CELERY)},
+        {st: [get(s, "progress", st, "p50_ms"), get(s, "progress", st, "p95_ms")] for st in (OURS, CELERY)},
         "Progress latency (save to client)",
         "ms (log)",
         log=True,
@@ -41,14 +41,14 @@ def draw(results: dict, path: Path) -> None:
     bars(
         axes[0][1],
         ["p50", "p95"],
-        {st: [_get(s, "start", st, "p50_ms"), _get(s, "start", st, "p95_ms")] for st in STACKS},
+        {st: [get(s, "start", st, "p50_ms"), get(s, "start", st, "p95_ms")] for st in STACKS},
         "Start latency (request to job running)",
         "ms",
     )
     bars(
         axes[1][0],
         ["GET /status", "POST, cap out of reach", "POST, defaults"],
-        {st: [_get(s, figure, st, "ok_per_s") for figure in HTTP] for st in (OURS, CELERY)},
+        {st: [get(s, figure, st, "ok_per_s") for figure in HTTP] for st in (OURS, CELERY)},
         "HTTP successes/s (wrk, 64 connections)",
         "successful answers/s",
     )
@@ -62,7 +62,7 @@ def draw(results: dict, path: Path) -> None:
     ):
         ax.plot(
             counts,
-            [_get(s, f"short_{kind}_{n}", stack) for n in counts],
+            [get(s, f"short_{kind}_{n}", stack) for n in counts],
             style,
             marker="o",
             color=colors[stack],
@@ -70,7 +70,7 @@ def draw(results: dict, path: Path) -> None:
         )
     ax.plot(
         counts,
-        [_get(s, f"short_prefork_{n}", CELERY) for n in counts],
+        [get(s, f"short_prefork_{n}", CELERY) for n in counts],
         "-",
         marker="s",
         color=colors[CELERY],
