@@ -18,12 +18,15 @@ from redis import Redis
 
 from bench.sse_clients import raise_open_files
 from scripts.run import start_embedded_redis
+from web.config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PEER_DIR = ROOT / "bench" / "peers" / "celery_app"
 LOG_DIR = ROOT / "bench" / "results" / "raw"
 OWNER_KEY = "rq-progress:bench-owner"
+# Settings a caller's shell could carry into the measured processes; the bench sets its own.
+MEASURED_SETTINGS = {*DEFAULTS, "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "PORT", "PROGRESS_MAX_SAVES_PER_S"}
 DASHBOARD_AUTH = ("bench", "bench-password")
 
 
@@ -102,7 +105,8 @@ class RedisServer:
 
 
 def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+    """The caller's environment without the settings that change what is measured, plus `extra`."""
+    env = {name: value for name, value in os.environ.items() if name not in MEASURED_SETTINGS}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["REDIS_URL"] = redis_url
     env.setdefault("SECRET_KEY", "bench-secret")

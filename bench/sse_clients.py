@@ -77,7 +77,7 @@ class Opened:
 
 
 async def open_streams(
-    host: str, port: int, path: str, count: int, per_s: float = 1000.0, timeout_s: float = 20.0
+    host: str, port: int, path: str, count: int, per_s: float = 1000.0, timeout_s: float = 60.0
 ) -> Opened:
     """Open `count` streams at `per_s` a second; a stream whose answer has no 200 within `timeout_s` fails."""
     loop = asyncio.get_running_loop()
