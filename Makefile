@@ -21,7 +21,7 @@ $(STAMP): requirements.txt
 install: $(STAMP) ## create .venv and install the pinned requirements
 
 run: $(STAMP) ## start web, worker and (without REDIS_URL) an embedded Redis
-	exec $(BIN)/python scripts/run.py
+	exec $(BIN)/python -m scripts.run
 
 worker: $(STAMP) ## start one rq worker on REDIS_URL
 	exec $(BIN)/rq worker --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.preload --url "$$REDIS_URL" high default low

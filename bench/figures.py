@@ -20,8 +20,10 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
-from bench.procs import DASHBOARD_AUTH, wait_for
+from bench.procs import DASHBOARD_AUTH
 from bench.sse_clients import EventStream
+from jobs.keys import channel_for
+from support.wait import wait_until
 
 OURS, CELERY, PLAIN = "rq-progress", "tutorial (Celery)", "plain RQ"
 POLL_S = 2.0  # the tutorial's page polls every 2 seconds
@@ -34,9 +36,7 @@ class Saves:
         self.by_job: dict[str, list[tuple[float, dict]]] = defaultdict(list)
         self.changed = threading.Condition()
         self.pubsub = Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
-        self.pubsub.psubscribe(
-            **{"rq-progress:events:*": self._on_message, "celery-task-meta-*": self._on_message}
-        )
+        self.pubsub.psubscribe(**{channel_for("*"): self._on_message, "celery-task-meta-*": self._on_message})
         self.thread = self.pubsub.run_in_thread(sleep_time=0.5, daemon=True)
 
     def _on_message(self, message: dict) -> None:
@@ -124,7 +124,7 @@ def progress_latency(
     if use_stream:
         stream = EventStream(f"{status_url}/events", on_event=lambda data, at: sightings.append((at, data)))
         saves.wait(job_id, is_terminal, timeout_s=steps * step_s + 30)
-        wait_for(lambda: any(is_terminal(d) for _, d in sightings), 10, "the terminal event")
+        wait_until(lambda: any(is_terminal(d) for _, d in sightings), 10, what="the terminal event")
         stream.close()
     else:
         while True:
@@ -182,7 +182,7 @@ def finished_job(base: str, saves: Saves) -> str:
     """The status URL of a job that has finished (SUCCESS carries the result, the fullest read)."""
     job_id, status_url = start(base, {"steps": 1, "step_seconds": 0})
     saves.wait(job_id, is_terminal)
-    wait_for(lambda: requests.get(status_url, timeout=5).json()["state"] == "SUCCESS", 10, "SUCCESS")
+    wait_until(lambda: requests.get(status_url, timeout=5).json()["state"] == "SUCCESS", 10, what="SUCCESS")
     return status_url
 
 
@@ -263,7 +263,7 @@ def short_jobs_rq(redis_url: str, enqueue_one, count: int, timeout_s: float = 12
     registry = FinishedJobRegistry("default", connection=connection)
     already = registry.count
     ids = [enqueue_one() for _ in range(count)]
-    wait_for(lambda: registry.count >= already + count, timeout_s, f"{count} finished jobs")
+    wait_until(lambda: registry.count >= already + count, timeout_s, what=f"{count} finished jobs")
     starts = [job.started_at.timestamp() for job in Job.fetch_many(ids, connection=connection) if job]
     return round((len(starts) - 1) / (max(starts) - min(starts)), 1)
 
@@ -276,8 +276,8 @@ def short_jobs_celery(redis_url: str, count: int, timeout_s: float = 120) -> flo
     ids = [client.send_task("app.noop").id for _ in range(count)]
     connection = Redis.from_url(redis_url)
     keys = [f"celery-task-meta-{task_id}" for task_id in ids]
-    metas = wait_for(
-        lambda: (values := connection.mget(keys)) and all(values) and values, timeout_s, f"{count} tasks"
+    metas = wait_until(
+        lambda: (values := connection.mget(keys)) and all(values) and values, timeout_s, what=f"{count} tasks"
     )
     starts = [json.loads(meta)["result"] for meta in metas]
     return round((len(starts) - 1) / (max(starts) - min(starts)), 1)

@@ -8,16 +8,15 @@ Celery worker. Peak memory and Redis connections are read from /proc (Linux only
 import os
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import requests
 from redis import Redis
 
 from bench.sse_clients import raise_open_files
-from scripts.run import start_embedded_redis
+from support.servers import free_port, start_embedded_redis
+from support.wait import wait_until
 from web.config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,31 +27,6 @@ OWNER_KEY = "rq-progress:bench-owner"
 # Settings a caller's shell could carry into the measured processes; the bench sets its own.
 MEASURED_SETTINGS = {*DEFAULTS, "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "PORT", "PROGRESS_MAX_SAVES_PER_S"}
 DASHBOARD_AUTH = ("bench", "bench-password")
-
-
-def wait_for(predicate: Callable[[], object], timeout_s: float, what: str) -> object:
-    """Re-check `predicate` until truthy; raise naming `what` at the deadline."""
-    deadline = time.monotonic() + timeout_s
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            last = predicate()
-        except Exception as exc:  # a process still starting refuses connections
-            last = exc
-        else:
-            if last:
-                return last
-        time.sleep(0.02)
-    raise RuntimeError(f"timed out after {timeout_s} s waiting for {what}; last: {last!r}")
-
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class RedisServer:
@@ -120,7 +94,9 @@ def spawn(
 ) -> subprocess.Popen:
     """Start a shell command in its own session, its output in bench/results/raw/<name>.log.
 
-    `open_files` raises the process's RLIMIT_NOFILE (soft, and hard when allowed) before it starts.
+    Unlike `support.servers.spawn`, which adds to the caller's environment, `env` is the whole
+    environment (the bench removes settings from it), and `open_files` raises the process's
+    RLIMIT_NOFILE (soft, and hard when allowed) before it starts.
     """
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     with open(LOG_DIR / f"{name}.log", "ab") as log:
@@ -158,7 +134,7 @@ def start_our_web(
         raise RuntimeError(f"cannot turn off the access log of the Procfile's web line: {command}")
     process = spawn(command, f"web-{port}", env, open_files=open_files)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, "our web")
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, what="our web")
     return process, base
 
 
@@ -181,7 +157,7 @@ def wait_rq_workers(redis_url: str, count: int) -> None:
     from rq import Worker
 
     connection = Redis.from_url(redis_url)
-    wait_for(lambda: len(Worker.all(connection=connection)) >= count, 30, f"{count} rq workers")
+    wait_until(lambda: len(Worker.all(connection=connection)) >= count, 30, what=f"{count} rq workers")
 
 
 def start_peer_web(redis_url: str) -> tuple[subprocess.Popen, str]:
@@ -190,7 +166,7 @@ def start_peer_web(redis_url: str) -> tuple[subprocess.Popen, str]:
     command = f"gunicorn --workers 2 --no-control-socket --bind 127.0.0.1:{port} app:app"
     process = spawn(command, f"peer-web-{port}", _env(redis_url), cwd=PEER_DIR)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 200, 30, "peer web")
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 200, 30, what="peer web")
     return process, base
 
 

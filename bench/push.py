@@ -30,7 +30,8 @@ from redis import Redis
 
 from bench import procs
 from bench.sse_clients import frames, open_streams, raise_open_files, wait_closed
-from scripts.run import stop_process
+from jobs.keys import channel_for
+from support.servers import stop_process
 
 POLL_S = 2.0  # the tutorial's page polls every 2 seconds
 SPARE_FILES = 1024  # open files beyond one per stream: Redis, logs, the listening socket
@@ -54,12 +55,12 @@ def spread(delays: list[float]) -> dict[str, float | None]:
 
 
 class Published:
-    """Every payload published on the job's channel, whatever its name (any channel holding the id)."""
+    """Every payload published on the job's channel."""
 
     def __init__(self, redis_url: str, job_id: str) -> None:
         self.payloads: list[dict] = []
         self.pubsub = Redis.from_url(redis_url).pubsub(ignore_subscribe_messages=True)
-        self.pubsub.psubscribe(**{f"*{job_id}*": self._keep})
+        self.pubsub.subscribe(**{channel_for(job_id): self._keep})
         self.thread = self.pubsub.run_in_thread(sleep_time=0.2, daemon=True)
 
     def _keep(self, message: dict) -> None:

@@ -19,7 +19,7 @@ from redis import Redis
 
 from bench import figures, procs, wrk
 from bench.figures import CELERY, OURS, PLAIN
-from scripts.run import stop_process
+from support.servers import stop_process
 from web.config import DEFAULTS, queue_names
 
 # Every start posts the same short job to both stacks, so a draining worker keeps up as best it can.

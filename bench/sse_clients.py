@@ -8,7 +8,6 @@ that stops accepting shows as failures instead of stalling the opener.
 """
 
 import asyncio
-import json
 import resource
 import socket
 import threading
@@ -16,6 +15,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
+
+from support.sse import EventParser
 
 END_OF_BODY = b"\r\n0\r\n\r\n"  # the last chunk of a chunked response
 
@@ -128,23 +129,54 @@ async def wait_closed(clients: list[StreamClient], timeout_s: float) -> int:
     return len(still_open)
 
 
-def frames(reads: list[tuple[float, bytes]]) -> list[tuple[float, dict]]:
-    """Parse one stream's reads into (arrival time, payload) for each `data:` frame."""
-    found: list[tuple[float, dict]] = []
-    buffer = b""
-    in_body = False
-    for arrived, data in reads:
-        buffer += data
-        if not in_body:
-            if b"\r\n\r\n" not in buffer:
+class Dechunker:
+    """HTTP/1.1 chunked transfer coding, undone incrementally (chunk extensions and trailers ignored)."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.left: int | None = None  # bytes left in the current chunk; None: a size line comes next
+        self.ended = False
+
+    def feed(self, data: bytes) -> bytes:
+        """Add raw body bytes; returns the payload bytes they complete."""
+        self.buffer += data
+        out = bytearray()
+        while not self.ended:
+            if self.left is None:
+                end = self.buffer.find(b"\r\n")
+                if end < 0:
+                    break
+                size, self.buffer = int(self.buffer[:end].split(b";")[0], 16), self.buffer[end + 2 :]
+                self.ended, self.left = size == 0, size
                 continue
-            buffer = buffer.split(b"\r\n\r\n", 1)[1]
-            in_body = True
-        *complete, buffer = buffer.split(b"\n\n")
-        for frame in complete:
-            for line in frame.split(b"\n"):
-                if line.startswith(b"data:"):
-                    found.append((arrived, json.loads(line[5:])))
+            if self.left:
+                taken = self.buffer[: self.left]
+                out += taken
+                self.buffer, self.left = self.buffer[len(taken) :], self.left - len(taken)
+                if self.left:
+                    break
+            if len(self.buffer) < 2:  # the CRLF after a chunk's data
+                break
+            self.buffer, self.left = self.buffer[2:], None
+        return bytes(out)
+
+
+def frames(reads: list[tuple[float, bytes]]) -> list[tuple[float, dict]]:
+    """Parse one stream's reads (an HTTP response) into (arrival time, JSON payload) for each event."""
+    found: list[tuple[float, dict]] = []
+    head, body = b"", None
+    parser, dechunker = EventParser(), None
+    for arrived, data in reads:
+        if body is None:
+            head += data
+            if b"\r\n\r\n" not in head:
+                continue
+            head, _, data = head.partition(b"\r\n\r\n")
+            body = True
+            if b"transfer-encoding: chunked" in head.lower():
+                dechunker = Dechunker()
+        payload = dechunker.feed(data) if dechunker else data
+        found.extend((arrived, event.json()) for event in parser.feed(payload))
     return found
 
 
@@ -178,21 +210,16 @@ class EventStream:
             self.thread.start()
 
     def _read(self) -> None:
-        buffer = self._rest.replace(b"\r\n", b"\n")
+        parser = EventParser()
+        chunk = self._rest
         self.sock.settimeout(60)
         try:
             while True:
-                while b"\n\n" in buffer:
-                    raw, _, buffer = buffer.partition(b"\n\n")
-                    data = "\n".join(
-                        line[5:].strip() for line in raw.decode().splitlines() if line.startswith("data:")
-                    )
-                    if data:
-                        self.on_event(json.loads(data), time.time())
+                for event in parser.feed(chunk):
+                    self.on_event(event.json(), time.time())
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return
-                buffer += chunk.replace(b"\r\n", b"\n")
         except (OSError, ValueError):
             return
 

@@ -1,4 +1,10 @@
-"""Stopping jobs with RQ's own commands: cancel one that waits, stop one that runs.
+"""Stopping jobs: cancel one that waits, stop one that runs, and the cooperative stop protocol.
+
+Cooperative stop: `request_stop(connection, job_id)` sets a key of its own, because
+`save_meta()` writes the whole meta and would erase a flag kept there. The job sees it through
+`jobs.progress.report()`, which raises `StopRequested` after a saved update, or by asking
+`stop_requested()` itself. A stopped job ends FAILURE with the status "stopped" and is never
+retried (`jobs.callbacks`).
 
 `job.cancel()` on a running job marks it canceled while it runs on to `finished`, so a started
 job gets `send_stop_job_command` instead: its worker kills the work horse, the job ends
@@ -11,15 +17,42 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from rq import get_current_job
 from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 
+from jobs.channel import publish
 from jobs.contract import TERMINAL_STATES, is_terminal, state_for
-from jobs.progress import publish, request_stop
+from jobs.keys import stop_key
 from jobs.snapshot import fetch_job, payload_of
 
 log = logging.getLogger(__name__)
+
+# A stop request outlives any job timeout we register, then cleans itself up.
+STOP_REQUEST_TTL_S = 24 * 60 * 60
+
+
+class StopRequested(Exception):
+    """Raised in a job that was asked to stop; RQ records it as a failure with the status "stopped"."""
+
+    def __init__(self, message: str = "stopped") -> None:
+        super().__init__(message)
+
+
+def request_stop(connection: Redis, job_id: str) -> None:
+    """Ask a job to stop at its next saved `report()` (or its next `stop_requested()` check).
+
+    Cooperative: a job that never reports runs on; `cancel_job` pairs this with RQ's
+    `send_stop_job_command` for those.
+    """
+    connection.set(stop_key(job_id), "1", ex=STOP_REQUEST_TTL_S)
+
+
+def stop_requested(job: Job | None = None) -> bool:
+    """Whether the current job (or `job`) was asked to stop; False outside a job. One Redis read."""
+    job = job or get_current_job()
+    return job is not None and bool(job.connection.exists(stop_key(job.id)))
 
 
 class JobAlreadyEnded(Exception):

@@ -10,16 +10,12 @@ import math
 from redis import Redis
 from redis.exceptions import RedisError
 
+from jobs.keys import durations_key
+
 log = logging.getLogger(__name__)
 
-KEY = "rq-progress:metrics:job-durations"
 # Upper bounds in seconds, the last one +Inf: jobs here run from milliseconds to ten minutes.
 BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, math.inf)
-
-
-def durations_key() -> str:
-    """The Redis hash that holds every duration counter."""
-    return KEY
 
 
 def record_duration(connection: Redis, queue: str, outcome: str, seconds: float) -> None:

@@ -15,7 +15,7 @@ from typing import Any
 from redis import Redis
 from rq.job import Job
 
-from jobs.progress import KEY_PREFIX
+from jobs.keys import idempotency_key
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,6 @@ class BadIdempotencyKey(ValueError):
 
 class IdempotencyConflict(Exception):
     """The key was already used, within its day, for a different request."""
-
-
-def redis_key(key: str) -> str:
-    """Where one idempotency key's claim lives (hashed: the header is caller-controlled)."""
-    return f"{KEY_PREFIX}:idempotency:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
 def fingerprint(request: dict[str, Any]) -> str:
@@ -58,9 +53,9 @@ def claim(connection: Redis, key: str, request_fingerprint: str, job_id: str) ->
         raise BadIdempotencyKey("Idempotency-Key must be 1 to 255 printable ASCII characters")
     value = json.dumps({"job_id": job_id, "fingerprint": request_fingerprint})
     for _ in range(3):
-        if connection.set(redis_key(key), value, nx=True, ex=KEY_TTL_S):
+        if connection.set(idempotency_key(key), value, nx=True, ex=KEY_TTL_S):
             return None
-        stored = connection.get(redis_key(key))
+        stored = connection.get(idempotency_key(key))
         if stored is not None:
             break
     else:
@@ -74,9 +69,9 @@ def claim(connection: Redis, key: str, request_fingerprint: str, job_id: str) ->
 
 def release(connection: Redis, key: str, job_id: str) -> None:
     """Give a key back after the job it was claimed for could not be enqueued."""
-    stored = connection.get(redis_key(key))
+    stored = connection.get(idempotency_key(key))
     if stored is not None and json.loads(stored)["job_id"] == job_id:
-        connection.delete(redis_key(key))
+        connection.delete(idempotency_key(key))
 
 
 def _wait_for_job(connection: Redis, job_id: str) -> None:

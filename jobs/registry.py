@@ -14,12 +14,12 @@ from datetime import timedelta
 from typing import Any
 
 from redis import Redis
-from rq import Callback, Queue
+from rq import Queue
 from rq.job import Job
 
 from jobs import idempotency
+from jobs.callbacks import CALLBACKS, initial_meta
 from jobs.params import REQUIRED, BadParams, Param, RetryPolicy
-from jobs.progress import initial_meta
 
 log = logging.getLogger(__name__)
 
@@ -183,9 +183,7 @@ def _enqueue(target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, 
         "result_ttl": spec.result_ttl_s,
         "retry": spec.retry.to_rq() if spec.retry else None,
         "meta": initial_meta(retry_max=spec.retry.max if spec.retry else None),
-        "on_success": Callback("jobs.progress.on_success"),
-        "on_failure": Callback("jobs.progress.on_failure"),
-        "on_stopped": Callback("jobs.progress.on_stopped"),
+        **CALLBACKS,
     }
     if delay_s:
         return target.enqueue_in(timedelta(seconds=delay_s), spec.func, **options)

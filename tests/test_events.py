@@ -4,9 +4,11 @@ import time
 import pytest
 from rq.job import JobStatus
 
+from jobs.channel import publish
 from jobs.contract import to_payload
-from jobs.progress import publish
-from tests.helpers import read_sse_events, wait_until
+from support.apps import UNIT_SETTINGS, unreachable_redis_app
+from support.sse import read_json_events
+from support.wait import wait_until
 from web import create_app, events
 
 
@@ -19,8 +21,8 @@ def quick_listener(monkeypatch):
 @pytest.fixture
 def app(redis):
     """The app on fakeredis with short stream timings (read per request); stops its listener after."""
-    settings = {"SSE_HEARTBEAT_S": 0.2, "SSE_MAX_AGE_S": 10.0}
-    app = create_app({"TESTING": True, "SECRET_KEY": "k", "REDIS_CONNECTION": redis, **settings})
+    settings = {"SSE_HEARTBEAT_S": 0.2, "SSE_MAX_AGE_S": 10.0, "LOST_JOB_CHECK_INTERVAL_S": 0}
+    app = create_app({**UNIT_SETTINGS, "BACKGROUND_THREADS": True, "REDIS_CONNECTION": redis, **settings})
     yield app
     app.extensions["events"].close()
 
@@ -67,11 +69,11 @@ def test_stream_starts_with_the_snapshot_then_relays_updates_until_the_end(queue
     assert response.status_code == 200
     first = next(chunks).decode()
     assert first.startswith("retry: ")
-    assert read_sse_events([first], 1)[0]["state"] == "PENDING"
+    assert read_json_events([first], 1)[0]["state"] == "PENDING"
 
     publish(redis, progress(job.id, 1, 3, "2026-01-01T00:00:01.000000Z"))
     publish(redis, to_payload(job.id, JobStatus.FINISHED, {}, result=42))
-    relayed = read_sse_events(chunks)
+    relayed = read_json_events(chunks)
     assert [(event["state"], event["current"]) for event in relayed] == [("PROGRESS", 1), ("SUCCESS", 1)]
     assert relayed[-1]["result"] == 42
     assert list(chunks) == []
@@ -89,7 +91,7 @@ def test_finished_job_gets_its_final_payload_and_the_stream_ends(queue, run_queu
     job = queue.enqueue("jobs.long_task", steps=2, step_seconds=0)
     run_queued()
     _, chunks = open_stream(job.id)
-    assert [(event["state"], event["result"]) for event in read_sse_events(chunks)] == [("SUCCESS", 42)]
+    assert [(event["state"], event["result"]) for event in read_json_events(chunks)] == [("SUCCESS", 42)]
     assert list(chunks) == []
     assert fanout.streams() == 0
 
@@ -110,7 +112,7 @@ def test_silence_sends_a_heartbeat_and_the_changed_snapshot(queue, open_stream):
     job.set_status(JobStatus.STARTED)
     after = [next(chunks).decode(), next(chunks).decode()]
     assert after[0].startswith(": heartbeat")
-    assert read_sse_events(after[1:])[0]["state"] == "PROGRESS"
+    assert read_json_events(after[1:])[0]["state"] == "PROGRESS"
 
 
 def test_an_update_published_right_after_the_snapshot_read_is_not_lost(
@@ -126,7 +128,7 @@ def test_an_update_published_right_after_the_snapshot_read_is_not_lost(
 
     monkeypatch.setattr(events, "snapshot", snapshot_then_worker_saves)
     _, chunks = open_stream(job.id)
-    assert [event["state"] for event in read_sse_events(chunks, 2)] == ["PENDING", "PROGRESS"]
+    assert [event["state"] for event in read_json_events(chunks, 2)] == ["PENDING", "PROGRESS"]
 
 
 def test_an_older_progress_update_never_moves_the_bar_back(queue, redis, open_stream):
@@ -135,14 +137,14 @@ def test_an_older_progress_update_never_moves_the_bar_back(queue, redis, open_st
     next(chunks)
     for current in (2, 1, 3):
         publish(redis, progress(job.id, current, 4, f"2026-01-01T00:00:0{current}.000000Z"))
-    assert [event["current"] for event in read_sse_events(chunks, 2)] == [2, 3]
+    assert [event["current"] for event in read_json_events(chunks, 2)] == [2, 3]
 
 
 def test_stream_ends_at_its_maximum_age(app, queue, open_stream, fanout):
     app.config["SSE_MAX_AGE_S"] = 0.3
     _, chunks = open_stream(queue.enqueue("tests.fixture_jobs.answer").id)
     started = time.monotonic()
-    assert [event["state"] for event in read_sse_events(chunks)] == ["PENDING"]
+    assert [event["state"] for event in read_json_events(chunks)] == ["PENDING"]
     assert 0.3 <= time.monotonic() - started < 3
     assert fanout.streams() == 0
 
@@ -151,14 +153,14 @@ def test_streams_share_one_subscription_and_thread(queue, redis, open_stream, fa
     jobs = [queue.enqueue("tests.fixture_jobs.answer") for _ in range(5)]
     streams = [open_stream(job.id)[1] for job in jobs for _ in range(4)]
     for chunks in streams:
-        read_sse_events(chunks, 1)
+        read_json_events(chunks, 1)
     assert fanout.streams() == 20
     assert redis.execute_command("PUBSUB", "NUMPAT") == 1
     assert len(listener_threads()) == 1
 
     publish(redis, progress(jobs[0].id, 1, 2, "2026-01-01T00:00:01.000000Z"))
     for chunks in streams[:4]:
-        assert read_sse_events(chunks, 1)[0]["current"] == 1
+        assert read_json_events(chunks, 1)[0]["current"] == 1
 
 
 def test_closing_a_stream_unregisters_it(queue, client, fanout):
@@ -182,7 +184,7 @@ def test_listener_resubscribes_after_losing_redis_and_streams_catch_up(
     redis.connection_pool.connection_kwargs["server"].connected = True
     job.set_status(JobStatus.STARTED)  # saved while the listener was away: nothing was published
     started = time.monotonic()
-    assert read_sse_events(chunks, 1)[0]["state"] == "PROGRESS"
+    assert read_json_events(chunks, 1)[0]["state"] == "PROGRESS"
     assert time.monotonic() - started < 3, "caught up by the heartbeat, not by the resubscription"
 
 
@@ -199,7 +201,7 @@ def test_listener_lets_its_connection_go_when_no_stream_is_open(
     _, chunks = open_stream(job.id)
     next(chunks)
     publish(redis, progress(job.id, 1, 2, "2026-01-01T00:00:01.000000Z"))
-    assert read_sse_events(chunks, 1)[0]["current"] == 1
+    assert read_json_events(chunks, 1)[0]["current"] == 1
 
 
 def test_a_stream_that_stops_reading_keeps_a_bounded_backlog_and_resyncs(queue, redis, fanout):
@@ -215,17 +217,7 @@ def test_a_stream_that_stops_reading_keeps_a_bounded_backlog_and_resyncs(queue, 
 
 
 def test_redis_down_is_503_json_and_leaves_no_stream():
-    from redis import Redis
-    from redis.backoff import NoBackoff
-    from redis.retry import Retry
-
-    from tests.helpers import free_port
-
-    # No retries: redis-py's default ones only make the 503 slower to arrive.
-    dead = Redis(
-        port=free_port(), socket_connect_timeout=0.2, socket_timeout=0.2, retry=Retry(NoBackoff(), 0)
-    )
-    app = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": dead, "REDIS_SOCKET_TIMEOUT_S": 0.2})
+    app = unreachable_redis_app(BACKGROUND_THREADS=True, LOST_JOB_CHECK_INTERVAL_S=0)
     try:
         response = app.test_client().get("/status/some-job/events")
         assert response.status_code == 503
@@ -233,3 +225,16 @@ def test_redis_down_is_503_json_and_leaves_no_stream():
         assert app.extensions["events"].streams() == 0
     finally:
         app.extensions["events"].close()
+
+
+def test_without_background_threads_a_stream_lives_on_snapshot_re_reads(redis, queue):
+    app = create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "SSE_HEARTBEAT_S": 0.2})
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    before = len(listener_threads())
+    with app.test_client().get(f"/status/{job.id}/events", buffered=False) as response:
+        chunks = iter(response.response)
+        assert read_json_events(chunks, 1)[0]["state"] == "PENDING"
+        job.set_status(JobStatus.STARTED)
+        assert read_json_events(chunks, 1)[0]["state"] == "PROGRESS"
+    assert len(listener_threads()) == before
+    assert app.extensions["events"].streams() == 0

@@ -1,6 +1,7 @@
 import pytest
 
 from jobs import idempotency
+from jobs.keys import idempotency_key
 
 
 def test_first_claim_wins_and_later_ones_read_its_job(redis):
@@ -12,9 +13,9 @@ def test_first_claim_wins_and_later_ones_read_its_job(redis):
 def test_release_gives_back_only_its_own_claim(redis):
     idempotency.claim(redis, "k", "fp", "job-1")
     idempotency.release(redis, "k", "job-2")
-    assert redis.exists(idempotency.redis_key("k"))
+    assert redis.exists(idempotency_key("k"))
     idempotency.release(redis, "k", "job-1")
-    assert not redis.exists(idempotency.redis_key("k"))
+    assert not redis.exists(idempotency_key("k"))
 
 
 def test_the_key_is_stored_hashed_for_a_day(redis):

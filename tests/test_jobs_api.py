@@ -2,6 +2,7 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
+from support.apps import UNIT_SETTINGS, unreachable_redis_app
 from web import create_app
 
 
@@ -64,12 +65,7 @@ def test_unknown_route_is_404_json(client):
 
 
 def test_redis_down_is_503_json():
-    from redis import Redis
-
-    from tests.helpers import free_port
-
-    dead = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
-    client = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": dead}).test_client()
+    client = unreachable_redis_app().test_client()
     for response in (client.post("/longtask"), client.get("/status/abc")):
         assert response.status_code == 503
         assert response.get_json()["error"]["code"] == 503
@@ -159,7 +155,7 @@ def test_api_same_idempotency_key_gives_the_same_job(client, redis):
 
 
 def test_full_queue_is_503_with_retry_after_and_drops_nothing(redis):
-    client = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": redis, "QUEUE_MAX_JOBS": 1}).test_client()
+    client = create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "QUEUE_MAX_JOBS": 1}).test_client()
     assert client.post("/longtask").status_code == 202
     for response in (client.post("/longtask"), client.post("/api/jobs", json={"name": "long_task"})):
         assert response.status_code == 503

@@ -1,18 +1,12 @@
 import email
-import json
 
 import pytest
-from rq import Callback, Retry
+from rq import Retry
 
+from jobs.callbacks import CALLBACKS, initial_meta
 from jobs.mail import parse_smtp_url, send_email
-from jobs.progress import channel_for, initial_meta
 from jobs.snapshot import snapshot
 from tests.smtp_server import smtp_server
-
-CALLBACKS = {
-    "on_success": Callback("jobs.progress.on_success"),
-    "on_failure": Callback("jobs.progress.on_failure"),
-}
 
 
 @pytest.fixture
@@ -36,16 +30,11 @@ def test_one_message_per_recipient_outside_a_job(inbox):
     )
 
 
-def test_job_reports_progress_per_recipient(inbox, redis, queue, run_queued, monkeypatch):
+def test_job_reports_progress_per_recipient(inbox, redis, queue, run_queued, published, monkeypatch):
     monkeypatch.setenv("PROGRESS_MAX_SAVES_PER_S", "0")
-    pubsub = redis.pubsub()
-    pubsub.psubscribe(channel_for("*"))
     job = queue.enqueue("jobs.mail.send_email", ["a@x.org", "b@x.org", "c@x.org"], "Hi", **CALLBACKS)
     run_queued()
-    events = []
-    while (message := pubsub.get_message(timeout=0.01)) is not None:
-        if message["type"] == "pmessage":
-            events.append(json.loads(message["data"]))
+    events = published()
     assert [(event["current"], event["status"]) for event in events[1:-1]] == [
         (1, "sent to a@x.org"),
         (2, "sent to b@x.org"),
@@ -57,7 +46,7 @@ def test_job_reports_progress_per_recipient(inbox, redis, queue, run_queued, mon
 
 
 def test_unreachable_server_fails_with_a_readable_message(redis, queue, run_queued, monkeypatch):
-    from tests.helpers import free_port
+    from support.servers import free_port
 
     monkeypatch.setenv("SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
     job = queue.enqueue("jobs.mail.send_email", ["a@x.org"], "Hi", **CALLBACKS)

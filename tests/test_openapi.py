@@ -14,7 +14,11 @@ from schemathesis.specs.openapi.checks import (
 from web import create_app
 
 fuzz_app = create_app(
-    {"SECRET_KEY": "fuzz", "REDIS_CONNECTION": fakeredis.FakeRedis(server=fakeredis.FakeServer())}
+    {
+        "SECRET_KEY": "fuzz",
+        "REDIS_CONNECTION": fakeredis.FakeRedis(server=fakeredis.FakeServer()),
+        "BACKGROUND_THREADS": False,
+    }
 )
 schema = schemathesis.openapi.from_wsgi("/api/openapi.json", fuzz_app)
 # Pages, static files and the operators' dashboard are not part of the JSON API.

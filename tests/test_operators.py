@@ -3,11 +3,10 @@
 import base64
 
 import pytest
-from redis import Redis
 from rq import Worker
 
 from jobs.registry import start_job
-from tests.helpers import free_port
+from support.apps import UNIT_SETTINGS, unreachable_redis_app
 from web import create_app
 
 USER, PASSWORD = "ops", "correct horse battery staple"
@@ -26,8 +25,7 @@ def ops_app(redis):
     """The app with the dashboard mounted."""
     return create_app(
         {
-            "TESTING": True,
-            "SECRET_KEY": "test-secret",
+            **UNIT_SETTINGS,
             "REDIS_CONNECTION": redis,
             "RQ_DASHBOARD_USERNAME": USER,
             "RQ_DASHBOARD_PASSWORD": PASSWORD,
@@ -87,9 +85,7 @@ def test_dashboard_uses_the_apps_own_redis_client(ops_app, redis):
 
 
 def test_dashboard_is_off_without_both_credentials(redis):
-    app = create_app(
-        {"TESTING": True, "SECRET_KEY": "s", "REDIS_CONNECTION": redis, "RQ_DASHBOARD_USERNAME": USER}
-    )
+    app = create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "RQ_DASHBOARD_USERNAME": USER})
     response = app.test_client().get("/rq/0/data/queues.json", headers=GOOD)
     assert response.status_code == 404 and response.json["error"]["code"] == 404
 
@@ -132,9 +128,7 @@ def test_healthz_counts_live_workers_per_queue(client, redis, queue):
 
 
 def test_healthz_and_metrics_answer_503_json_when_redis_is_down():
-    # Built as the app builds its client: a bare Redis() retries ten times (about 4 s) before failing.
-    down = Redis.from_url(f"redis://127.0.0.1:{free_port()}", socket_connect_timeout=1, socket_timeout=1)
-    client = create_app({"TESTING": True, "SECRET_KEY": "s", "REDIS_CONNECTION": down}).test_client()
+    client = unreachable_redis_app().test_client()
     for url in ("/healthz", "/metrics"):
         response = client.get(url)
         assert response.status_code == 503 and response.json["error"]["code"] == 503

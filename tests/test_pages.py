@@ -4,7 +4,9 @@ import re
 import pytest
 from rq.job import Job
 
-from web import create_app, pages
+from support.apps import UNIT_SETTINGS, unreachable_redis_app
+from tests.helpers import start_demo
+from web import auth, create_app
 
 INITIAL_JOBS = re.compile(r'<script id="initial-jobs" type="application/json">(.*?)</script>', re.S)
 
@@ -14,12 +16,6 @@ def rows(client) -> list[dict]:
     response = client.get("/")
     assert response.status_code == 200
     return json.loads(INITIAL_JOBS.search(response.get_data(as_text=True)).group(1))
-
-
-def start(client, **body) -> dict:
-    response = client.post("/longtask", json=body or None)
-    assert response.status_code == 202
-    return response.get_json()
 
 
 def test_page_has_the_start_button_and_only_its_own_assets(client):
@@ -42,7 +38,7 @@ def test_page_has_an_accessible_progress_bar_template(client):
 
 
 def test_started_job_body_links_its_stream_and_cancel_route(client):
-    body = start(client, steps=2, step_seconds=0)
+    body = start_demo(client, steps=2, step_seconds=0)
     job_id = body["id"]
     assert body == {
         "id": job_id,
@@ -53,7 +49,7 @@ def test_started_job_body_links_its_stream_and_cancel_route(client):
 
 
 def test_page_redraws_the_jobs_this_browser_started(client, run_queued):
-    first, second = start(client, steps=2, step_seconds=0), start(client, steps=3, step_seconds=0)
+    first, second = start_demo(client, steps=2, step_seconds=0), start_demo(client, steps=3, step_seconds=0)
     run_queued()
     drawn = rows(client)
     assert [row["id"] for row in drawn] == [first["id"], second["id"]]
@@ -63,29 +59,31 @@ def test_page_redraws_the_jobs_this_browser_started(client, run_queued):
 
 
 def test_another_browser_does_not_see_them(app, client):
-    start(client, steps=2, step_seconds=0)
+    start_demo(client, steps=2, step_seconds=0)
     assert rows(app.test_client()) == []
 
 
 def test_expired_jobs_leave_the_list(client, redis):
-    gone, kept = start(client, steps=2, step_seconds=0), start(client, steps=2, step_seconds=0)
+    gone, kept = start_demo(client, steps=2, step_seconds=0), start_demo(client, steps=2, step_seconds=0)
     Job.fetch(gone["id"], connection=redis).delete()
     assert [row["id"] for row in rows(client)] == [kept["id"]]
     with client.session_transaction() as session:
-        assert session[pages.SESSION_KEY] == [kept["id"]]
+        assert session[auth.SESSION_KEY] == [kept["id"]]
 
 
 def test_the_list_keeps_the_newest_jobs(client):
-    started = [start(client, steps=2, step_seconds=0)["id"] for _ in range(pages.MAX_REMEMBERED + 3)]
-    assert [row["id"] for row in rows(client)] == started[-pages.MAX_REMEMBERED :]
+    started = [start_demo(client, steps=2, step_seconds=0)["id"] for _ in range(auth.MAX_REMEMBERED + 3)]
+    assert [row["id"] for row in rows(client)] == started[-auth.MAX_REMEMBERED :]
 
 
 def test_a_forged_session_cookie_is_ignored(app, client, queue):
     job = queue.enqueue("tests.fixture_jobs.answer")
-    other = create_app({"SECRET_KEY": "not-ours", "REDIS_CONNECTION": app.extensions["rq"]["redis"]})
+    other = create_app(
+        {**UNIT_SETTINGS, "SECRET_KEY": "not-ours", "REDIS_CONNECTION": app.extensions["rq"]["redis"]}
+    )
     with other.test_client() as forger:
         with forger.session_transaction() as session:
-            session[pages.SESSION_KEY] = [job.id]
+            session[auth.SESSION_KEY] = [job.id]
         cookie = forger.get_cookie("session").value
     client.set_cookie("session", cookie)
     assert rows(client) == []
@@ -94,19 +92,14 @@ def test_a_forged_session_cookie_is_ignored(app, client, queue):
 @pytest.mark.parametrize("stored", [None, "abc", {"a": 1}, [1, None, "x"]])
 def test_odd_session_values_do_not_break_the_page(client, stored):
     with client.session_transaction() as session:
-        session[pages.SESSION_KEY] = stored
+        session[auth.SESSION_KEY] = stored
     assert rows(client) == []
 
 
 def test_redis_down_gives_a_visible_error_page():
-    from redis import Redis
-
-    from tests.helpers import free_port
-
-    dead = Redis(port=free_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
-    client = create_app({"SECRET_KEY": "k", "REDIS_CONNECTION": dead}).test_client()
+    client = unreachable_redis_app().test_client()
     with client.session_transaction() as session:
-        session[pages.SESSION_KEY] = ["some-job"]
+        session[auth.SESSION_KEY] = ["some-job"]
     response = client.get("/")
     assert response.status_code == 503 and response.mimetype == "text/html"
     assert "job store is unavailable" in response.get_data(as_text=True)

@@ -15,7 +15,7 @@ def test_preload_loads_the_job_modules_and_sets_no_worker_settings():
     lines = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=ROOT, capture_output=True, text=True, check=True, timeout=30
     ).stdout.splitlines()
-    assert {"jobs.demo", "jobs.progress", "jobs.contract"} <= set(lines[0].split())
+    assert {"jobs.demo", "jobs.progress", "jobs.callbacks", "jobs.contract"} <= set(lines[0].split())
     assert lines[1] == ""
 
 

@@ -8,6 +8,7 @@ from rq.job import JobStatus
 from rq.registry import ScheduledJobRegistry
 
 from jobs import idempotency
+from jobs.keys import idempotency_key
 from jobs.registry import (
     CATALOG,
     BadParams,
@@ -162,7 +163,7 @@ def test_same_idempotency_key_returns_the_same_job(redis):
     other = start_job(redis, "long_task", {"steps": 2}, idempotency_key="click-2")
     assert again.id == first.id != other.id
     assert Queue("default", connection=redis).count == 2
-    assert 86000 < redis.ttl(idempotency.redis_key("click-1")) <= 86400
+    assert 86000 < redis.ttl(idempotency_key("click-1")) <= 86400
 
 
 def test_idempotency_key_reused_for_another_request_is_a_conflict(redis):

@@ -6,7 +6,7 @@ import pytest
 
 from scripts import run
 from scripts.run import Managed, read_procfile, supervise
-from tests.helpers import wait_until
+from support.wait import wait_until
 
 
 @pytest.fixture(autouse=True)

@@ -23,6 +23,10 @@ DEFAULTS: dict[str, Any] = {
     # rq-dashboard at /rq: off (404) unless both are set; `make run` generates a password.
     "RQ_DASHBOARD_USERNAME": None,
     "RQ_DASHBOARD_PASSWORD": None,
+    # Whether this process may run background threads: the events fan-out listener (started
+    # with the first event stream) and the lost-job check. Off, streams see changes only at
+    # their heartbeat's snapshot re-read and no lost job is failed early; unit tests turn it off.
+    "BACKGROUND_THREADS": True,
     # Seconds between checks for jobs whose worker died (0 turns the check off in this process).
     "LOST_JOB_CHECK_INTERVAL_S": 1.0,
     # Event streams: seconds of silence before a heartbeat and a snapshot re-read, and the
@@ -41,7 +45,10 @@ def from_environment(environ: os._Environ | dict[str, str] = os.environ) -> dict
         raw = environ.get(name)
         if raw is None or raw == "":
             continue
-        settings[name] = type(default)(raw) if default is not None else raw
+        if isinstance(default, bool):
+            settings[name] = raw.strip().lower() in ("1", "true", "yes", "on")
+        else:
+            settings[name] = type(default)(raw) if default is not None else raw
     return settings
 
 

@@ -1,8 +1,15 @@
-"""Errors as JSON: `error_response()` is the one way the app reports a failed request."""
+"""Errors by audience: JSON for API routes and clients that prefer it, a small HTML page for people.
+
+`error_response()` is the one JSON shape of a failed request; `answer_error()` picks JSON or the
+`error.html` page for the app-wide handlers. API paths always answer JSON; elsewhere (the page,
+an unknown URL) a client whose Accept header prefers text/html over JSON, as browsers' does,
+gets the page.
+"""
 
 import logging
+from http import HTTPStatus
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, jsonify, render_template, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
@@ -15,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # Headers an HTTP error carries that a client needs to act on it.
 _KEPT_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
+# Paths whose errors are always JSON: the API, a job's own URLs, the operators' routes.
+API_PATHS = ("/api", "/status", "/longtask", "/healthz", "/metrics", "/rq")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> tuple[Response, int]:
@@ -25,47 +34,65 @@ def error_response(status: int, message: str, headers: dict[str, str] | None = N
     return response, status
 
 
+def wants_html() -> bool:
+    """Whether the current request's error should be the HTML page: not an API path, and the
+    client's Accept header prefers text/html to JSON (no Accept, or `*/*`, means JSON)."""
+    path = request.path
+    if any(path == api or path.startswith(f"{api}/") for api in API_PATHS):
+        return False
+    accept = request.accept_mimetypes
+    return accept.quality("text/html") > accept.quality("application/json")
+
+
+def answer_error(status: int, message: str, headers: dict[str, str] | None = None):
+    """The error for the caller's audience: `error_response()` JSON, or the escaped `error.html` page."""
+    if not wants_html():
+        return error_response(status, message, headers)
+    page = render_template("error.html", code=status, name=HTTPStatus(status).phrase, message=message)
+    return page, status, {"Content-Type": "text/html; charset=utf-8", **(headers or {})}
+
+
 def init_app(app: Flask) -> None:
-    """Register handlers that turn every error into a JSON answer."""
+    """Register handlers that turn every error into a JSON answer, or a page for people."""
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         kept = {name: value for name, value in exc.get_headers() if name in _KEPT_HEADERS}
-        return error_response(exc.code or 500, exc.description or exc.name, kept)
+        return answer_error(exc.code or 500, exc.description or exc.name, kept)
 
     @app.errorhandler(BadParams)
     def bad_params(exc: BadParams):
-        return error_response(400, str(exc))
+        return answer_error(400, str(exc))
 
     @app.errorhandler(BadIdempotencyKey)
     def bad_idempotency_key(exc: BadIdempotencyKey):
-        return error_response(400, str(exc))
+        return answer_error(400, str(exc))
 
     @app.errorhandler(IdempotencyConflict)
     def idempotency_conflict(exc: IdempotencyConflict):
-        return error_response(409, str(exc))
+        return answer_error(409, str(exc))
 
     @app.errorhandler(QueueFull)
     def queue_full(exc: QueueFull):
-        return error_response(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
+        return answer_error(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
 
     @app.errorhandler(UnknownJob)
     def unknown_job(exc: UnknownJob):
-        return error_response(404, str(exc))
+        return answer_error(404, str(exc))
 
     @app.errorhandler(NoSuchJobError)
     def no_such_job(exc: NoSuchJobError):
-        return error_response(404, "no such job (unknown, malformed, or its result has expired)")
+        return answer_error(404, "no such job (unknown, malformed, or its result has expired)")
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)
     def redis_down(exc: Exception):
         log.warning("Redis unavailable during %s %s: %s", request.method, request.path, exc)
-        return error_response(
+        return answer_error(
             503, "the job store (Redis) is unavailable; try again shortly", {"Retry-After": "5"}
         )
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         log.exception("unhandled error on %s %s", request.method, request.path)
-        return error_response(500, "internal error; it has been logged")
+        return answer_error(500, "internal error; it has been logged")

@@ -1,4 +1,6 @@
-"""Browsers streaming: `GET /status/<id>/events`, one job's contract payloads as Server-Sent Events.
+"""The events fan-out: one job's contract payloads relayed to its open event streams.
+
+The route, `GET /status/<id>/events`, is in `web/job_urls.py`; this module holds no routes.
 
 One Redis subscriber per web process, not one per stream: a single listener (a thread, or a
 greenlet under gunicorn's gevent worker, which patches threading) holds one pattern subscription
@@ -14,20 +16,18 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app
+from flask import Flask, current_app
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 
 from jobs.contract import PROGRESS, is_terminal
-from jobs.progress import channel_for
+from jobs.keys import channel_for
 from jobs.snapshot import snapshot
 from web import sse
 
 log = logging.getLogger(__name__)
-
-bp = Blueprint("events", __name__)
 
 # How long a browser waits before reconnecting to a stream that ended or dropped.
 RETRY_MS = 1000
@@ -52,9 +52,11 @@ Inbox = queue.Queue
 class Fanout:
     """One pattern subscription for the process, fanned out to the streams watching each job."""
 
-    def __init__(self, connection: Redis, ready_timeout_s: float) -> None:
+    def __init__(self, connection: Redis, ready_timeout_s: float, listen: bool = True) -> None:
         self.connection = connection
         self.ready_timeout_s = ready_timeout_s
+        # Without the listener (BACKGROUND_THREADS off) streams live on snapshot re-reads alone.
+        self.listen = listen
         self._inboxes: dict[str, set[Inbox]] = {}
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
@@ -69,6 +71,8 @@ class Fanout:
         inbox: Inbox = queue.Queue(maxsize=INBOX_LIMIT)
         with self._lock:
             self._inboxes.setdefault(job_id, set()).add(inbox)
+            if not self.listen:
+                return inbox
             if self._listener is None or not self._listener.is_alive():
                 self._ready.clear()
                 self._listener = threading.Thread(target=self._listen, name="sse-fanout", daemon=True)
@@ -179,30 +183,21 @@ class Fanout:
                 inbox.put_nowait(RESYNC)
 
 
-def init_app(app: Flask) -> None:
-    """Give the app its fan-out, on the app's Redis client; the listener starts with the first stream."""
+def init_app(app: Flask, listen: bool) -> None:
+    """Give the app its fan-out, on the app's Redis client.
+
+    Args:
+        listen: whether the listener thread may run (it starts with the first stream); without
+            it streams see changes only at their heartbeat's snapshot re-read.
+    """
     redis = app.extensions["rq"]["redis"]
-    app.extensions["events"] = Fanout(redis, ready_timeout_s=min(app.config["REDIS_SOCKET_TIMEOUT_S"], 2.0))
+    timeout_s = min(app.config["REDIS_SOCKET_TIMEOUT_S"], 2.0)
+    app.extensions["events"] = Fanout(redis, ready_timeout_s=timeout_s, listen=listen)
 
 
 def get_fanout() -> Fanout:
     """The current app's fan-out."""
     return current_app.extensions["events"]
-
-
-@bp.get("/status/<job_id>/events")
-def events(job_id: str):
-    """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
-    fanout = get_fanout()
-    inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
-    try:
-        first = fanout.snapshot(job_id)
-    except Exception:
-        fanout.unwatch(job_id, inbox)
-        raise
-    config = current_app.config
-    body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
-    return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
 
 
 def relay(

@@ -1,4 +1,4 @@
-"""Clients starting and stopping work: POST answers 202 with the job's URLs; cancel stops it."""
+"""Clients starting work: POST answers 202 with the job's URLs (its own routes are in web/job_urls.py)."""
 
 from typing import Any
 
@@ -6,13 +6,11 @@ from flask import Blueprint, current_app, request
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
-from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.registry import BadParams, catalog, start_job
+from web.auth import remember
 from web.config import queue_names
-from web.errors import error_response
 from web.extensions import get_redis
-from web.pages import remember
-from web.status_api import job_urls
+from web.job_urls import job_urls
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -41,16 +39,6 @@ def start():
     body = start_body(json_body())
     options = start_options(queue=body.get("queue"), delay_s=body.get("delay_seconds", 0))
     return accepted(start_job(get_redis(), body["name"], body.get("args"), **options))
-
-
-@bp.post("/status/<job_id>/cancel")
-def cancel(job_id: str):
-    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
-    try:
-        outcome = cancel_job(get_redis(), job_id)
-    except JobAlreadyEnded as exc:
-        return error_response(409, str(exc))
-    return outcome.payload, 200 if outcome.done else 202
 
 
 def json_body() -> Any:

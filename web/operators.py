@@ -10,12 +10,11 @@ import base64
 import binascii
 import hmac
 import logging
-from urllib.parse import urlsplit
 
 from flask import Blueprint, Flask, Response, current_app, request
 from rq import Worker
 
-from web import reaper
+from web.auth import changes_state, is_same_origin
 from web.config import queue_names
 from web.errors import error_response
 from web.extensions import get_redis
@@ -27,8 +26,6 @@ bp = Blueprint("operators", __name__)
 
 DASHBOARD_PREFIX = "/rq"
 DASHBOARD_REALM = 'Basic realm="rq-dashboard", charset="UTF-8"'
-# Browsers send Sec-Fetch-Site on every request; these values mean "not from another site".
-_SAME_ORIGIN_FETCH_SITES = frozenset({"same-origin", "none"})
 
 
 @bp.get("/healthz")
@@ -53,13 +50,12 @@ def metrics():
 
 
 def init_app(app: Flask) -> None:
-    """Register /healthz and /metrics, mount the dashboard when credentials are set, start the reaper."""
+    """Register /healthz and /metrics, and mount the dashboard when credentials are set."""
     app.register_blueprint(bp)
     if app.config.get("RQ_DASHBOARD_USERNAME") and app.config.get("RQ_DASHBOARD_PASSWORD"):
         mount_dashboard(app)
     else:
         log.info("rq-dashboard is off: set RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD to mount it")
-    reaper.init_app(app)
 
 
 def mount_dashboard(app: Flask) -> None:
@@ -119,29 +115,3 @@ def is_authorized(header: str) -> bool:
     user_ok = hmac.compare_digest(user.encode(), str(config["RQ_DASHBOARD_USERNAME"]).encode())
     password_ok = hmac.compare_digest(password.encode(), str(config["RQ_DASHBOARD_PASSWORD"]).encode())
     return bool(sep) and user_ok and password_ok
-
-
-def changes_state() -> bool:
-    """Whether the request can change state: any method but GET/HEAD/OPTIONS, or a route that takes POST.
-
-    rq-dashboard's `/rq/requeue/<queue>` requeues on a plain GET too.
-    """
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        return True
-    rule = request.url_rule
-    return rule is not None and "POST" in (rule.methods or ())
-
-
-def is_same_origin() -> bool:
-    """Whether the browser says the request comes from this site (clients sending neither header pass).
-
-    `Origin` must name this host; `Sec-Fetch-Site`, when present, must be same-origin or none.
-    Behind a proxy, the proxy must pass the original Host header.
-    """
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site not in _SAME_ORIGIN_FETCH_SITES:
-        return False
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc.lower() == request.host.lower()

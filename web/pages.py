@@ -1,37 +1,21 @@
-"""People: the page at `/`, and the list of jobs this browser started, kept in its signed session."""
+"""People: the page at `/`, with a row for each job this browser started (`web.auth.remembered`)."""
 
 import logging
 from typing import Any
 
-from flask import Blueprint, render_template, session
+from flask import Blueprint, render_template
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 
 from jobs.snapshot import snapshot
+from web.auth import forget_all_but, remembered
 from web.extensions import get_redis
-from web.status_api import job_urls
+from web.job_urls import job_urls
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("pages", __name__)
-
-SESSION_KEY = "job_ids"
-# Enough rows for a page, few enough ids (36 characters each) to keep the cookie far below 4 KB.
-MAX_REMEMBERED = 20
-
-
-def remember(job_id: str) -> None:
-    """Add a job to this browser's list, newest last, keeping the last MAX_REMEMBERED."""
-    ids = [known for known in remembered() if known != job_id]
-    session[SESSION_KEY] = [*ids, job_id][-MAX_REMEMBERED:]
-    session.permanent = True
-
-
-def remembered() -> list[str]:
-    """The ids of the jobs this browser started, oldest first."""
-    ids = session.get(SESSION_KEY)
-    return [job_id for job_id in ids if isinstance(job_id, str)] if isinstance(ids, list) else []
 
 
 @bp.get("/")
@@ -43,7 +27,7 @@ def index():
         log.warning("page drawn without its rows: Redis unavailable (%s)", exc)
         return render_template("index.html", rows=[], unavailable=True), 503
     if len(rows) != len(remembered()):
-        session[SESSION_KEY] = [row["id"] for row in rows]
+        forget_all_but([row["id"] for row in rows])
     return render_template("index.html", rows=rows, unavailable=False)
 
 

@@ -27,20 +27,16 @@ from redis.exceptions import RedisError
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
+from jobs.keys import lost_job_lock_key
+
 log = logging.getLogger(__name__)
 
-LOCK_KEY = "rq-progress:lost-job-check"
 # How far ahead of now cleanup() looks; a live job's deadline stays >= 60 s ahead (see above).
 LOOKAHEAD_S = 40.0
 
 # One thread per process; a fork (gunicorn --preload) gets none, so it is keyed by pid.
 _started: dict[int, threading.Thread] = {}
 _start_lock = threading.Lock()
-
-
-def lock_key() -> str:
-    """The Redis key that lets one web process at a time check for lost jobs."""
-    return LOCK_KEY
 
 
 def reap_lost_jobs(connection: Redis, now: float | None = None) -> None:
@@ -57,7 +53,7 @@ def reap_lost_jobs(connection: Redis, now: float | None = None) -> None:
 
 def check_once(connection: Redis, interval_s: float, token: str) -> bool:
     """Reap lost jobs if no other process did within the last interval; returns whether we did."""
-    if not connection.set(lock_key(), token, nx=True, px=max(1, int(interval_s * 1000 * 0.9))):
+    if not connection.set(lost_job_lock_key(), token, nx=True, px=max(1, int(interval_s * 1000 * 0.9))):
         return False
     reap_lost_jobs(connection)
     return True
@@ -102,9 +98,12 @@ def ensure_started(connection: Redis, interval_s: float) -> threading.Thread | N
 
 
 def init_app(app: Flask) -> None:
-    """Start the lost-job thread with the app's Redis client (not under TESTING), and after a fork."""
+    """Start the lost-job thread with the app's Redis client, and again after a fork.
+
+    `create_app` calls it only when BACKGROUND_THREADS is on.
+    """
     interval_s = float(app.config.get("LOST_JOB_CHECK_INTERVAL_S", 0))
-    if app.testing or interval_s <= 0:
+    if interval_s <= 0:
         return
     connection = app.extensions["rq"]["redis"]
     ensure_started(connection, interval_s)

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from scripts.run import start_embedded_redis
-from tests.integration.conftest import ROOT, start_web, start_worker, stop_process
+from support.servers import ROOT, start_embedded_redis, start_web, start_worker, stop_process
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 # The flags STACK.md measured: headless in a container, no network chatter of its own.

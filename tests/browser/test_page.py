@@ -6,11 +6,12 @@ import shutil
 import uuid
 
 from playwright.sync_api import expect
-from rq import Callback, Queue, SimpleWorker
+from rq import Queue, SimpleWorker
 
+from jobs.callbacks import CALLBACKS
 from tests.browser.conftest import ARTIFACTS, ROOT, SECRET_KEY
 from web import create_app
-from web.pages import SESSION_KEY
+from web.auth import SESSION_KEY
 
 
 def start(page, steps: int, step_seconds: float) -> str:
@@ -98,7 +99,7 @@ def test_reload_redraws_this_browsers_rows_and_no_one_elses(page, new_context):
 
 def adopt(context, base_url: str, job_ids: list[str]) -> None:
     """Give a browser a session cookie listing jobs it did not start through the page."""
-    app = create_app({"SECRET_KEY": SECRET_KEY, "REDIS_URL": "redis://unused"})
+    app = create_app({"SECRET_KEY": SECRET_KEY, "REDIS_URL": "redis://unused", "BACKGROUND_THREADS": False})
     cookie = app.session_interface.get_signing_serializer(app).dumps({SESSION_KEY: job_ids})
     context.add_cookies([{"name": "session", "value": cookie, "url": base_url}])
 
@@ -110,7 +111,7 @@ def test_a_failing_job_shows_its_message(page, stack):
         "tests.fixture_jobs.fail",
         "the reactor is out of coolant",
         depends_on=gate.enqueue("tests.fixture_jobs.answer"),
-        on_failure=Callback("jobs.progress.on_failure"),
+        **CALLBACKS,
     )
     adopt(page.context, stack.base_url, [failing.id])
     page.reload()

@@ -6,8 +6,6 @@ Outside CI a missing local Redis skips that half; in CI it fails.
 """
 
 import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,19 +14,14 @@ from pathlib import Path
 import pytest
 import requests
 from redis import Redis
-from rq import Worker
 
-from scripts.run import start_embedded_redis, stop_process
-from tests.helpers import free_port, wait_until
+from support.servers import LOGS, start_embedded_redis, start_web, start_worker, stop_process
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 LOCAL_REDIS_URL = os.environ.get("TEST_LOCAL_REDIS_URL", "redis://127.0.0.1:6379")
 # Marks a database of the local Redis as belonging to these tests, so a later run may reuse it.
 OWNER_KEY = "rq-progress:test-db-owner"
 LOCK_KEY = "rq-progress:test-db-lock"
 STOP_DEADLINE_S = 10
-_LOGS: list[Path] = []
 
 
 def pytest_collection_modifyitems(items):
@@ -42,25 +35,11 @@ def pytest_runtest_makereport(item, call):
     """Attach the tail of every process log to a failed test's report."""
     report = yield
     if report.failed:
-        for path in _LOGS:
+        for path in LOGS:
             if path.exists():
                 tail = "\n".join(path.read_text(errors="replace").splitlines()[-60:])
                 report.sections.append((f"log {path.name}", tail))
     return report
-
-
-def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
-    """Start a process in its own session with output going to `log_path`."""
-    _LOGS.append(log_path)
-    with open(log_path, "ab") as log:
-        return subprocess.Popen(
-            args,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            start_new_session=True,
-        )
 
 
 def claim_local_database() -> tuple[str, Redis]:
@@ -127,50 +106,12 @@ def logs_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("logs")
 
 
-def start_worker(
-    redis_url: str,
-    logs_dir: Path,
-    *extra: str,
-    queues=("high", "default", "low"),
-    env: dict[str, str] | None = None,
-):
-    """Start the stock `rq worker` CLI (`env` added to its environment); wait until it has registered."""
-    name = f"test-{uuid.uuid4().hex[:8]}"
-    args = [str(BIN / "rq"), "worker", "--with-scheduler", "--url", redis_url, "--path", str(ROOT)]
-    args += ["--name", name, *extra, *queues]
-    process = spawn(args, logs_dir / f"worker-{name}.log", env)
-    connection = Redis.from_url(redis_url)
-    wait_until(lambda: any(worker.name == name for worker in Worker.all(connection=connection)), timeout_s=20)
-    return process, name
-
-
 @pytest.fixture(scope="session")
 def worker(redis_url, logs_dir) -> Iterator[str]:
     """One `rq worker` for the session, on high, default and low; yields its name."""
     process, name = start_worker(redis_url, logs_dir)
     yield name
     stop_process(process)
-
-
-def start_web(redis_url: str, logs_dir: Path, env: dict[str, str] | None = None):
-    """Run the Procfile's web server (gunicorn, gevent) on a free port; returns (process, base URL)."""
-    port = free_port()
-    args = [
-        str(BIN / "gunicorn"),
-        "--worker-class",
-        "gevent",
-        "--no-control-socket",
-        "--workers",
-        "1",
-        "--bind",
-        f"127.0.0.1:{port}",
-    ]
-    args.append("web:create_app()")
-    settings = {"REDIS_URL": redis_url, "SECRET_KEY": "integration-secret", **(env or {})}
-    process = spawn(args, logs_dir / f"web-{port}.log", settings)
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=20)
-    return process, base
 
 
 @pytest.fixture(scope="session")

@@ -2,9 +2,10 @@
 
 import time
 
-from rq import Callback, Queue
+from rq import Queue
 
-from tests.helpers import wait_until
+from jobs.callbacks import CALLBACKS
+from support.wait import wait_until
 
 TERMINAL = {"SUCCESS", "FAILURE"}
 
@@ -47,7 +48,7 @@ def test_failing_job_gives_failure_with_its_message(http, web, worker, redis_cli
     job = Queue("default", connection=redis_client).enqueue(
         "tests.fixture_jobs.fail",
         "the reactor is out of coolant",
-        on_failure=Callback("jobs.progress.on_failure"),
+        **CALLBACKS,
     )
     final = poll_like_the_tutorial(http, web, f"/status/{job.id}")[-1]
     assert (final["state"], final["status"]) == ("FAILURE", "the reactor is out of coolant")

@@ -1,7 +1,5 @@
 """Event streams end to end: a real worker's updates pushed over HTTP, and 500 streams on one process."""
 
-import json
-import re
 import selectors
 import socket
 import time
@@ -10,19 +8,18 @@ from collections.abc import Iterator
 import pytest
 import requests
 from redis import Redis
-from rq import Callback, Queue
+from rq import Queue
 from rq.job import JobStatus
 
+from jobs.callbacks import CALLBACKS
+from jobs.channel import publish
 from jobs.contract import to_payload
-from jobs.progress import publish
-from scripts.run import start_embedded_redis
-from tests.helpers import read_sse_events
-from tests.integration.conftest import start_web, stop_process
+from support.servers import start_embedded_redis, start_web, stop_process
+from support.sse import EventParser, read_json_events
 from web.events import SNAPSHOT_SLOTS
 
 STREAMS = 500
 JOBS = 50
-DATA_LINE = re.compile(rb"^data: (.*)$", re.M)
 
 
 def follow(base: str, events_url: str) -> list[dict]:
@@ -30,7 +27,7 @@ def follow(base: str, events_url: str) -> list[dict]:
     with requests.get(base + events_url, stream=True, timeout=10) as response:
         assert response.status_code == 200
         assert response.headers["Content-Type"].startswith("text/event-stream")
-        return read_sse_events(response.iter_content(chunk_size=None))
+        return read_json_events(response.iter_content(chunk_size=None))
 
 
 def test_stream_shows_a_real_job_rising_to_success(http, web, worker):
@@ -43,7 +40,7 @@ def test_stream_shows_a_real_job_rising_to_success(http, web, worker):
 
 def test_stream_ends_in_failure_with_the_jobs_message(web, worker, redis_client):
     job = Queue("default", connection=redis_client).enqueue(
-        "tests.fixture_jobs.fail", "the pump seized", on_failure=Callback("jobs.progress.on_failure")
+        "tests.fixture_jobs.fail", "the pump seized", **CALLBACKS
     )
     final = follow(web, f"/status/{job.id}/events")[-1]
     assert (final["state"], final["status"]) == ("FAILURE", "the pump seized")
@@ -61,32 +58,36 @@ class RawStreams:
     def __init__(self, port: int) -> None:
         self.port = port
         self.selector = selectors.DefaultSelector()
-        self.buffers: dict[socket.socket, bytearray] = {}
+        self.parsers: dict[socket.socket, EventParser] = {}
+        self.received: dict[socket.socket, list[dict]] = {}
 
     def open(self, path: str) -> None:
         sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: test\r\nAccept: text/event-stream\r\n\r\n".encode())
         sock.setblocking(False)
-        self.buffers[sock] = bytearray()
+        self.parsers[sock] = EventParser()
+        self.received[sock] = []
         self.selector.register(sock, selectors.EVENT_READ)
 
     def events(self, sock: socket.socket) -> list[dict]:
-        return [json.loads(data) for data in DATA_LINE.findall(bytes(self.buffers[sock]))]
+        return self.received[sock]
 
     def wait_for_events(self, count: int, timeout_s: float = 30.0) -> None:
         """Read until every stream has delivered `count` events; fail with the laggards at the deadline."""
         deadline = time.monotonic() + timeout_s
-        waiting = {sock for sock in self.buffers if len(self.events(sock)) < count}
+        waiting = {sock for sock in self.parsers if len(self.events(sock)) < count}
         while waiting and time.monotonic() < deadline:
             for key, _ in self.selector.select(timeout=0.5):
                 chunk = key.fileobj.recv(65536)
-                self.buffers[key.fileobj] += chunk
+                self.received[key.fileobj] += [
+                    event.json() for event in self.parsers[key.fileobj].feed(chunk)
+                ]
                 if not chunk or len(self.events(key.fileobj)) >= count:
                     waiting.discard(key.fileobj)
-        assert not waiting, f"{len(waiting)} of {len(self.buffers)} streams lacked event {count}"
+        assert not waiting, f"{len(waiting)} of {len(self.parsers)} streams lacked event {count}"
 
     def close(self) -> None:
-        for sock in self.buffers:
+        for sock in self.parsers:
             self.selector.unregister(sock)
             sock.close()
 
@@ -127,7 +128,7 @@ def test_one_process_holds_500_streams_on_a_fixed_number_of_redis_connections(ow
         for job in jobs:
             publish(redis, to_payload(job.id, JobStatus.FINISHED, {}, result=7))
         streams.wait_for_events(3)
-        assert all(streams.events(sock)[-1]["result"] == 7 for sock in streams.buffers)
+        assert all(streams.events(sock)[-1]["result"] == 7 for sock in streams.parsers)
         assert len(redis.client_list()) - 1 <= before + SNAPSHOT_SLOTS
     finally:
         streams.close()

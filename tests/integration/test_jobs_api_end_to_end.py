@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from rq import Queue
 
-from jobs.progress import request_stop
+from jobs.control import request_stop
 from jobs.registry import CATALOG, JobSpec, Param, RetryPolicy, start_job
-from tests.helpers import wait_until
-from tests.integration.conftest import start_web, start_worker, stop_process
+from support.servers import start_web, start_worker, stop_process
+from support.wait import wait_until
 from tests.smtp_server import smtp_server
 
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.helpers import free_port, is_listening, wait_until
-from tests.integration.conftest import ROOT, STOP_DEADLINE_S
+from support.servers import ROOT, free_port, is_listening
+from support.wait import wait_until
+from tests.integration.conftest import STOP_DEADLINE_S
 
 
 def processes_with_marker(marker: str) -> list[int]:
@@ -30,7 +31,7 @@ def processes_with_marker(marker: str) -> list[int]:
 
 @pytest.fixture
 def supervisor(tmp_path):
-    """`scripts/run.py` (what `make run` execs) with REDIS_URL unset; yields (process, port, marker, log)."""
+    """`python -m scripts.run` (`make run`) with REDIS_URL unset; yields (process, port, marker, log)."""
     port = free_port()
     marker = f"RUN_TEST_MARKER={uuid.uuid4().hex}"
     generated = ("REDIS_URL", "SECRET_KEY", "RQ_DASHBOARD_USERNAME", "RQ_DASHBOARD_PASSWORD")
@@ -39,7 +40,7 @@ def supervisor(tmp_path):
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "scripts/run.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
+            [sys.executable, "-m", "scripts.run"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT
         )
     yield process, port, marker, log_path
     if process.poll() is None:

@@ -1,11 +1,12 @@
 import pytest
 from rq.job import Job, JobStatus
 
+from tests.helpers import start_demo
 
-def start(client, **body):
-    response = client.post("/longtask", json=body or None)
-    assert response.status_code == 202
-    return response.headers["Location"]
+
+def start(client, **body) -> str:
+    """Start the demo job; returns its status URL."""
+    return start_demo(client, **body)["status_url"]
 
 
 def test_queued_job_is_pending(client):

