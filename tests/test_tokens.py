@@ -69,6 +69,8 @@ def test_cli_creates_lists_and_revokes(app, redis):
     listed = runner.invoke(tokens_cli, ["list"])
     assert listed.exit_code == 0
     assert "ci" in listed.output and "cancel:any start:send_email" in listed.output
+    assert listed.output.splitlines()[0].split() == ["NAME", "SCOPES", "CREATED", "LAST", "USED"]
+    assert listed.output.splitlines()[1].endswith(" UTC") and " UTC  2" in listed.output.splitlines()[1]
     assert secret not in listed.output and tokens.digest(secret) not in listed.output
     assert runner.invoke(tokens_cli, ["revoke", "ci"]).exit_code == 0
     assert tokens.lookup(redis, secret) is None

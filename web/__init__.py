@@ -25,8 +25,12 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.json = PayloadJSONProvider(app)
     app.config.from_mapping(config.from_environment())
     app.config.from_mapping(overrides or {})
+    command = click.get_current_context(silent=True)
+    if command is not None and command.info_name != "run":
+        # `flask --app web tokens ...`: a one-off command starts no background thread.
+        app.config["BACKGROUND_THREADS"] = False
     if not app.config.get("SECRET_KEY"):
-        if click.get_current_context(silent=True) is None:
+        if command is None:
             raise RuntimeError("SECRET_KEY is not set: export a long random value (make run generates one)")
         # `flask --app web tokens ...` signs no cookie: it needs only REDIS_URL.
         app.config["SECRET_KEY"] = secrets.token_hex(32)

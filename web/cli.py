@@ -48,7 +48,9 @@ def list_tokens() -> None:
         rows.append((token.name, scopes, _when(token.created_at), _when(token.last_used_at)))
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + row[3])
+        click.echo(
+            "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]])
+        )
 
 
 @tokens_cli.command("revoke")
