@@ -1,34 +1,20 @@
 """Idempotency keys: the same key within a day starts one job, however many requests carry it.
 
-The first request claims the key with `SET NX` before it enqueues, so two requests that race
-(a double click) cannot both win: the loser reads the winner's job id. A key reused for a
-different request is a conflict, not a silent replay of the wrong job.
-
-A claim lives IN_FLIGHT_TTL_S until its job is enqueued (`confirm`), then a day. So a request
-killed between its claim and its enqueue (a web process SIGKILLed) leaves no key pointing at a
-job that will never exist: a replay meanwhile answers 503 (`IdempotencyInFlight`), and once the
-claim has expired the next replay starts the job. A claim's TTL says which state it is in.
+The first request claims the key in the same transaction that enqueues its job
+(`jobs.admission`), so two requests that race (a double click) cannot both win: the loser's job
+is taken back and it answers the winner's. A key reused for a different request is a conflict,
+not a silent replay of the wrong job.
 """
 
 import hashlib
 import json
-import logging
 import re
-import time
 from typing import Any
 
-from redis import Redis
-from rq.job import Job
-
+from jobs.admission import Claim
 from jobs.keys import idempotency_key
 
-log = logging.getLogger(__name__)
-
 KEY_TTL_S = 24 * 60 * 60
-# How long a claim whose job is not enqueued yet holds the key (its request may have died).
-IN_FLIGHT_TTL_S = 10
-# How long a replay waits for the winning request to finish enqueuing its job.
-IN_FLIGHT_WAIT_S = 2.0
 _KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 
 
@@ -40,73 +26,30 @@ class IdempotencyConflict(Exception):
     """The key was already used, within its day, for a different request."""
 
 
-class IdempotencyInFlight(Exception):
-    """An earlier request with this key claimed it but has not enqueued its job (yet, or ever)."""
-
-    retry_after_s = IN_FLIGHT_TTL_S
-
-
 def fingerprint(request: dict[str, Any]) -> str:
     """A stable digest of what a request asks for, to tell a replay from a reuse."""
     return hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def claim(connection: Redis, key: str, request_fingerprint: str, job_id: str) -> str | None:
-    """Claim `key` for a job about to be enqueued as `job_id`.
-
-    Returns:
-        None when this call claimed the key (the caller must enqueue `job_id` and `confirm`, or
-        `release`); otherwise the id of the job an earlier request with the same key started.
+def claim(key: str, request_fingerprint: str, job_id: str) -> Claim:
+    """The claim a start takes with its job (`jobs.admission` takes it atomically with the enqueue).
 
     Raises:
         BadIdempotencyKey: the key is not 1-255 printable ASCII characters.
-        IdempotencyConflict: the key was used for a different request.
-        IdempotencyInFlight: the earlier request has not enqueued its job within IN_FLIGHT_WAIT_S.
     """
     if not _KEY_PATTERN.fullmatch(key):
         raise BadIdempotencyKey("Idempotency-Key must be 1 to 255 printable ASCII characters")
     value = json.dumps({"job_id": job_id, "fingerprint": request_fingerprint})
-    for _ in range(3):
-        if connection.set(idempotency_key(key), value, nx=True, ex=IN_FLIGHT_TTL_S):
-            return None
-        stored = connection.get(idempotency_key(key))
-        if stored is not None:
-            break
-    else:
-        raise RuntimeError("idempotency key vanished three times in a row")
+    return Claim(idempotency_key(key), value, KEY_TTL_S)
+
+
+def earlier_job_id(stored: str, request_fingerprint: str) -> str:
+    """The job an earlier request with the same key started, from its stored claim.
+
+    Raises:
+        IdempotencyConflict: the key was used for a different request.
+    """
     earlier = json.loads(stored)
     if earlier["fingerprint"] != request_fingerprint:
         raise IdempotencyConflict("this Idempotency-Key was already used for a different request")
-    if not _confirmed(connection, key) and not _wait_for_job(connection, earlier["job_id"]):
-        raise IdempotencyInFlight(
-            "an earlier request with this Idempotency-Key has not started its job yet; retry shortly"
-        )
     return earlier["job_id"]
-
-
-def confirm(connection: Redis, key: str) -> None:
-    """Keep the claim for a day: its job is enqueued."""
-    connection.expire(idempotency_key(key), KEY_TTL_S)
-
-
-def _confirmed(connection: Redis, key: str) -> bool:
-    # A confirmed claim has a day's TTL (its job may have expired since); an unconfirmed one 10 s.
-    return connection.ttl(idempotency_key(key)) > IN_FLIGHT_TTL_S
-
-
-def release(connection: Redis, key: str, job_id: str) -> None:
-    """Give a key back after the job it was claimed for could not be enqueued."""
-    stored = connection.get(idempotency_key(key))
-    if stored is not None and json.loads(stored)["job_id"] == job_id:
-        connection.delete(idempotency_key(key))
-
-
-def _wait_for_job(connection: Redis, job_id: str) -> bool:
-    # The winner claims before it enqueues; a replay landing in between waits a moment so
-    # its status URL does not answer 404. Returns whether the job exists.
-    deadline = time.monotonic() + IN_FLIGHT_WAIT_S
-    while not connection.exists(Job.key_for(job_id)):
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-    return True

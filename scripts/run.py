@@ -224,8 +224,8 @@ def stop_servers(servers: list[Managed], grace_s: float = 5.0) -> None:
 
 
 def print_banner(env: dict[str, str], where: str, generated: bool) -> None:
-    """Print the app's URL, where Redis is, and the dashboard's credentials."""
-    print(f"App:   http://127.0.0.1:{env['PORT']}/", flush=True)
+    """Print the app's URL, where Redis is, the dashboard's credentials and how to make a token."""
+    print(f"App:   http://127.0.0.1:{env['PORT']}/ (listening on {env['HOST']})", flush=True)
     print(f"Redis: {where}", flush=True)
     if env.get("RQ_DASHBOARD_USERNAME"):
         user = env["RQ_DASHBOARD_USERNAME"]
@@ -233,6 +233,10 @@ def print_banner(env: dict[str, str], where: str, generated: bool) -> None:
         print(f"Dashboard: http://127.0.0.1:{env['PORT']}/rq/ (user {user}, password {shown})", flush=True)
     else:
         print("Dashboard: off (set RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD)", flush=True)
+    names = ("REDIS_URL",) if env.get("REDIS_URL") else ("REDIS_SENTINELS", "REDIS_SENTINEL_MASTER")
+    redis = " ".join(f"{name}={env[name]}" for name in names)
+    flask = Path(sys.executable).parent / "flask"
+    print(f"Tokens: {redis} {flask} --app web tokens create NAME --scope start:send_email", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -253,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "5000")
+    # A laptop's app is for this machine only; HOST=0.0.0.0 opens it to the network (the
+    # Procfile's own default, for platforms that route to it).
+    env.setdefault("HOST", "127.0.0.1")
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     generated = not env.get("RQ_DASHBOARD_PASSWORD")
     if generated:

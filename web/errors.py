@@ -16,7 +16,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
-from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict, IdempotencyInFlight
+from jobs.control import NotAllowed
+from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict
 from jobs.registry import BadParams, QueueFull, UnknownJob
 from jobs.replication import NotReplicated
 
@@ -76,9 +77,12 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(QueueFull)
     @app.errorhandler(NotReplicated)
-    @app.errorhandler(IdempotencyInFlight)
-    def unavailable(exc: QueueFull | NotReplicated | IdempotencyInFlight):
+    def unavailable(exc: QueueFull | NotReplicated):
         return answer_error(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
+
+    @app.errorhandler(NotAllowed)
+    def not_allowed(exc: NotAllowed):
+        return answer_error(403, f"{exc}, or a token with the scope cancel:any")
 
     @app.errorhandler(UnknownJob)
     def unknown_job(exc: UnknownJob):

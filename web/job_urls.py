@@ -1,14 +1,15 @@
 """One job's own URLs: its status, its event stream and its cancel; and `job_urls()` that builds them."""
 
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
 from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.snapshot import snapshot
 from web import sse
+from web.auth import may_act_on
 from web.errors import error_response
 from web.events import get_fanout, relay
 from web.extensions import get_redis
-from web.openapi import answer, doc
+from web.openapi import OPTIONAL_BEARER, answer, doc
 
 bp = Blueprint("job_urls", __name__)
 
@@ -41,6 +42,11 @@ def status(job_id: str):
 def events(job_id: str):
     """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
     fanout = get_fanout()
+    if request.method == "HEAD":
+        # The same answer as GET, with no stream registered: werkzeug closes a body it never
+        # started, so the generator's `finally` would never unregister one.
+        fanout.snapshot(job_id)
+        return Response(mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
     inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
     try:
         first = fanout.snapshot(job_id)
@@ -49,7 +55,10 @@ def events(job_id: str):
         raise
     config = current_app.config
     body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
-    return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    # Also when the client leaves before the first frame (the generator never starts then).
+    response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
+    return response
 
 
 @bp.post("/status/<job_id>/cancel")
@@ -57,15 +66,22 @@ def events(job_id: str):
     {
         200: answer("canceled while waiting: the job's final payload", "Status"),
         202: answer("running: its worker was asked to stop; the job's current payload", "Status"),
+        401: "Unauthorized",
+        403: "Forbidden",
         404: "NotFound",
         409: "Conflict",
+        415: "UnsupportedMediaType",
         503: "Unavailable",
-    }
+    },
+    security=OPTIONAL_BEARER,
 )
 def cancel(job_id: str):
-    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
+    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended.
+
+    Only who started it may (its browser session or token), or a token with `cancel:any`: 403 otherwise.
+    """
     try:
-        outcome = cancel_job(get_redis(), job_id)
+        outcome = cancel_job(get_redis(), job_id, allowed=may_act_on)
     except JobAlreadyEnded as exc:
         return error_response(409, str(exc))
     return outcome.payload, 200 if outcome.done else 202
