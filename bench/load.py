@@ -103,7 +103,7 @@ def load(url: str, method: str = "GET", connections: int = 64, duration_s: float
 class EventStream:
     """One `text/event-stream` response read on a raw socket (HTTP/1.0, so never chunked).
 
-    `on_event(data, received_at)` is called from a reader thread with each event's parsed JSON
+    `on_event(data, received_at)` is called from a reader thread with each status event's parsed JSON
     `data` and the wall-clock time it arrived.
     """
 
@@ -136,7 +136,8 @@ class EventStream:
         try:
             while True:
                 for event in parser.feed(chunk):
-                    self.on_event(event.json(), time.time())
+                    if event.event is None:  # a status payload (`event: log` lines are not)
+                        self.on_event(event.json(), time.time())
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return

@@ -43,7 +43,8 @@ def stream_client(url: str, arrivals: list[tuple[float, dict]], connected: threa
         for chunk in response.iter_content(chunk_size=None):
             now = time.time()  # wall clock: compared with the worker's updated_at
             for event in parser.feed(chunk):
-                arrivals.append((now, event.json()))
+                if event.event is None:  # a status payload (`event: log` lines are not)
+                    arrivals.append((now, event.json()))
                 connected.set()
 
 

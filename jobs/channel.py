@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from jobs.keys import channel_for
 
@@ -18,6 +19,9 @@ def encode(payload: dict[str, Any]) -> str:
     return json.dumps(payload, default=str)
 
 
-def publish(connection: Redis, payload: dict[str, Any]) -> int:
-    """Publish a contract payload on its job's channel; returns how many subscribers got it."""
+def publish(connection: Redis | Pipeline, payload: dict[str, Any]) -> Any:
+    """Publish a contract payload on its job's channel; returns how many subscribers got it.
+
+    On a pipeline the PUBLISH is queued, and the count comes with the pipeline's results.
+    """
     return connection.publish(channel_for(payload["id"]), encode(payload))

@@ -31,3 +31,13 @@ def durations_key() -> str:
 def lost_job_lock_key() -> str:
     """The lock that lets one web process at a time check for lost jobs."""
     return f"{PREFIX}:lost-job-check"
+
+
+def log_key(job_id: str) -> str:
+    """The Redis Stream that holds one job's log lines."""
+    return f"{PREFIX}:log:{job_id}"
+
+
+def log_channel_for(job_id: str) -> str:
+    """The pub/sub channel that carries one job's new log lines (`log_channel_for("*")` for all)."""
+    return f"{PREFIX}:logs:{job_id}"

@@ -44,6 +44,7 @@ def test_started_job_body_links_its_stream_and_cancel_route(client):
         "id": job_id,
         "status_url": f"/status/{job_id}",
         "events_url": f"/status/{job_id}/events",
+        "logs_url": f"/status/{job_id}/logs",
         "cancel_url": f"/status/{job_id}/cancel",
     }
 

@@ -16,6 +16,7 @@ from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
 from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict
+from jobs.joblog import BadLogId
 from jobs.registry import BadParams, QueueFull, UnknownJob
 
 log = logging.getLogger(__name__)
@@ -66,6 +67,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(BadIdempotencyKey)
     def bad_idempotency_key(exc: BadIdempotencyKey):
+        return answer_error(400, str(exc))
+
+    @app.errorhandler(BadLogId)
+    def bad_log_id(exc: BadLogId):
         return answer_error(400, str(exc))
 
     @app.errorhandler(IdempotencyConflict)

@@ -1,11 +1,17 @@
-"""The events fan-out: one job's contract payloads relayed to its open event streams.
+"""The events fan-out: one job's contract payloads and log lines relayed to its open event streams.
 
 The route, `GET /status/<id>/events`, is in `web/job_urls.py`; this module holds no routes.
 
 One Redis subscriber per web process, not one per stream: a single listener (a thread, or a
-greenlet under gunicorn's gevent worker, which patches threading) holds one pattern subscription
-and hands each message to the local queues of the streams watching that job. A stream holds no
-Redis connection while it waits; it borrows one from the pool only to re-read its job's snapshot.
+greenlet under gunicorn's gevent worker, which patches threading) holds one subscription to two
+patterns, the jobs' payload channels and their log channels, and hands each message to the local
+queues of the streams watching that job. A stream holds no Redis connection while it waits; it
+borrows one from the pool only to re-read its job's snapshot or its log.
+
+Log lines are `event: log` frames whose `id:` is the line's stream id, so a browser that
+reconnects sends it back as `Last-Event-ID` and gets the lines after it. Pub/sub is a hint for
+them too: after a resubscription or an overflowing inbox, and before a final payload, the stream
+reads the lines after the last one it sent from the job's log, so none is lost or sent twice.
 """
 
 import json
@@ -14,6 +20,7 @@ import queue
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
@@ -23,7 +30,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 
 from jobs.contract import PROGRESS, is_terminal
-from jobs.keys import channel_for
+from jobs.joblog import FIRST_ID, PAGE_LINES, lines_after, parse_id
+from jobs.keys import channel_for, log_channel_for
 from jobs.snapshot import snapshot
 from web import sse
 
@@ -43,10 +51,29 @@ RECONNECT_DELAY_S = 1.0
 INBOX_LIMIT = 100
 # Put on every inbox when the listener resubscribes after losing Redis: messages were lost meanwhile.
 RESYNC = "resync"
+# What a silent stream does at each heartbeat: re-read its job's payload (not its log).
+_REREAD = "reread"
+LOG_EVENT = "log"
 
 _CHANNEL_PREFIX = channel_for("")
+_LOG_CHANNEL_PREFIX = log_channel_for("")
+PATTERNS = (channel_for("*"), log_channel_for("*"))
 
 Inbox = queue.Queue
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One log line on its way to a stream: its position in the job's log, and its frame."""
+
+    position: tuple[int, int]
+    frame: str
+
+    @classmethod
+    def of(cls, line: dict[str, Any]) -> "LogLine":
+        """The line as an `event: log` frame with the line's id as the event id."""
+        ordered = {key: line[key] for key in ("id", "at", "level", "message")}
+        return cls(parse_id(line["id"]), sse.format_event(ordered, event=LOG_EVENT, event_id=line["id"]))
 
 
 class Fanout:
@@ -108,6 +135,17 @@ class Fanout:
         with self._snapshot_slots:
             return snapshot(job_id, self.connection)
 
+    def log_lines(self, job_id: str, after: str) -> list[LogLine]:
+        """Every line of the job's log after the line id `after`, oldest first (paged reads)."""
+        lines: list[LogLine] = []
+        while True:
+            with self._snapshot_slots:
+                page = lines_after(self.connection, job_id, after)
+            lines += [LogLine.of(line) for line in page]
+            if len(page) < PAGE_LINES:
+                return lines
+            after = page[-1]["id"]
+
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the listener and let its connection go (tests; a web process just exits)."""
         self._closing.set()
@@ -119,7 +157,7 @@ class Fanout:
         while not self._closing.is_set():
             pubsub = self.connection.pubsub()
             try:
-                pubsub.psubscribe(channel_for("*"))
+                pubsub.psubscribe(*PATTERNS)
                 while not self._closing.is_set():
                     message = pubsub.get_message(timeout=LISTEN_POLL_S)
                     if message is not None:
@@ -155,6 +193,8 @@ class Fanout:
 
     def _handle(self, message: dict[str, Any]) -> None:
         if message["type"] == "psubscribe":
+            if message["data"] < len(PATTERNS):
+                return  # ready once every pattern is subscribed
             self._ready.set()
             if self._resubscribing:
                 self._resubscribing = False
@@ -162,11 +202,14 @@ class Fanout:
         elif message["type"] == "pmessage":
             channel = _text(message["channel"])
             try:
-                payload = json.loads(message["data"])
-            except ValueError:
-                log.warning("ignored a message that is not JSON on %s", channel)
+                data = json.loads(message["data"])
+                if channel.startswith(_LOG_CHANNEL_PREFIX):
+                    self._deliver(channel.removeprefix(_LOG_CHANNEL_PREFIX), LogLine.of(data))
+                    return
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignored a malformed message on %s", channel)
                 return
-            self._deliver(channel.removeprefix(_CHANNEL_PREFIX), (payload, sse.format_event(payload)))
+            self._deliver(channel.removeprefix(_CHANNEL_PREFIX), (data, sse.format_event(data)))
 
     def _deliver(self, job_id: str | None, item: Any) -> None:
         with self._lock:
@@ -200,16 +243,58 @@ def get_fanout() -> Fanout:
     return current_app.extensions["events"]
 
 
-def relay(
-    fanout: Fanout, job_id: str, inbox: Inbox, first: dict[str, Any], heartbeat_s: float, max_age_s: float
-) -> Iterator[str]:
-    """Yield SSE frames: `first`, then each new payload, a heartbeat and a snapshot re-read on silence.
+class LogCursor:
+    """The position of the last log line a stream sent, so no line goes out twice."""
 
-    Ends after a terminal payload, after `max_age_s` (the browser reconnects and starts from a
-    fresh snapshot), or when the job is gone or Redis is unreachable; unregisters in every case.
+    def __init__(self, after: str = FIRST_ID) -> None:
+        """Start after the line id `after` (a valid id: `jobs.joblog.parse_id`)."""
+        self.position = parse_id(after)
+
+    def advance(self, line: LogLine) -> bool:
+        """Whether the line comes after the last one sent (and is now the last)."""
+        if line.position <= self.position:
+            return False
+        self.position = line.position
+        return True
+
+    def read(self, fanout: Fanout, job_id: str) -> list[str]:
+        """Frames of the lines in the job's log after the last sent, which they advance past.
+
+        Raises:
+            redis.exceptions.ConnectionError, TimeoutError: Redis is unreachable.
+        """
+        lines = fanout.log_lines(job_id, "-".join(map(str, self.position)))
+        return [line.frame for line in lines if self.advance(line)]
+
+    def catch_up(self, fanout: Fanout, job_id: str) -> list[str] | None:
+        """`read`, or None when Redis is unreachable (the stream then ends)."""
+        try:
+            return self.read(fanout, job_id)
+        except (RedisConnectionError, RedisTimeoutError) as exc:
+            log.warning("job %s: Redis unavailable on a log read (%s)", job_id, exc)
+            return None
+
+
+def relay(
+    fanout: Fanout,
+    job_id: str,
+    inbox: Inbox,
+    first: dict[str, Any],
+    cursor: LogCursor,
+    replay: list[str],
+    heartbeat_s: float,
+    max_age_s: float,
+) -> Iterator[str]:
+    """Yield SSE frames: the `replay` log frames, `first`, then each new payload and line as it comes.
+
+    On silence it sends a heartbeat and re-reads the snapshot. Ends after a terminal payload
+    (the job's last lines before it), after `max_age_s` (the browser reconnects with the last
+    line's id), or when the job is gone or Redis is unreachable; unregisters in every case.
     """
     try:
-        yield sse.format_event(first, retry_ms=RETRY_MS)
+        frames = [*replay, sse.format_event(first)]
+        yield sse.with_retry(frames[0], RETRY_MS)
+        yield from frames[1:]
         last = first
         deadline = time.monotonic() + max_age_s
         while not is_terminal(last) and (remaining := deadline - time.monotonic()) > 0:
@@ -217,8 +302,14 @@ def relay(
                 item = inbox.get(timeout=min(heartbeat_s, remaining))
             except queue.Empty:
                 yield sse.heartbeat()
-                item = RESYNC
-            if item == RESYNC:
+                item = _REREAD
+            if isinstance(item, LogLine):
+                if cursor.advance(item):
+                    yield item.frame
+                continue
+            if item == RESYNC and (missed := cursor.catch_up(fanout, job_id)) is not None:
+                yield from missed
+            if item in (RESYNC, _REREAD):
                 payload, frame = _reread(fanout, job_id), None
                 if payload is None:
                     return
@@ -226,6 +317,8 @@ def relay(
                 payload, frame = item
             if payload == last or _is_stale(payload, last):
                 continue
+            if is_terminal(payload):
+                yield from cursor.catch_up(fanout, job_id) or ()
             yield frame or sse.format_event(payload)
             last = payload
     finally:

@@ -1,12 +1,13 @@
-"""One job's own URLs: its status, its event stream and its cancel; and `job_urls()` that builds them."""
+"""One job's own URLs: status, event stream, log and cancel; and `job_urls()` that builds them."""
 
-from flask import Blueprint, Response, current_app, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 
 from jobs.control import JobAlreadyEnded, cancel_job
+from jobs.joblog import FIRST_ID, read_page
 from jobs.snapshot import snapshot
 from web import sse
 from web.errors import error_response
-from web.events import get_fanout, relay
+from web.events import LogCursor, get_fanout, relay
 from web.extensions import get_redis
 
 bp = Blueprint("job_urls", __name__)
@@ -20,17 +21,30 @@ def status(job_id: str):
 
 @bp.get("/status/<job_id>/events")
 def events(job_id: str):
-    """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
+    """The job's log lines and payload now, then each as it comes, until the end; 404 JSON if unknown.
+
+    A reconnecting client's `Last-Event-ID` (or `?lastEventId=`) is the last log line it got;
+    the lines after it are sent again.
+    """
+    cursor = LogCursor(request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or FIRST_ID)
     fanout = get_fanout()
-    inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
+    inbox = fanout.watch(job_id)  # before the reads, so nothing published in between is lost
     try:
         first = fanout.snapshot(job_id)
+        replay = cursor.read(fanout, job_id)
     except Exception:
         fanout.unwatch(job_id, inbox)
         raise
     config = current_app.config
-    body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
+    timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
+    body = relay(fanout, job_id, inbox, first, cursor, replay, *timing)
     return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+
+
+@bp.get("/status/<job_id>/logs")
+def logs(job_id: str):
+    """The job's log lines after `?after=<line id>` (from the start without it), and the `next` position."""
+    return read_page(get_redis(), job_id, request.args.get("after"))
 
 
 @bp.post("/status/<job_id>/cancel")
@@ -44,9 +58,10 @@ def cancel(job_id: str):
 
 
 def job_urls(job_id: str) -> dict[str, str]:
-    """Where a client reads, streams and cancels one job: the URLs the 202 answer and the page share."""
+    """Where a client reads, streams, reads the log of and cancels a job: the 202 answer's and page's URLs."""
     return {
         "status_url": url_for("job_urls.status", job_id=job_id),
         "events_url": url_for("job_urls.events", job_id=job_id),
+        "logs_url": url_for("job_urls.logs", job_id=job_id),
         "cancel_url": url_for("job_urls.cancel", job_id=job_id),
     }

@@ -10,12 +10,15 @@ from typing import Any
 from flask import Blueprint, current_app
 
 from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS
+from jobs.joblog import LEVELS
 from jobs.registry import MAX_DELAY_S, catalog
 from web.config import queue_names
 
 bp = Blueprint("openapi", __name__)
 
 JSON = "application/json"
+# A log line's id: "<milliseconds>-<sequence>", as Redis Streams number entries.
+LOG_ID_PATTERN = "^[0-9]{1,20}-[0-9]{1,20}$"
 
 
 @bp.get("/api/openapi.json")
@@ -54,6 +57,16 @@ def _job_id_parameter() -> dict[str, Any]:
         "required": True,
         "description": "the id from the 202 answer that started the job",
         "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+    }
+
+
+def _log_id_parameter(name: str, where: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": where,
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", "pattern": LOG_ID_PATTERN},
     }
 
 
@@ -115,14 +128,36 @@ def _paths() -> dict[str, Any]:
         },
         "/status/{job_id}/events": {
             "get": {
-                "summary": "Server-sent events: the status payload now, then every change until it is final",
-                "description": "Each `data:` line is one Status payload; comment lines are heartbeats.",
-                "parameters": [job_id],
+                "summary": "Server-sent events: the log and status payload now, then every change to the end",
+                "description": "Unnamed events carry one Status payload each; `event: log` events carry one "
+                "LogLine, with the line's id as the event id; comment lines are heartbeats. The log lines "
+                "after `Last-Event-ID` (all of them without it) come first, then the Status payload.",
+                "parameters": [
+                    job_id,
+                    _log_id_parameter("Last-Event-ID", "header", "the last log line's id the client got"),
+                    _log_id_parameter("lastEventId", "query", "the same, for EventSource polyfills"),
+                ],
                 "responses": {
                     "200": {
-                        "description": "an event stream of Status payloads",
+                        "description": "an event stream of Status payloads and log lines",
                         "content": {"text/event-stream": {"schema": {"type": "string"}}},
                     },
+                    "400": _ref("responses", "BadRequest"),
+                    "404": _ref("responses", "NotFound"),
+                    "503": _ref("responses", "Unavailable"),
+                },
+            }
+        },
+        "/status/{job_id}/logs": {
+            "get": {
+                "summary": "The job's log lines after a line id (from the start without one), oldest first",
+                "parameters": [
+                    job_id,
+                    _log_id_parameter("after", "query", "a line id: `next` of the previous answer"),
+                ],
+                "responses": {
+                    "200": {"description": "up to 1,000 lines", "content": _json("LogPage")},
+                    "400": _ref("responses", "BadRequest"),
                     "404": _ref("responses", "NotFound"),
                     "503": _ref("responses", "Unavailable"),
                 },
@@ -219,6 +254,30 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 "id": {"type": "string"},
                 "status_url": {"type": "string"},
                 "events_url": {"type": "string"},
+                "logs_url": {"type": "string"},
+                "cancel_url": {"type": "string"},
+            },
+        },
+        "LogLine": {
+            "type": "object",
+            "required": ["id", "at", "level", "message"],
+            "properties": {
+                "id": {"type": "string", "pattern": LOG_ID_PATTERN},
+                "at": {"type": "string", "format": "date-time", "description": "when the job wrote it"},
+                "level": {"enum": list(LEVELS)},
+                "message": {"type": "string"},
+            },
+        },
+        "LogPage": {
+            "type": "object",
+            "required": ["lines", "next"],
+            "properties": {
+                "lines": {"type": "array", "items": _ref("schemas", "LogLine")},
+                "next": {
+                    "type": "string",
+                    "pattern": LOG_ID_PATTERN,
+                    "description": "pass as `after` to get the lines that follow",
+                },
             },
         },
         "Error": {

@@ -9,6 +9,7 @@ from playwright.sync_api import expect
 from rq import Queue, SimpleWorker
 
 from jobs.callbacks import CALLBACKS
+from support.wait import wait_until
 from tests.browser.conftest import ARTIFACTS, ROOT, SECRET_KEY
 from web import create_app
 from web.auth import SESSION_KEY
@@ -155,3 +156,36 @@ def test_a_failed_stream_and_poll_show_an_error_on_the_row(page):
     page.unroute(job_urls)
     expect_result(page, job_id, "SUCCESS", "Result: 42")
     expect(error).to_be_hidden()
+
+
+def log_lines(page, job_id: str):
+    return row(page, job_id).locator(".job-log-lines li")
+
+
+def test_the_log_pane_follows_a_running_jobs_lines_to_the_end(page):
+    job_id = start(page, steps=24, step_seconds=0.1)
+    row(page, job_id).locator(".job-log summary").click()
+    expect(log_lines(page, job_id).first).to_contain_text("step 0 of 24: ")
+    expect_result(page, job_id, "SUCCESS", "Result: 42")
+    expect(log_lines(page, job_id)).to_have_count(25)
+    expect(log_lines(page, job_id).last).to_contain_text("step 24 of 24: ")
+    expect(row(page, job_id).locator(".job-log-count")).to_have_text("(25 lines)")
+    pane = row(page, job_id).locator(".job-log-lines")
+    assert pane.evaluate("list => list.scrollHeight > list.clientHeight"), "enough lines to scroll"
+    assert pane.evaluate("list => list.scrollHeight - list.scrollTop - list.clientHeight < 8"), "at the end"
+
+
+def test_a_reloaded_rows_log_is_read_from_its_log_url_and_shown_as_text(page, stack):
+    markup = '<img src=x onerror="document.body.dataset.owned=1">'
+    job = Queue("default", connection=stack.redis).enqueue(
+        "tests.fixture_jobs.write_lines", ["plain", markup], "warning", **CALLBACKS
+    )
+    wait_until(lambda: job.get_status(refresh=True) == "finished", what="the job finished")
+    adopt(page.context, stack.base_url, [job.id])
+    page.reload()
+    expect_result(page, job.id, "SUCCESS", "Result: 2")
+    row(page, job.id).locator(".job-log summary").click()
+    expect(log_lines(page, job.id)).to_have_count(2)
+    expect(log_lines(page, job.id).last.locator("span")).to_have_text(f"warning: {markup}")
+    assert row(page, job.id).locator(".job-log-lines img").count() == 0
+    assert page.evaluate("document.body.dataset.owned") is None

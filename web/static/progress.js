@@ -1,6 +1,7 @@
 // The page's progress bars: one JobRow per job, fed by its event stream, or by polling its
-// status URL when the stream fails or EventSource is missing. Every URL comes from the page
-// (url_for) or from the 202 answer that started the job; none is built here.
+// status URL when the stream fails or EventSource is missing. Each row has a collapsible log:
+// `event: log` lines from the same stream, or its log URL when the row is not streaming. Every
+// URL comes from the page (url_for) or from the 202 answer that started the job; none is built here.
 "use strict";
 
 (() => {
@@ -9,6 +10,8 @@
   // EventSource reconnects by itself; this many errors without a message in between means it is not coming back.
   const STREAM_ERRORS_BEFORE_POLLING = 3;
   const TERMINAL = new Set(["SUCCESS", "FAILURE"]);
+  // Lines a row's log pane keeps; older ones are dropped from the page (the server keeps its own cap).
+  const MAX_LOG_LINES = 1000;
   const LABELS = { PENDING: "waiting", PROGRESS: "running", SUCCESS: "done", FAILURE: "failed" };
 
   class HttpError extends Error {
@@ -36,6 +39,20 @@
     return typeof result === "object" && result !== null ? JSON.stringify(result) : String(result);
   }
 
+  // A log line id, "<ms>-<seq>", as numbers to order lines by.
+  function positionOf(id) {
+    return String(id).split("-").map(Number);
+  }
+
+  function isAfter(position, last) {
+    return !last || position[0] > last[0] || (position[0] === last[0] && position[1] > last[1]);
+  }
+
+  function clock(at) {
+    const moment = new Date(at);
+    return Number.isNaN(moment.getTime()) ? "" : moment.toLocaleTimeString([], { hour12: false });
+  }
+
   // A progress update older than the one shown (a stream and a poll can cross).
   function isStale(payload, shown) {
     return Boolean(shown) && payload.state === "PROGRESS" && shown.state === "PROGRESS" &&
@@ -45,17 +62,22 @@
   class JobRow {
     constructor(job, element) {
       this.id = job.id;
-      this.urls = { status: job.status_url, events: job.events_url, cancel: job.cancel_url };
+      this.urls = { status: job.status_url, events: job.events_url, logs: job.logs_url, cancel: job.cancel_url };
       this.el = element;
       this.shown = null;
       this.source = null;
       this.timer = null;
       this.streamErrors = 0;
       this.pollDelay = POLL_MS;
+      this.lastLine = null;
+      this.lineCount = 0;
       element.dataset.jobId = job.id;
       this.part("name").textContent = `Job ${job.id.slice(0, 8)}`;
       this.part("bar").setAttribute("aria-label", `Progress of job ${job.id}`);
       this.part("cancel").addEventListener("click", () => this.cancel());
+      this.part("log").addEventListener("toggle", () => {
+        if (this.part("log").open && !this.source) this.fetchLog();
+      });
       this.receive(job.payload || { state: "PENDING", current: 0, total: 1, status: "Pending..." });
     }
 
@@ -81,6 +103,7 @@
         this.clearError();
         this.receive(JSON.parse(event.data));
       };
+      source.addEventListener("log", (event) => this.addLine(JSON.parse(event.data)));
       source.onerror = () => {
         if (this.finished || this.source !== source) return;
         this.streamErrors += 1;
@@ -101,6 +124,7 @@
           this.pollDelay = POLL_MS;
           this.clearError();
           this.receive(body);
+          if (this.part("log").open) this.fetchLog();
           if (!this.finished) this.timer = setTimeout(() => this.poll(), POLL_MS);
         })
         .catch((error) => {
@@ -155,6 +179,43 @@
 
     clearError() {
       this.part("error").hidden = true;
+    }
+
+    // The lines after the last one shown, page by page, from the log URL (rows not streaming).
+    fetchLog() {
+      if (this.fetchingLog) return;
+      this.fetchingLog = true;
+      const after = this.lastLine ? `?after=${encodeURIComponent(this.lastLine.join("-"))}` : "";
+      requestJson(this.urls.logs + after)
+        .then(({ body }) => {
+          this.fetchingLog = false;
+          body.lines.forEach((line) => this.addLine(line));
+          if (body.lines.length && this.part("log").open) this.fetchLog();
+        })
+        .catch(() => {
+          this.fetchingLog = false;
+        });
+    }
+
+    addLine(line) {
+      const position = positionOf(line.id);
+      if (!isAfter(position, this.lastLine)) return;
+      this.lastLine = position;
+      const list = this.part("log-lines");
+      const following = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+      const item = document.createElement("li");
+      item.dataset.level = line.level;
+      const time = document.createElement("time");
+      time.dateTime = line.at;
+      time.textContent = clock(line.at);
+      const text = document.createElement("span");
+      text.textContent = line.level === "info" ? line.message : `${line.level}: ${line.message}`;
+      item.append(time, " ", text);
+      list.append(item);
+      while (list.childElementCount > MAX_LOG_LINES) list.firstElementChild.remove();
+      this.lineCount += 1;
+      this.part("log-count").textContent = `(${this.lineCount} ${this.lineCount === 1 ? "line" : "lines"})`;
+      if (following) list.scrollTop = list.scrollHeight;
     }
 
     showResult(text, kind) {
