@@ -21,7 +21,7 @@ from pathlib import Path
 from redis import Redis
 from rq.command import send_stop_job_command
 
-from bench import figures, procs, report
+from bench import figures, procs, report, time_left
 from bench.figures import CELERY, OURS, PLAIN
 from support.servers import stop_process
 
@@ -196,6 +196,18 @@ def growth(server, saves, quick) -> dict:
     return found
 
 
+def time_left_round(server, quick) -> dict:
+    """The error of the time left our payloads give (`bench/time_left.py`), on the Procfile's processes."""
+    web, base = procs.start_our_web(server.url)
+    workers = procs.start_rq_workers(server.url, 1)
+    try:
+        procs.wait_rq_workers(server.url, 1)
+        return time_left.measure(server.url, base, steps=20 if quick else 40, step_s=0.2)
+    finally:
+        stop_all([*workers, web])
+        server.flush()
+
+
 def machine(server) -> dict:
     cpu = next(
         (
@@ -246,6 +258,8 @@ def main() -> int:
             short_jobs_round(server, raw, args.quick)
             log(f"run {run + 1} of {runs} done")
         results["growth"] = growth(server, saves, args.quick)
+        results["time_left"] = time_left_round(server, args.quick)
+        log("time left measured")
     finally:
         saves.close()
         server.stop()
@@ -255,9 +269,10 @@ def main() -> int:
     results["wall_s"] = round(time.perf_counter() - began, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "results.md").write_text(report.markdown(results))
+    markdown = report.markdown(results) + time_left.markdown(results["time_left"])
+    (args.out / "results.md").write_text(markdown)
     report.chart(results, args.out / "results.png")
-    if args.out == RESULTS and report.update_readme(RESULTS.parent / "README.md", report.markdown(results)):
+    if args.out == RESULTS and report.update_readme(RESULTS.parent / "README.md", markdown):
         log("updated the results block of README.md")
     log(f"wrote {args.out}/results.json, results.md, results.png in {results['wall_s']} s")
     print((args.out / "results.md").read_text())

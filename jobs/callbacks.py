@@ -16,7 +16,7 @@ from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 
 from jobs.channel import publish
-from jobs.contract import exception_message, to_payload
+from jobs.contract import DEFAULT_STALL_AFTER_S, exception_message, to_payload
 from jobs.control import StopRequested
 from jobs.durations import record_duration
 from jobs.joblog import expire_with
@@ -35,9 +35,18 @@ CALLBACKS = {
 }
 
 
-def initial_meta(retry_max: int | None = None) -> dict[str, Any]:
-    """The meta a job is enqueued with: RQ does not store a retry maximum, so we keep it."""
-    return {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
+def initial_meta(retry_max: int | None = None, stall_after_s: int | None = None) -> dict[str, Any]:
+    """The meta a job is enqueued with: what RQ does not store but its payload needs.
+
+    Args:
+        retry_max: the retry policy's maximum (RQ keeps only the retries left).
+        stall_after_s: seconds without a saved update before the job is reported stalled,
+            when not the contract's default.
+    """
+    meta: dict[str, Any] = {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
+    if stall_after_s is not None and stall_after_s != DEFAULT_STALL_AFTER_S:
+        meta["stall_after_s"] = stall_after_s
+    return meta
 
 
 def on_success(job: Job, connection: Redis, result: Any) -> None:

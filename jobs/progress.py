@@ -24,6 +24,7 @@ from jobs import joblog
 from jobs.channel import encode
 from jobs.contract import isoformat, to_payload
 from jobs.control import StopRequested
+from jobs.estimate import fold
 from jobs.keys import channel_for, stop_key
 
 logger = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ def max_saves_per_s() -> float:
 class _Throttle:
     last_saved_at: float = -math.inf
     pending: dict[str, Any] | None = None
+    pending_at: float = 0.0
+    # Whether this attempt has saved yet: its first save starts the rate over (`jobs.estimate`).
+    saved: bool = False
 
 
 # One entry per job running in this process; a forked work horse holds just one.
@@ -95,13 +99,13 @@ def report(
     now = clock()
     rate = max_saves_per_s()
     if current < total and rate > 0 and now - throttle.last_saved_at < 1.0 / rate:
-        throttle.pending = progress
+        throttle.pending, throttle.pending_at = progress, now
         for line in lines:
             joblog.keep(job.id, line)
         return False
     throttle.last_saved_at = now
     throttle.pending = None
-    if _save(job, progress, lines):
+    if _save(job, throttle, progress, now, lines):
         logger.info("job %s stops on request after step %s of %s", job.id, current, total)
         raise StopRequested()
     return True
@@ -111,7 +115,7 @@ def flush(job: Job) -> None:
     """Save the update `report` deferred for this job, if any, with its log lines; forget the job."""
     throttle = _throttles.pop(job.id, None)
     if throttle is not None and throttle.pending is not None:
-        _save(job, throttle.pending)
+        _save(job, throttle, throttle.pending, throttle.pending_at)
     else:
         joblog.flush(job)
 
@@ -122,9 +126,14 @@ def discard(job: Job) -> None:
     joblog.flush(job)
 
 
-def _save(job: Job, progress: dict[str, Any], lines: list[dict[str, str]] | None = None) -> bool:
+def _save(
+    job: Job, throttle: _Throttle, progress: dict[str, Any], at_s: float, lines: list[dict] | None = None
+) -> bool:
     """Save progress with `job.save_meta()`, publish it with any log lines, and say whether a stop
-    was requested."""
+    was requested. `at_s` is when it was reported, on the clock `report` was given."""
+    earlier = (job.meta.get("progress") or {}).get("rate") if throttle.saved else None
+    throttle.saved = True
+    progress["rate"] = fold(earlier, progress["current"], at_s)
     progress["updated_at"] = isoformat(datetime.now(UTC))
     job.meta["progress"] = progress
     job.save_meta()

@@ -19,6 +19,7 @@ from rq.job import Job
 
 from jobs import idempotency
 from jobs.callbacks import CALLBACKS, initial_meta
+from jobs.contract import DEFAULT_STALL_AFTER_S
 from jobs.params import REQUIRED, BadParams, Param, RetryPolicy
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,8 @@ class JobSpec:
     timeout_s: int = 180
     result_ttl_s: int = 500
     retry: RetryPolicy | None = None
+    # Seconds a running job may go without saving progress before it is reported stalled.
+    stall_after_s: int = DEFAULT_STALL_AFTER_S
     description: str = ""
     check: Callable[[dict[str, Any]], None] | None = None
 
@@ -87,6 +90,7 @@ class JobSpec:
             "timeout_s": self.timeout_s,
             "result_ttl_s": self.result_ttl_s,
             "retry": retry,
+            "stall_after_s": self.stall_after_s,
         }
 
 
@@ -182,7 +186,7 @@ def _enqueue(target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, 
         "job_timeout": spec.timeout_s,
         "result_ttl": spec.result_ttl_s,
         "retry": spec.retry.to_rq() if spec.retry else None,
-        "meta": initial_meta(retry_max=spec.retry.max if spec.retry else None),
+        "meta": initial_meta(spec.retry.max if spec.retry else None, spec.stall_after_s),
         **CALLBACKS,
     }
     if delay_s:

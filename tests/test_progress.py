@@ -94,3 +94,9 @@ def test_lines_of_deferred_steps_are_kept_and_written_in_order(redis, queue, run
         "step 2 of 10: step 2",
         "step 3 of 10: step 3",
     ]
+
+
+def test_saves_carry_the_time_left_once_the_rate_has_evidence(queue, run_queued, published):
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0, 2.0, 4.0, 6.0], 10)
+    run_queued()
+    assert [event["remaining_s"] for event in published()] == [None, None, 14.0, 12.0]

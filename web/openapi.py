@@ -244,6 +244,17 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                     "format": "date-time",
                     "description": "PENDING: when it is due to run",
                 },
+                "remaining_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "PROGRESS: seconds left at the job's smoothed rate; null until there is "
+                    "enough evidence, and while stalled",
+                },
+                "stalled": {
+                    "type": "boolean",
+                    "description": "PROGRESS: no progress saved for the job's stall_after_s; `status` then "
+                    'says for how long ("no progress for 2 min")',
+                },
                 "result": {"description": "SUCCESS only: the job's return value"},
             },
         },
@@ -303,7 +314,16 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
         },
         "JobDescription": {
             "type": "object",
-            "required": ["name", "description", "parameters", "queue", "timeout_s", "result_ttl_s", "retry"],
+            "required": [
+                "name",
+                "description",
+                "parameters",
+                "queue",
+                "timeout_s",
+                "result_ttl_s",
+                "retry",
+                "stall_after_s",
+            ],
             "properties": {
                 "name": {"type": "string"},
                 "description": {"type": "string"},
@@ -314,6 +334,10 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 "retry": {
                     "type": ["object", "null"],
                     "properties": {"max": {"type": "integer"}, "intervals_s": {"type": "array"}},
+                },
+                "stall_after_s": {
+                    "type": "integer",
+                    "description": "seconds a running job may save no progress before it is reported stalled",
                 },
             },
         },

@@ -2,13 +2,14 @@
 
 import json
 import os
+import re
 import shutil
 import uuid
 
 from playwright.sync_api import expect
 from rq import Queue, SimpleWorker
 
-from jobs.callbacks import CALLBACKS
+from jobs.callbacks import CALLBACKS, initial_meta
 from support.wait import wait_until
 from tests.browser.conftest import ARTIFACTS, ROOT, SECRET_KEY
 from web import create_app
@@ -189,3 +190,24 @@ def test_a_reloaded_rows_log_is_read_from_its_log_url_and_shown_as_text(page, st
     expect(log_lines(page, job.id).last.locator("span")).to_have_text(f"warning: {markup}")
     assert row(page, job.id).locator(".job-log-lines img").count() == 0
     assert page.evaluate("document.body.dataset.owned") is None
+
+
+def test_a_running_row_says_about_how_long_is_left(page):
+    job_id = start(page, steps=16, step_seconds=0.5)
+    expect(row(page, job_id).locator(".job-left")).to_have_text(re.compile(r"^about \d+ s left$"))
+    expect_result(page, job_id, "SUCCESS", "Result: 42")
+    expect(row(page, job_id).locator(".job-left")).to_have_text("")
+
+
+def test_a_job_quiet_past_its_stall_after_s_shows_as_stalled_then_finishes(page, stack, tmp_path):
+    release = tmp_path / "release"
+    job = Queue("default", connection=stack.redis).enqueue(
+        "tests.fixture_jobs.wait_for_file", str(release), meta=initial_meta(stall_after_s=1), **CALLBACKS
+    )
+    adopt(page.context, stack.base_url, [job.id])
+    page.reload()
+    expect(row(page, job.id).locator(".job-state")).to_have_text("stalled")
+    expect(row(page, job.id).locator(".job-status")).to_have_text(re.compile(r"^no progress for \d+ s$"))
+    expect(row(page, job.id)).to_have_attribute("data-state", "PROGRESS")
+    release.touch()
+    expect_result(page, job.id, "SUCCESS", f"Result: {release}")

@@ -35,6 +35,15 @@
     return Math.max(0, Math.min(100, Math.floor(share * 100)));
   }
 
+  // "about 2 min left" from a payload's remaining_s (null: not enough evidence yet, or stalled).
+  function timeLeft(seconds) {
+    if (typeof seconds !== "number" || seconds <= 0) return "";
+    if (seconds < 60) return `about ${Math.max(5, Math.round(seconds / 5) * 5)} s left`;
+    if (seconds < 3600) return `about ${Math.round(seconds / 60)} min left`;
+    const minutes = Math.round(seconds / 60);
+    return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min left`;
+  }
+
   function describe(result) {
     return typeof result === "object" && result !== null ? JSON.stringify(result) : String(result);
   }
@@ -144,7 +153,9 @@
       if (this.finished || isStale(payload, this.shown)) return;
       this.shown = payload;
       this.el.dataset.state = payload.state;
-      this.part("state").textContent = LABELS[payload.state] || payload.state;
+      this.el.dataset.stalled = String(Boolean(payload.stalled));
+      this.part("state").textContent = payload.stalled ? "stalled" : LABELS[payload.state] || payload.state;
+      this.part("left").textContent = payload.state === "PROGRESS" ? timeLeft(payload.remaining_s) : "";
       if (payload.state === "SUCCESS") this.onSuccess(payload);
       else if (payload.state === "FAILURE") this.onFailure(payload);
       else this.onProgress(payload);
