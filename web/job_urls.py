@@ -9,17 +9,40 @@ from web import sse
 from web.errors import error_response
 from web.events import LogCursor, get_fanout, relay
 from web.extensions import get_redis
+from web.openapi import answer, doc
 
 bp = Blueprint("job_urls", __name__)
 
 
 @bp.get("/status/<job_id>")
+@doc(
+    {
+        200: answer("the job's state now", "Status"),
+        404: "NotFound",
+        503: "Unavailable",
+    }
+)
 def status(job_id: str):
     """The job's contract payload; 404 JSON for an unknown, expired or malformed id."""
     return snapshot(job_id, get_redis())
 
 
 @bp.get("/status/<job_id>/events")
+@doc(
+    {
+        200: {
+            "description": "an event stream of Status payloads and log lines",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        400: "BadRequest",
+        404: "NotFound",
+        503: "Unavailable",
+    },
+    parameters=("LastEventId", "LastEventIdQuery"),
+    description="Unnamed events carry one Status payload each; `event: log` events carry one LogLine, "
+    "with the line's id as the event id; comment lines are heartbeats. The log lines after "
+    "`Last-Event-ID` (all of them without it) come first, then the Status payload.",
+)
 def events(job_id: str):
     """The job's log lines and payload now, then each as it comes, until the end; 404 JSON if unknown.
 
@@ -42,12 +65,30 @@ def events(job_id: str):
 
 
 @bp.get("/status/<job_id>/logs")
+@doc(
+    {
+        200: answer("up to 1,000 lines, oldest first", "LogPage"),
+        400: "BadRequest",
+        404: "NotFound",
+        503: "Unavailable",
+    },
+    parameters=("LogAfter",),
+)
 def logs(job_id: str):
     """The job's log lines after `?after=<line id>` (from the start without it), and the `next` position."""
     return read_page(get_redis(), job_id, request.args.get("after"))
 
 
 @bp.post("/status/<job_id>/cancel")
+@doc(
+    {
+        200: answer("canceled while waiting: the job's final payload", "Status"),
+        202: answer("running: its worker was asked to stop; the job's current payload", "Status"),
+        404: "NotFound",
+        409: "Conflict",
+        503: "Unavailable",
+    }
+)
 def cancel(job_id: str):
     """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
     try:
