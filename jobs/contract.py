@@ -158,6 +158,54 @@ def to_payload(
     return payload
 
 
+def to_group_payload(group_id: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fold a group's job payloads (in the group's order) into the group's payload.
+
+    Returns:
+        {"id", "state", "current", "total", "status", "done", "failed", "jobs"}: `total` is the
+        number of jobs and `current` the sum of each job's fraction done; `done` counts the jobs
+        that have ended (either way) and `failed` those that ended in FAILURE. The state is
+        PENDING while every job waits, SUCCESS when all succeeded, FAILURE when all ended and some
+        failed, PROGRESS otherwise; `jobs` holds each job's id, state, current, total and status.
+    """
+    ended = [member for member in members if member["state"] in TERMINAL_STATES]
+    failed = sum(member["state"] == FAILURE for member in ended)
+    if len(ended) == len(members):
+        state = FAILURE if failed else SUCCESS
+    elif all(member["state"] == PENDING for member in members):
+        state = PENDING
+    else:
+        state = PROGRESS
+    return {
+        "id": group_id,
+        "state": state,
+        "current": round(sum(_fraction_done(member) for member in members), 4),
+        "total": len(members),
+        "status": _group_status(state, len(members), len(ended), failed),
+        "done": len(ended),
+        "failed": failed,
+        "jobs": [{key: member[key] for key in GROUP_JOB_FIELDS} for member in members],
+    }
+
+
+GROUP_JOB_FIELDS = ("id", "state", "current", "total", "status")
+
+
+def _fraction_done(payload: dict[str, Any]) -> float:
+    if payload["state"] == SUCCESS:
+        return 1.0
+    total = payload.get("total") or 0
+    return min(1.0, max(0.0, (payload.get("current") or 0) / total)) if total > 0 else 0.0
+
+
+def _group_status(state: str, jobs: int, ended: int, failed: int) -> str:
+    if state == PENDING:
+        return PENDING_STATUS
+    if state == SUCCESS:
+        return f"all {jobs} jobs done"
+    return f"{ended} of {jobs} jobs done" + (f", {failed} failed" if failed else "")
+
+
 def _pending_status(meta: dict[str, Any], eta: datetime | None, now: datetime | None) -> str:
     retry = meta.get("retry") or {}
     if not retry.get("attempt"):

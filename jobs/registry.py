@@ -182,6 +182,20 @@ def start_job(
     return job
 
 
+def new_job(target: Queue, spec: JobSpec, kwargs: dict[str, Any]) -> Job:
+    """A job of `spec` built for `target` (not yet in Redis), with its policies and our callbacks."""
+    return target.create_job(
+        spec.func,
+        kwargs=kwargs,
+        job_id=uuid.uuid4().hex,
+        timeout=spec.timeout_s,
+        result_ttl=spec.result_ttl_s,
+        retry=spec.retry.to_rq() if spec.retry else None,
+        meta=initial_meta(spec.retry.max if spec.retry else None, spec.stall_after_s),
+        **CALLBACKS,
+    )
+
+
 def _enqueue(target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, delay_s: float) -> Job:
     options = {
         "kwargs": kwargs,

@@ -227,3 +227,43 @@ def test_readme_contract_table_matches_the_mapping():
     assert documented == EXPECTED_STATE
     pending_row = next(line for line in readme.splitlines() if line.startswith("| created"))
     assert "retrying 2/3 in 10 s" in pending_row and "`eta`" in pending_row
+
+
+def member(job_id: str, status: JobStatus, current: float = 0, total: float = 1, **meta) -> dict:
+    progress = {"current": current, "total": total, "status": "working", "updated_at": isoformat(NOW)}
+    return to_payload(job_id, status, {"progress": progress, **meta}, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "state", "status"),
+    [
+        ([JobStatus.QUEUED, JobStatus.SCHEDULED], PENDING, "Pending..."),
+        ([JobStatus.QUEUED, JobStatus.STARTED], PROGRESS, "0 of 2 jobs done"),
+        ([JobStatus.FINISHED, JobStatus.QUEUED], PROGRESS, "1 of 2 jobs done"),
+        ([JobStatus.FAILED, JobStatus.STARTED], PROGRESS, "1 of 2 jobs done, 1 failed"),
+        ([JobStatus.FINISHED, JobStatus.FINISHED], SUCCESS, "all 2 jobs done"),
+        ([JobStatus.FINISHED, JobStatus.STOPPED], FAILURE, "2 of 2 jobs done, 1 failed"),
+    ],
+)
+def test_a_groups_state_follows_its_jobs(statuses, state, status):
+    payload = contract.to_group_payload("g1", [member(f"j{n}", s) for n, s in enumerate(statuses)])
+    assert (payload["state"], payload["status"], payload["total"]) == (state, status, 2)
+
+
+def test_a_groups_current_is_the_sum_of_its_jobs_fractions_done():
+    members = [
+        member("a", JobStatus.FINISHED, 3, 10),
+        member("b", JobStatus.STARTED, 5, 10),
+        member("c", JobStatus.FAILED, 1, 4),
+        member("d", JobStatus.QUEUED),
+    ]
+    payload = contract.to_group_payload("g1", members)
+    assert (payload["current"], payload["total"], payload["done"], payload["failed"]) == (1.75, 4, 2, 1)
+    assert payload["jobs"][1] == {
+        "id": "b",
+        "state": PROGRESS,
+        "current": 5,
+        "total": 10,
+        "status": "working",
+    }
+    assert [job["id"] for job in payload["jobs"]] == ["a", "b", "c", "d"]

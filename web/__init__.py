@@ -24,13 +24,25 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         raise RuntimeError("SECRET_KEY is not set: export a long random value (make run generates one)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    from web import errors, events, extensions, job_urls, jobs_api, openapi, operators, pages, reaper
+    from web import (
+        errors,
+        events,
+        extensions,
+        group_urls,
+        job_urls,
+        jobs_api,
+        openapi,
+        operators,
+        pages,
+        reaper,
+    )
 
     extensions.init_app(app)
     errors.init_app(app)
     events.init_app(app, listen=app.config["BACKGROUND_THREADS"])
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(job_urls.bp)
+    app.register_blueprint(group_urls.bp)
     app.register_blueprint(openapi.bp)
     operators.init_app(app)
     app.register_blueprint(pages.bp)

@@ -1,17 +1,16 @@
-"""The events fan-out: one job's contract payloads and log lines relayed to its open event streams.
+"""The events fan-out: the payloads and log lines of jobs, handed to the streams watching them.
 
-The route, `GET /status/<id>/events`, is in `web/job_urls.py`; this module holds no routes.
+The routes are in `web/job_urls.py` and `web/group_urls.py`; what a stream sends is
+`web/relay.py`'s. This module holds no routes.
 
 One Redis subscriber per web process, not one per stream: a single listener (a thread, or a
 greenlet under gunicorn's gevent worker, which patches threading) holds one subscription to two
 patterns, the jobs' payload channels and their log channels, and hands each message to the local
-queues of the streams watching that job. A stream holds no Redis connection while it waits; it
-borrows one from the pool only to re-read its job's snapshot or its log.
+queues (inboxes) of the streams watching that job; a group's stream watches each of its jobs
+with one inbox. A stream holds no Redis connection while it waits; it borrows one from the pool
+only to re-read its snapshot or a job's log, at most SNAPSHOT_SLOTS at once.
 
-Log lines are `event: log` frames whose `id:` is the line's stream id, so a browser that
-reconnects sends it back as `Last-Event-ID` and gets the lines after it. Pub/sub is a hint for
-them too: after a resubscription or an overflowing inbox, and before a final payload, the stream
-reads the lines after the last one it sent from the job's log, so none is lost or sent twice.
+Log lines become `event: log` frames whose `id:` is the line's stream id (`LogLine`).
 """
 
 import json
@@ -19,26 +18,22 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq.exceptions import NoSuchJobError
 
-from jobs.contract import PROGRESS, is_terminal
-from jobs.joblog import FIRST_ID, PAGE_LINES, lines_after, parse_id
+from jobs.joblog import PAGE_LINES, lines_after, parse_id
 from jobs.keys import channel_for, log_channel_for
 from jobs.snapshot import snapshot
 from web import sse
 
 log = logging.getLogger(__name__)
 
-# How long a browser waits before reconnecting to a stream that ended or dropped.
-RETRY_MS = 1000
 # Snapshot reads in flight at once in one process: hundreds of streams opening or heartbeating
 # together must not each take a pooled connection (redis-py 8 caps a pool at 100, then raises).
 SNAPSHOT_SLOTS = 8
@@ -51,8 +46,6 @@ RECONNECT_DELAY_S = 1.0
 INBOX_LIMIT = 100
 # Put on every inbox when the listener resubscribes after losing Redis: messages were lost meanwhile.
 RESYNC = "resync"
-# What a silent stream does at each heartbeat: re-read its job's payload (not its log).
-_REREAD = "reread"
 LOG_EVENT = "log"
 
 _CHANNEL_PREFIX = channel_for("")
@@ -60,6 +53,7 @@ _LOG_CHANNEL_PREFIX = log_channel_for("")
 PATTERNS = (channel_for("*"), log_channel_for("*"))
 
 Inbox = queue.Queue
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -93,11 +87,13 @@ class Fanout:
         self._closing = threading.Event()
         self._snapshot_slots = threading.BoundedSemaphore(SNAPSHOT_SLOTS)
 
-    def watch(self, job_id: str) -> Inbox:
-        """Register a stream for a job, with the listener subscribed; returns the stream's inbox."""
+    def watch(self, *job_ids: str) -> Inbox:
+        """Register a stream for its jobs (one, or a group's), with the listener subscribed; returns
+        the stream's inbox, where every message about any of them arrives."""
         inbox: Inbox = queue.Queue(maxsize=INBOX_LIMIT)
         with self._lock:
-            self._inboxes.setdefault(job_id, set()).add(inbox)
+            for job_id in job_ids:
+                self._inboxes.setdefault(job_id, set()).add(inbox)
             if not self.listen:
                 return inbox
             if self._listener is None or not self._listener.is_alive():
@@ -105,20 +101,21 @@ class Fanout:
                 self._listener = threading.Thread(target=self._listen, name="sse-fanout", daemon=True)
                 self._listener.start()
         if not self._ready.wait(self.ready_timeout_s):
-            log.warning("event listener not subscribed yet; job %s relies on snapshot re-reads", job_id)
+            log.warning("event listener not subscribed yet; jobs %s rely on snapshot re-reads", job_ids)
         return inbox
 
-    def unwatch(self, job_id: str, inbox: Inbox) -> None:
-        """Forget a stream's inbox."""
+    def unwatch(self, job_ids: str | Iterable[str], inbox: Inbox) -> None:
+        """Forget a stream's inbox, for its job (or each of its jobs)."""
         with self._lock:
-            inboxes = self._inboxes.get(job_id)
-            if inboxes is not None:
-                inboxes.discard(inbox)
-                if not inboxes:
-                    del self._inboxes[job_id]
+            for job_id in [job_ids] if isinstance(job_ids, str) else job_ids:
+                inboxes = self._inboxes.get(job_id)
+                if inboxes is not None:
+                    inboxes.discard(inbox)
+                    if not inboxes:
+                        del self._inboxes[job_id]
 
     def streams(self) -> int:
-        """How many streams are registered in this process."""
+        """How many stream registrations this process holds (a group's stream has one per job)."""
         with self._lock:
             return sum(len(inboxes) for inboxes in self._inboxes.values())
 
@@ -132,15 +129,18 @@ class Fanout:
         Raises:
             NoSuchJobError: the id is malformed, unknown, or its job has expired.
         """
+        return self.read(lambda connection: snapshot(job_id, connection))
+
+    def read(self, reader: Callable[[Redis], T]) -> T:
+        """`reader(connection)`, with at most SNAPSHOT_SLOTS such reads at once in this process."""
         with self._snapshot_slots:
-            return snapshot(job_id, self.connection)
+            return reader(self.connection)
 
     def log_lines(self, job_id: str, after: str) -> list[LogLine]:
         """Every line of the job's log after the line id `after`, oldest first (paged reads)."""
         lines: list[LogLine] = []
         while True:
-            with self._snapshot_slots:
-                page = lines_after(self.connection, job_id, after)
+            page = self.read(lambda connection, after=after: lines_after(connection, job_id, after))
             lines += [LogLine.of(line) for line in page]
             if len(page) < PAGE_LINES:
                 return lines
@@ -241,105 +241,6 @@ def init_app(app: Flask, listen: bool) -> None:
 def get_fanout() -> Fanout:
     """The current app's fan-out."""
     return current_app.extensions["events"]
-
-
-class LogCursor:
-    """The position of the last log line a stream sent, so no line goes out twice."""
-
-    def __init__(self, after: str = FIRST_ID) -> None:
-        """Start after the line id `after` (a valid id: `jobs.joblog.parse_id`)."""
-        self.position = parse_id(after)
-
-    def advance(self, line: LogLine) -> bool:
-        """Whether the line comes after the last one sent (and is now the last)."""
-        if line.position <= self.position:
-            return False
-        self.position = line.position
-        return True
-
-    def read(self, fanout: Fanout, job_id: str) -> list[str]:
-        """Frames of the lines in the job's log after the last sent, which they advance past.
-
-        Raises:
-            redis.exceptions.ConnectionError, TimeoutError: Redis is unreachable.
-        """
-        lines = fanout.log_lines(job_id, "-".join(map(str, self.position)))
-        return [line.frame for line in lines if self.advance(line)]
-
-    def catch_up(self, fanout: Fanout, job_id: str) -> list[str] | None:
-        """`read`, or None when Redis is unreachable (the stream then ends)."""
-        try:
-            return self.read(fanout, job_id)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
-            log.warning("job %s: Redis unavailable on a log read (%s)", job_id, exc)
-            return None
-
-
-def relay(
-    fanout: Fanout,
-    job_id: str,
-    inbox: Inbox,
-    first: dict[str, Any],
-    cursor: LogCursor,
-    replay: list[str],
-    heartbeat_s: float,
-    max_age_s: float,
-) -> Iterator[str]:
-    """Yield SSE frames: the `replay` log frames, `first`, then each new payload and line as it comes.
-
-    On silence it sends a heartbeat and re-reads the snapshot. Ends after a terminal payload
-    (the job's last lines before it), after `max_age_s` (the browser reconnects with the last
-    line's id), or when the job is gone or Redis is unreachable; unregisters in every case.
-    """
-    try:
-        frames = [*replay, sse.format_event(first)]
-        yield sse.with_retry(frames[0], RETRY_MS)
-        yield from frames[1:]
-        last = first
-        deadline = time.monotonic() + max_age_s
-        while not is_terminal(last) and (remaining := deadline - time.monotonic()) > 0:
-            try:
-                item = inbox.get(timeout=min(heartbeat_s, remaining))
-            except queue.Empty:
-                yield sse.heartbeat()
-                item = _REREAD
-            if isinstance(item, LogLine):
-                if cursor.advance(item):
-                    yield item.frame
-                continue
-            if item == RESYNC and (missed := cursor.catch_up(fanout, job_id)) is not None:
-                yield from missed
-            if item in (RESYNC, _REREAD):
-                payload, frame = _reread(fanout, job_id), None
-                if payload is None:
-                    return
-            else:
-                payload, frame = item
-            if payload == last or _is_stale(payload, last):
-                continue
-            if is_terminal(payload):
-                yield from cursor.catch_up(fanout, job_id) or ()
-            yield frame or sse.format_event(payload)
-            last = payload
-    finally:
-        fanout.unwatch(job_id, inbox)
-
-
-def _reread(fanout: Fanout, job_id: str) -> dict[str, Any] | None:
-    try:
-        return fanout.snapshot(job_id)
-    except NoSuchJobError:
-        log.info("job %s expired while streamed; ending its stream", job_id)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("job %s: Redis unavailable on re-read (%s); ending its stream", job_id, exc)
-    return None
-
-
-def _is_stale(payload: dict[str, Any], last: dict[str, Any]) -> bool:
-    """A progress update older than the one already sent (queued before the snapshot was read)."""
-    if payload.get("state") != PROGRESS or last.get("state") != PROGRESS:
-        return False
-    return (payload.get("updated_at") or "") < (last.get("updated_at") or "")
 
 
 def _drain(inbox: Inbox) -> None:

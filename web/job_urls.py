@@ -7,9 +7,10 @@ from jobs.joblog import FIRST_ID, read_page
 from jobs.snapshot import snapshot
 from web import sse
 from web.errors import error_response
-from web.events import LogCursor, get_fanout, relay
+from web.events import get_fanout
 from web.extensions import get_redis
 from web.openapi import answer, doc
+from web.relay import LogCursor, relay
 
 bp = Blueprint("job_urls", __name__)
 

@@ -1,4 +1,4 @@
-"""Clients starting work: POST answers 202 with the job's URLs (its own routes are in web/job_urls.py)."""
+"""Clients starting work: 202 with the URLs of the job (web/job_urls.py) or group (web/group_urls.py)."""
 
 from typing import Any
 
@@ -6,11 +6,13 @@ from flask import Blueprint, current_app, request
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
+from jobs.groups import GroupRequest, start_group
 from jobs.params import check
 from jobs.registry import BadParams, LongTaskArgs, StartRequest, catalog, start_job
-from web.auth import remember
+from web.auth import remember, remember_group
 from web.config import queue_names
 from web.extensions import get_redis
+from web.group_urls import group_urls
 from web.job_urls import job_urls
 from web.openapi import answer, doc
 
@@ -24,6 +26,12 @@ START_ANSWERS = {
     409: "Conflict",
     413: "TooLarge",
     503: "Unavailable",
+}
+
+# A group has no Idempotency-Key (no 409); its 202 lists its jobs.
+GROUP_START_ANSWERS = {
+    **{code: name for code, name in START_ANSWERS.items() if code != 409},
+    202: "GroupStarted",
 }
 
 
@@ -54,6 +62,23 @@ def start():
     return accepted(start_job(get_redis(), body["name"], body["args"], **options))
 
 
+@bp.post("/api/groups")
+@doc(GROUP_START_ANSWERS, body=GroupRequest)
+def start_together():
+    """Start 1 to 100 registered jobs as one group, each checked as POST /api/jobs checks it: all or none."""
+    body = check(GroupRequest, json_body(), "the body {jobs: [{name, args, queue?}, ...]}")
+    for index, item in enumerate(body["jobs"]):
+        check_queue(item["queue"], f"jobs[{index}].queue")
+    group_id, jobs = start_group(get_redis(), body["jobs"], max_queued=current_app.config["QUEUE_MAX_JOBS"])
+    answer_body = {
+        "id": group_id,
+        **group_urls(group_id),
+        "jobs": [{"id": job.id, **job_urls(job.id)} for job in jobs],
+    }
+    remember_group(group_id)
+    return answer_body, 202, {"Location": answer_body["status_url"]}
+
+
 def json_body() -> Any:
     """The request's JSON body; None when there is none (or it is `null`).
 
@@ -76,15 +101,24 @@ def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:
     Raises:
         BadParams: the queue is not one of the configured queues.
     """
-    names = queue_names(current_app.config["QUEUES"])
-    if queue is not None and queue not in names:
-        raise BadParams(f"queue must be one of {', '.join(names)}")
+    check_queue(queue)
     return {
         "queue": queue,
         "delay_s": delay_s,
         "idempotency_key": request.headers.get("Idempotency-Key"),
         "max_queued": current_app.config["QUEUE_MAX_JOBS"],
     }
+
+
+def check_queue(queue: Any, field: str = "queue") -> None:
+    """Go on only for no queue (the job's own) or one of the configured queues.
+
+    Raises:
+        BadParams: another queue; the message names the field.
+    """
+    names = queue_names(current_app.config["QUEUES"])
+    if queue is not None and queue not in names:
+        raise BadParams(f"{field} must be one of {', '.join(names)}")
 
 
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:

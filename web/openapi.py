@@ -20,7 +20,7 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app
 from pydantic import Field, create_model
 
-from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS
+from jobs.contract import FAILURE, GROUP_JOB_FIELDS, PENDING, PROGRESS, SUCCESS
 from jobs.joblog import LEVELS
 from jobs.params import Params, json_schema
 from jobs.registry import StartRequest, catalog
@@ -143,6 +143,14 @@ def _components(spec: APISpec, queues: list[str]) -> None:
         },
     )
     components.parameter(
+        "group_id",
+        "path",
+        {
+            "description": "the id from the 202 answer that started the group",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        },
+    )
+    components.parameter(
         "IdempotencyKey",
         "header",
         {
@@ -231,6 +239,48 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                     'says for how long ("no progress for 2 min")',
                 },
                 "result": {"description": "SUCCESS only: the job's return value"},
+            },
+        },
+        "GroupStatus": {
+            "type": "object",
+            "required": ["id", "state", "current", "total", "status", "done", "failed", "jobs"],
+            "properties": {
+                "id": {"type": "string"},
+                "state": {
+                    "enum": [PENDING, PROGRESS, SUCCESS, FAILURE],
+                    "description": "PENDING while every job waits; SUCCESS when all succeeded; FAILURE "
+                    "when all ended and some failed; PROGRESS otherwise",
+                },
+                "current": {"type": "number", "description": "the sum of each job's fraction done"},
+                "total": {"type": "integer", "description": "the number of jobs"},
+                "status": {"type": "string", "description": 'e.g. "2 of 3 jobs done, 1 failed"'},
+                "done": {"type": "integer", "description": "jobs that have ended, either way"},
+                "failed": {"type": "integer", "description": "jobs that ended in FAILURE"},
+                "jobs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": list(GROUP_JOB_FIELDS),
+                        "properties": {
+                            "id": {"type": "string"},
+                            "state": {"enum": [PENDING, PROGRESS, SUCCESS, FAILURE]},
+                            "current": {"type": "number"},
+                            "total": {"type": "number"},
+                            "status": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "GroupAccepted": {
+            "type": "object",
+            "required": ["id", "status_url", "events_url", "cancel_url", "jobs"],
+            "properties": {
+                "id": {"type": "string"},
+                "status_url": {"type": "string"},
+                "events_url": {"type": "string"},
+                "cancel_url": {"type": "string"},
+                "jobs": {"type": "array", "items": "Accepted", "description": "each job, in the order asked"},
             },
         },
         "LogLine": {
@@ -326,6 +376,11 @@ def _responses() -> dict[str, Any]:
             "description": "started (or, for a repeated Idempotency-Key, started before)",
             "headers": {"Location": "Location"},
             "content": _json("Accepted"),
+        },
+        "GroupStarted": {
+            "description": "every job of the group started",
+            "headers": {"Location": {"description": "the group's status URL", "schema": {"type": "string"}}},
+            "content": _json("GroupAccepted"),
         },
         "BadRequest": error("the body or a parameter is wrong; the message names it"),
         "NotFound": error(
