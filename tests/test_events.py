@@ -340,3 +340,10 @@ def test_lines_written_before_the_end_come_before_the_final_payload(queue, redis
         (None, None),
     ]
     assert list(chunks) == []
+
+
+def test_a_head_request_leaves_no_stream(queue, client, fanout):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    with client.head(f"/status/{job.id}/events") as response:
+        assert response.status_code == 200
+    assert fanout.streams() == 0

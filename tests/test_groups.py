@@ -153,3 +153,10 @@ def test_a_groups_stream_folds_each_jobs_update_in_until_the_group_ends(streamin
         publish(redis, to_payload(second, JobStatus.FAILED, {"error": "boom"}))
         updates = read_json_events(chunks)
     assert [(update["state"], update["done"]) for update in updates] == [("PROGRESS", 1), ("FAILURE", 2)]
+
+
+def test_a_head_request_on_a_groups_stream_leaves_no_stream(streaming_client):
+    started = start_group(streaming_client, DEMO, DEMO)
+    with streaming_client.head(started["events_url"]) as response:
+        assert response.status_code == 200
+    assert streaming_client.application.extensions["events"].streams() == 0

@@ -46,7 +46,10 @@ def events(group_id: str):
     config = current_app.config
     timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
     body = relay_group(fanout, group_id, inbox, members, *timing)
-    return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    # A HEAD request closes the body before it starts, so its `finally` never runs.
+    response.call_on_close(lambda: fanout.unwatch(ids, inbox))
+    return response
 
 
 @bp.post("/groups/<group_id>/cancel")

@@ -62,7 +62,10 @@ def events(job_id: str):
     config = current_app.config
     timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
     body = relay(fanout, job_id, inbox, first, cursor, replay, *timing)
-    return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    # A HEAD request closes the body before it starts, so its `finally` never runs.
+    response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
+    return response
 
 
 @bp.get("/status/<job_id>/logs")
