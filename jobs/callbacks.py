@@ -17,7 +17,7 @@ from rq.job import Job, JobStatus
 
 from jobs.channel import publish
 from jobs.contract import DEFAULT_STALL_AFTER_S, exception_message, to_payload
-from jobs.control import StopRequested
+from jobs.control import OWNER_META_KEY, StopRequested
 from jobs.durations import record_duration
 from jobs.joblog import expire_with
 from jobs.progress import discard, flush
@@ -35,15 +35,20 @@ CALLBACKS = {
 }
 
 
-def initial_meta(retry_max: int | None = None, stall_after_s: int | None = None) -> dict[str, Any]:
-    """The meta a job is enqueued with: what RQ does not store but its payload needs.
+def initial_meta(
+    retry_max: int | None = None, owner: str | None = None, stall_after_s: int | None = None
+) -> dict[str, Any]:
+    """The meta a job is enqueued with: what RQ does not store but its payload and its routes need.
 
     Args:
         retry_max: the retry policy's maximum (RQ keeps only the retries left).
+        owner: who started it (only they may cancel it over HTTP).
         stall_after_s: seconds without a saved update before the job is reported stalled,
             when not the contract's default.
     """
     meta: dict[str, Any] = {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
+    if owner is not None:
+        meta[OWNER_META_KEY] = owner
     if stall_after_s is not None and stall_after_s != DEFAULT_STALL_AFTER_S:
         meta["stall_after_s"] = stall_after_s
     return meta

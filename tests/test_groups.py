@@ -10,6 +10,7 @@ from jobs.groups import MAX_JOBS
 from jobs.params import Params
 from support.apps import UNIT_SETTINGS
 from support.sse import read_json_events
+from tests.helpers import open_page
 from web import create_app
 
 DEMO = {"name": "long_task", "args": {"steps": 2, "step_seconds": 0}}
@@ -22,11 +23,13 @@ class Message(Params):
 @pytest.fixture
 def failing_job(monkeypatch):
     """A registered job that fails with its message (for this test only)."""
-    spec = registry.JobSpec(name="fails", func="tests.fixture_jobs.fail", params=Message)
+    spec = registry.JobSpec(name="fails", func="tests.fixture_jobs.fail", params=Message, anonymous=True)
     monkeypatch.setitem(registry.CATALOG, "fails", spec)
 
 
 def start_group(client, *jobs: dict) -> dict:
+    """Start a group as a browser does: after loading the page, which gives it its identity."""
+    open_page(client)
     response = client.post("/api/groups", json={"jobs": list(jobs)})
     assert response.status_code == 202, response.get_json()
     assert response.headers["Location"] == response.get_json()["status_url"]
@@ -85,8 +88,9 @@ def test_a_group_with_a_failing_job_ends_in_failure_once_all_have_ended(client, 
         ([DEMO] * (MAX_JOBS + 1), 400, "jobs"),
     ],
 )
-def test_a_group_with_one_job_that_does_not_fit_starts_nothing(client, redis, jobs, code, names):
-    response = client.post("/api/groups", json={"jobs": jobs})
+def test_a_group_with_one_job_that_does_not_fit_starts_nothing(client, redis, make_token, jobs, code, names):
+    # With a token: a group is counted job by job against the anonymous start limit (60 a minute).
+    response = client.post("/api/groups", json={"jobs": jobs}, headers=make_token("start:*"))
     assert response.status_code == code
     assert names in response.get_json()["error"]["message"]
     assert Queue("default", connection=redis).count == Queue("high", connection=redis).count == 0
@@ -160,3 +164,56 @@ def test_a_head_request_on_a_groups_stream_leaves_no_stream(streaming_client):
     with streaming_client.head(started["events_url"]) as response:
         assert response.status_code == 200
     assert streaming_client.application.extensions["events"].streams() == 0
+
+
+MAIL = {"name": "send_email", "args": {"to": ["a@example.com"], "subject": "Hi"}}
+
+
+@pytest.mark.parametrize(
+    ("scopes", "code"), [(None, 401), (("start:long_task",), 403), (("start:send_email",), 202)]
+)
+def test_a_group_with_a_closed_job_needs_a_token_with_its_scope(client, redis, make_token, scopes, code):
+    headers = make_token(*scopes) if scopes is not None else {}
+    response = client.post("/api/groups", json={"jobs": [DEMO, MAIL]}, headers=headers)
+    assert response.status_code == code
+    assert Queue("default", connection=redis).count == (2 if code == 202 else 0)
+
+
+def test_only_who_started_a_group_may_cancel_it(app, client, make_token):
+    started = start_group(client, DEMO, DEMO)
+    stranger = app.test_client()
+    open_page(stranger)
+    response = stranger.post(started["cancel_url"])
+    assert response.status_code == 403
+    assert client.get(started["status_url"]).get_json()["state"] == "PENDING"
+    assert client.post(started["cancel_url"], headers=make_token("cancel:any")).status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/api/groups", "/groups/{id}/cancel"])
+def test_group_routes_refuse_cross_site_requests(client, path):
+    started = start_group(client, DEMO)
+    response = client.post(
+        path.format(id=started["id"]), json={"jobs": [DEMO]}, headers={"Origin": "https://elsewhere.example"}
+    )
+    assert response.status_code == 403
+    assert client.get(started["status_url"]).get_json()["state"] == "PENDING"
+
+
+def test_each_job_of_an_anonymous_group_counts_against_the_start_limit(redis):
+    app = create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "START_RATE_LIMIT": 5})
+    client = app.test_client()
+    assert client.post("/api/groups", json={"jobs": [DEMO] * 3}).status_code == 202
+    response = client.post("/api/groups", json={"jobs": [DEMO] * 3})
+    assert response.status_code == 429 and response.headers["Retry-After"]
+    assert Queue("default", connection=redis).count == 3
+
+
+def test_a_group_refused_at_the_cap_leaves_nothing_of_itself(app, client, redis, queue):
+    app.config["QUEUE_MAX_JOBS"] = 2
+    waiting = queue.enqueue("tests.fixture_jobs.answer")
+    open_page(client)
+    response = client.post("/api/groups", json={"jobs": [{**DEMO, "queue": "high"}, DEMO, DEMO]})
+    assert response.status_code == 503
+    assert redis.keys("rq:job:*") == [f"rq:job:{waiting.id}".encode()]
+    assert (Queue("high", connection=redis).count, queue.count) == (0, 1)
+    assert redis.smembers(Group.REDIS_GROUP_KEY) == set() and not redis.keys("rq:group:*")

@@ -5,7 +5,7 @@ import pytest
 from rq.job import Job
 
 from support.apps import UNIT_SETTINGS, unreachable_redis_app
-from tests.helpers import start_demo
+from tests.helpers import open_page, start_demo
 from web import auth, create_app
 
 INITIAL_JOBS = re.compile(r'<script id="initial-jobs" type="application/json">(.*?)</script>', re.S)
@@ -50,6 +50,7 @@ def test_started_job_body_links_its_stream_and_cancel_route(client):
 
 
 def test_page_redraws_the_jobs_this_browser_started(client, run_queued):
+    open_page(client)
     first, second = start_demo(client, steps=2, step_seconds=0), start_demo(client, steps=3, step_seconds=0)
     run_queued()
     drawn = rows(client)
@@ -60,11 +61,13 @@ def test_page_redraws_the_jobs_this_browser_started(client, run_queued):
 
 
 def test_another_browser_does_not_see_them(app, client):
+    open_page(client)
     start_demo(client, steps=2, step_seconds=0)
     assert rows(app.test_client()) == []
 
 
 def test_expired_jobs_leave_the_list(client, redis):
+    open_page(client)
     gone, kept = start_demo(client, steps=2, step_seconds=0), start_demo(client, steps=2, step_seconds=0)
     Job.fetch(gone["id"], connection=redis).delete()
     assert [row["id"] for row in rows(client)] == [kept["id"]]
@@ -73,6 +76,7 @@ def test_expired_jobs_leave_the_list(client, redis):
 
 
 def test_the_list_keeps_the_newest_jobs(client):
+    open_page(client)
     started = [start_demo(client, steps=2, step_seconds=0)["id"] for _ in range(auth.MAX_REMEMBERED + 3)]
     assert [row["id"] for row in rows(client)] == started[-auth.MAX_REMEMBERED :]
 
@@ -111,6 +115,7 @@ INITIAL_GROUPS = re.compile(r'<script id="initial-groups" type="application/json
 
 def test_page_redraws_the_groups_this_browser_started_and_forgets_expired_ones(client, redis):
     demo = {"name": "long_task", "args": {"steps": 1, "step_seconds": 0}}
+    open_page(client)
     kept, gone = (client.post("/api/groups", json={"jobs": [demo, demo]}).get_json() for _ in range(2))
     for job in gone["jobs"]:
         Job.fetch(job["id"], connection=redis).delete()

@@ -6,10 +6,11 @@ from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.joblog import FIRST_ID, read_page
 from jobs.snapshot import snapshot
 from web import sse
+from web.auth import may_act_on
 from web.errors import error_response
 from web.events import get_fanout
 from web.extensions import get_redis
-from web.openapi import answer, doc
+from web.openapi import OPTIONAL_BEARER, answer, doc
 from web.relay import LogCursor, relay
 
 bp = Blueprint("job_urls", __name__)
@@ -52,6 +53,11 @@ def events(job_id: str):
     """
     cursor = LogCursor(request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or FIRST_ID)
     fanout = get_fanout()
+    if request.method == "HEAD":
+        # The same answer as GET, with no stream registered: werkzeug closes a body it never
+        # started, so the generator's `finally` would never unregister one.
+        fanout.snapshot(job_id)
+        return Response(mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
     inbox = fanout.watch(job_id)  # before the reads, so nothing published in between is lost
     try:
         first = fanout.snapshot(job_id)
@@ -63,7 +69,7 @@ def events(job_id: str):
     timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
     body = relay(fanout, job_id, inbox, first, cursor, replay, *timing)
     response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
-    # A HEAD request closes the body before it starts, so its `finally` never runs.
+    # Also when the client leaves before the first frame (the generator never starts then).
     response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
     return response
 
@@ -88,15 +94,22 @@ def logs(job_id: str):
     {
         200: answer("canceled while waiting: the job's final payload", "Status"),
         202: answer("running: its worker was asked to stop; the job's current payload", "Status"),
+        401: "Unauthorized",
+        403: "Forbidden",
         404: "NotFound",
         409: "Conflict",
+        415: "UnsupportedMediaType",
         503: "Unavailable",
-    }
+    },
+    security=OPTIONAL_BEARER,
 )
 def cancel(job_id: str):
-    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
+    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended.
+
+    Only who started it may (its browser session or token), or a token with `cancel:any`: 403 otherwise.
+    """
     try:
-        outcome = cancel_job(get_redis(), job_id)
+        outcome = cancel_job(get_redis(), job_id, allowed=may_act_on)
     except JobAlreadyEnded as exc:
         return error_response(409, str(exc))
     return outcome.payload, 200 if outcome.done else 202

@@ -8,13 +8,23 @@ from werkzeug.exceptions import BadRequest
 
 from jobs.groups import GroupRequest, start_group
 from jobs.params import check
-from jobs.registry import BadParams, LongTaskArgs, StartRequest, catalog, start_job
-from web.auth import remember, remember_group
+from jobs.registry import (
+    BadParams,
+    JobSpec,
+    LongTaskArgs,
+    StartRequest,
+    UnknownJob,
+    catalog,
+    get_spec,
+    start_job,
+)
+from web.auth import Caller, current_caller, has_session_cookie, remember, remember_group, require_scope
 from web.config import queue_names
 from web.extensions import get_redis
 from web.group_urls import group_urls
 from web.job_urls import job_urls
-from web.openapi import answer, doc
+from web.openapi import OPTIONAL_BEARER, answer, doc
+from web.tokens import START_ANY, start_scope
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -22,9 +32,13 @@ bp = Blueprint("jobs_api", __name__)
 START_ANSWERS = {
     202: "Started",
     400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "NotFound",
     409: "Conflict",
     413: "TooLarge",
+    415: "UnsupportedMediaType",
+    429: "TooManyRequests",
     503: "Unavailable",
 }
 
@@ -36,11 +50,16 @@ GROUP_START_ANSWERS = {
 
 
 @bp.post("/longtask")
-@doc(START_ANSWERS, body=LongTaskArgs | None, body_required=False, parameters=("IdempotencyKey",))
+@doc(
+    START_ANSWERS,
+    body=LongTaskArgs | None,
+    body_required=False,
+    parameters=("IdempotencyKey",),
+    security=OPTIONAL_BEARER,
+)
 def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
-    job = start_job(get_redis(), "long_task", json_body(), **start_options())
-    return accepted(job)
+    return begin("long_task", json_body())
 
 
 @bp.get("/api/jobs")
@@ -48,39 +67,71 @@ def longtask():
 def list_jobs():
     """The jobs that can be started, with their parameters as JSON Schema, and the queues."""
     return {
-        "jobs": [spec.describe() for spec in catalog()],
+        "jobs": [{**spec.describe(), "scopes": [start_scope(spec.name), START_ANY]} for spec in catalog()],
         "queues": queue_names(current_app.config["QUEUES"]),
     }
 
 
 @bp.post("/api/jobs")
-@doc(START_ANSWERS, body="StartRequest", parameters=("IdempotencyKey",))
+@doc(START_ANSWERS, body="StartRequest", parameters=("IdempotencyKey",), security=OPTIONAL_BEARER)
 def start():
     """Start a registered job from {name, args, queue?, delay_seconds?}; honours Idempotency-Key."""
     body = check(StartRequest, json_body(), "the body {name, args, queue?, delay_seconds?}")
-    options = start_options(queue=body["queue"], delay_s=body["delay_seconds"])
-    return accepted(start_job(get_redis(), body["name"], body["args"], **options))
+    return begin(body["name"], body["args"], queue=body["queue"], delay_s=body["delay_seconds"])
+
+
+def begin(name: str, args: Any, queue: Any = None, delay_s: Any = 0):
+    """Start a registered job for the caller, if it may: anonymous jobs for anyone, others with a token.
+
+    Raises:
+        UnknownJob: no job of that name (404).
+        Unauthorized, Forbidden: the job needs a token with its scope (401, 403).
+    """
+    spec = get_spec(name)
+    caller = may_start([spec])
+    options = start_options(queue=queue, delay_s=delay_s)
+    return accepted(start_job(get_redis(), spec.name, args, owner=caller.owner, **options))
 
 
 @bp.post("/api/groups")
-@doc(GROUP_START_ANSWERS, body=GroupRequest)
+@doc(GROUP_START_ANSWERS, body=GroupRequest, security=OPTIONAL_BEARER)
 def start_together():
     """Start 1 to 100 registered jobs as one group, each checked as POST /api/jobs checks it: all or none."""
     body = check(GroupRequest, json_body(), "the body {jobs: [{name, args, queue?}, ...]}")
+    specs = []
     for index, item in enumerate(body["jobs"]):
         check_queue(item["queue"], f"jobs[{index}].queue")
-    group_id, jobs = start_group(get_redis(), body["jobs"], max_queued=current_app.config["QUEUE_MAX_JOBS"])
-    answer_body = {
+        try:
+            specs.append(get_spec(item["name"]))
+        except UnknownJob as exc:
+            raise UnknownJob(f"jobs[{index}]: {exc}") from None
+    caller = may_start(specs)
+    max_queued = current_app.config["QUEUE_MAX_JOBS"]
+    group_id, jobs = start_group(get_redis(), body["jobs"], owner=caller.owner, max_queued=max_queued)
+    started = {
         "id": group_id,
         **group_urls(group_id),
         "jobs": [{"id": job.id, **job_urls(job.id)} for job in jobs],
     }
-    remember_group(group_id)
-    return answer_body, 202, {"Location": answer_body["status_url"]}
+    if has_session_cookie():
+        remember_group(group_id)
+    return started, 202, {"Location": started["status_url"]}
+
+
+def may_start(specs: list[JobSpec]) -> Caller:
+    """The caller, if it may start every one of these jobs: anonymous ones anyone, others with a token.
+
+    Raises:
+        Unauthorized, Forbidden: a job needs a token with its scope (401, 403).
+    """
+    caller = current_caller()
+    for name in sorted({spec.name for spec in specs if not spec.anonymous}):
+        caller = require_scope(start_scope(name))
+    return caller
 
 
 def json_body() -> Any:
-    """The request's JSON body; None when there is none (or it is `null`).
+    """The JSON body; None when there is none, or it is `null` (web.guards refuses other media types).
 
     Raises:
         BadRequest: the body is not valid JSON.
@@ -124,8 +175,10 @@ def check_queue(queue: Any, field: str = "queue") -> None:
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
     """The 202 answer for a started job: its id and URLs, the status URL also in `Location`.
 
-    The job joins this browser's list (a session cookie), so the page redraws it on reload.
+    The job joins this browser's list (its session cookie), so the page redraws it on reload;
+    a client that sent no cookie gets none.
     """
     body = {"id": job.id, **job_urls(job.id)}
-    remember(job.id)
+    if has_session_cookie():
+        remember(job.id)
     return body, 202, {"Location": body["status_url"]}

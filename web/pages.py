@@ -10,7 +10,7 @@ from rq.exceptions import NoSuchGroupError, NoSuchJobError
 
 from jobs.groups import group_snapshot
 from jobs.snapshot import snapshot
-from web.auth import forget_all_but, forget_groups_but, remembered, remembered_groups
+from web.auth import ensure_identity, forget_all_but, forget_groups_but, remembered, remembered_groups
 from web.extensions import get_redis
 from web.group_urls import group_urls
 from web.job_urls import job_urls
@@ -23,6 +23,7 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     """The page: start buttons, and a row per job and group this browser started that Redis still holds."""
+    ensure_identity()
     try:
         rows = job_rows(remembered())
         groups = group_rows(remembered_groups())

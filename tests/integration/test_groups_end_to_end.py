@@ -11,6 +11,8 @@ def demo(steps: int) -> dict:
 
 
 def start_group(http, web, *jobs: dict) -> dict:
+    """Start a group as a browser does, after loading the page (its identity: only it may cancel)."""
+    assert http.get(f"{web}/", timeout=5).status_code == 200
     response = http.post(f"{web}/api/groups", json={"jobs": list(jobs)}, timeout=5)
     assert response.status_code == 202
     return response.json()
