@@ -5,7 +5,8 @@ A group is RQ's: each of its jobs carries `group_id`, and RQ keeps their ids in 
 as the jobs expire (the group is gone with its last job). Each job's place in the group is in its
 meta (`group_index`), so the group reads back in the order it was asked for. Every job of a
 group is checked and built as a single start would be (`jobs.registry`), then all are enqueued
-in one MULTI/EXEC: all or nothing.
+in one MULTI/EXEC that also checks the waiting cap of their queues (`jobs.admission`): all or
+nothing.
 """
 
 import logging
