@@ -27,7 +27,7 @@ run-ha: $(STAMP) ## the same on a local primary, replica and 3 sentinels: kill t
 	exec $(BIN)/python -m scripts.run --ha
 
 worker: $(STAMP) ## start one rq worker on REDIS_URL (or REDIS_SENTINELS)
-	exec $(BIN)/rq worker --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.worker_settings high default low
+	exec $(BIN)/rq worker --job-class jobs.logcapture.LoggingJob --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.worker_settings high default low
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .

@@ -38,6 +38,16 @@ def replication_probe_channel() -> str:
     return f"{PREFIX}:replication-probe"
 
 
+def log_key(job_id: str) -> str:
+    """The Redis Stream that holds one job's log lines."""
+    return f"{PREFIX}:log:{job_id}"
+
+
+def log_channel_for(job_id: str) -> str:
+    """The pub/sub channel that carries one job's new log lines (`log_channel_for("*")` for all)."""
+    return f"{PREFIX}:logs:{job_id}"
+
+
 def token_key(digest: str) -> str:
     """The hash that holds one API token's name, scopes and creation time, by its secret's SHA-256."""
     return f"{PREFIX}:token:{digest}"

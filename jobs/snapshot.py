@@ -46,8 +46,12 @@ def payload_of(job: Job) -> dict[str, Any]:
         result_kwargs["error"] = short_error(latest.exc_string if latest else None)
     elif status == JobStatus.SCHEDULED:
         result_kwargs["eta"] = scheduled_time(job)
-    last_change = job.ended_at or job.started_at or job.enqueued_at or job.created_at
-    return to_payload(job.id, status, job.meta, updated_at=isoformat(last_change), **result_kwargs)
+    return to_payload(job.id, status, job.meta, updated_at=isoformat(last_change(job)), **result_kwargs)
+
+
+def last_change(job: Job) -> datetime | None:
+    """When the job last changed by RQ's own timestamps: the `updated_at` before any progress save."""
+    return job.ended_at or job.started_at or job.enqueued_at or job.created_at
 
 
 def scheduled_time(job: Job) -> datetime | None:

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from rq.job import Job, JobStatus
 
@@ -69,3 +71,18 @@ def test_expired_job_is_404(client, redis):
     status_url = start(client, steps=2, step_seconds=0)
     Job.fetch(status_url.rsplit("/", 1)[1], connection=redis).delete()
     assert client.get(status_url).status_code == 404
+
+
+def test_a_running_job_without_saved_progress_for_its_stall_after_s_is_stalled_not_failed(client, redis):
+    status_url = start(client, steps=2, step_seconds=0)
+    job = Job.fetch(status_url.rsplit("/", 1)[1], connection=redis)
+    job.started_at = datetime.now(UTC) - timedelta(seconds=181)
+    job.save()
+    job.set_status(JobStatus.STARTED)
+    body = client.get(status_url).get_json()
+    assert (body["state"], body["stalled"], body["status"], body["remaining_s"]) == (
+        "PROGRESS",
+        True,
+        "no progress for 3 min",
+        None,
+    )

@@ -46,6 +46,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         errors,
         events,
         extensions,
+        group_urls,
         guards,
         headers,
         job_urls,
@@ -67,6 +68,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     events.init_app(app, listen=app.config["BACKGROUND_THREADS"])
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(job_urls.bp)
+    app.register_blueprint(group_urls.bp)
     app.register_blueprint(openapi.bp)
     operators.init_app(app)
     app.register_blueprint(pages.bp)

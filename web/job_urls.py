@@ -1,15 +1,17 @@
-"""One job's own URLs: its status, its event stream and its cancel; and `job_urls()` that builds them."""
+"""One job's own URLs: status, event stream, log and cancel; and `job_urls()` that builds them."""
 
 from flask import Blueprint, Response, current_app, request, url_for
 
 from jobs.control import JobAlreadyEnded, cancel_job
+from jobs.joblog import FIRST_ID, read_page
 from jobs.snapshot import snapshot
 from web import sse
 from web.auth import may_act_on
 from web.errors import error_response
-from web.events import get_fanout, relay
+from web.events import get_fanout
 from web.extensions import get_redis
 from web.openapi import OPTIONAL_BEARER, answer, doc
+from web.relay import LogCursor, relay
 
 bp = Blueprint("job_urls", __name__)
 
@@ -31,34 +33,60 @@ def status(job_id: str):
 @doc(
     {
         200: {
-            "description": "an event stream of Status payloads",
+            "description": "an event stream of Status payloads and log lines",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
+        400: "BadRequest",
         404: "NotFound",
         503: "Unavailable",
     },
-    description="Each `data:` line is one Status payload; comment lines are heartbeats.",
+    parameters=("LastEventId", "LastEventIdQuery"),
+    description="Unnamed events carry one Status payload each; `event: log` events carry one LogLine, "
+    "with the line's id as the event id; comment lines are heartbeats. The log lines after "
+    "`Last-Event-ID` (all of them without it) come first, then the Status payload.",
 )
 def events(job_id: str):
-    """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
+    """The job's log lines and payload now, then each as it comes, until the end; 404 JSON if unknown.
+
+    A reconnecting client's `Last-Event-ID` (or `?lastEventId=`) is the last log line it got;
+    the lines after it are sent again.
+    """
+    cursor = LogCursor(request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or FIRST_ID)
     fanout = get_fanout()
     if request.method == "HEAD":
         # The same answer as GET, with no stream registered: werkzeug closes a body it never
         # started, so the generator's `finally` would never unregister one.
         fanout.snapshot(job_id)
         return Response(mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
-    inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
+    inbox = fanout.watch(job_id)  # before the reads, so nothing published in between is lost
     try:
         first = fanout.snapshot(job_id)
+        replay = cursor.read(fanout, job_id)
     except Exception:
         fanout.unwatch(job_id, inbox)
         raise
     config = current_app.config
-    body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
+    timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
+    body = relay(fanout, job_id, inbox, first, cursor, replay, *timing)
     response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
     # Also when the client leaves before the first frame (the generator never starts then).
     response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
     return response
+
+
+@bp.get("/status/<job_id>/logs")
+@doc(
+    {
+        200: answer("up to 1,000 lines, oldest first", "LogPage"),
+        400: "BadRequest",
+        404: "NotFound",
+        503: "Unavailable",
+    },
+    parameters=("LogAfter",),
+)
+def logs(job_id: str):
+    """The job's log lines after `?after=<line id>` (from the start without it), and the `next` position."""
+    return read_page(get_redis(), job_id, request.args.get("after"))
 
 
 @bp.post("/status/<job_id>/cancel")
@@ -88,9 +116,10 @@ def cancel(job_id: str):
 
 
 def job_urls(job_id: str) -> dict[str, str]:
-    """Where a client reads, streams and cancels one job: the URLs the 202 answer and the page share."""
+    """Where a client reads, streams, reads the log of and cancels a job: the 202 answer's and page's URLs."""
     return {
         "status_url": url_for("job_urls.status", job_id=job_id),
         "events_url": url_for("job_urls.events", job_id=job_id),
+        "logs_url": url_for("job_urls.logs", job_id=job_id),
         "cancel_url": url_for("job_urls.cancel", job_id=job_id),
     }
