@@ -4,7 +4,6 @@ One cluster, one web process and one worker for the module; the tests run in fil
 failover comes last, since it leaves the primary dead and the new one without a replica).
 """
 
-import json
 import os
 import signal
 import subprocess
@@ -22,6 +21,7 @@ from rq.registry import StartedJobRegistry
 from jobs.connection import connect, target_from
 from support.sentinel import SentinelCluster
 from support.servers import BIN, ROOT, spawn, start_web, stop_process
+from support.sse import EventParser
 from support.wait import wait_until
 
 QUEUES = ("high", "default", "low")
@@ -130,13 +130,15 @@ def test_killing_the_primary_under_load_loses_nothing_and_the_web_recovers(ha):
 
 
 def follow(url: str, events: list[dict]) -> None:
-    """Append each event of one stream to `events` as it comes, until a terminal state or the end."""
+    """Append each payload of one stream to `events` as it comes (log lines skipped), until the end."""
+    parser = EventParser()
     with requests.get(url, stream=True, timeout=30) as response:
-        for line in response.iter_lines(decode_unicode=True):
-            if line.startswith("data:"):
-                events.append(json.loads(line[5:]))
-                if events[-1]["state"] in ("SUCCESS", "FAILURE"):
-                    return
+        for chunk in response.iter_content(chunk_size=None):
+            for event in parser.feed(chunk):
+                if event.event is None:
+                    events.append(event.json())
+                    if events[-1]["state"] in ("SUCCESS", "FAILURE"):
+                        return
 
 
 def test_sentinels_unreachable_at_start_stop_the_web_with_a_sentence(logs_dir):
