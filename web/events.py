@@ -41,7 +41,7 @@ LISTEN_POLL_S = 1.0
 RECONNECT_DELAY_S = 1.0
 # Updates waiting for one stream; past this its client is not reading and gets a fresh snapshot.
 INBOX_LIMIT = 100
-# Put on every inbox when the listener resubscribes after losing Redis: messages were lost meanwhile.
+# Put on every inbox when the listener (re)subscribes: messages published before were not relayed.
 RESYNC = "resync"
 
 _CHANNEL_PREFIX = channel_for("")
@@ -52,33 +52,32 @@ Inbox = queue.Queue
 class Fanout:
     """One pattern subscription for the process, fanned out to the streams watching each job."""
 
-    def __init__(self, connection: Redis, ready_timeout_s: float, listen: bool = True) -> None:
+    def __init__(self, connection: Redis, listen: bool = True) -> None:
         self.connection = connection
-        self.ready_timeout_s = ready_timeout_s
         # Without the listener (BACKGROUND_THREADS off) streams live on snapshot re-reads alone.
         self.listen = listen
         self._inboxes: dict[str, set[Inbox]] = {}
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._idle_since: float | None = None
-        self._resubscribing = False
         self._ready = threading.Event()
         self._closing = threading.Event()
         self._snapshot_slots = threading.BoundedSemaphore(SNAPSHOT_SLOTS)
 
     def watch(self, job_id: str) -> Inbox:
-        """Register a stream for a job, with the listener subscribed; returns the stream's inbox."""
+        """Register a stream for a job and make sure the listener runs; returns the stream's inbox.
+
+        It does not wait for the subscription (Redis may be down: the snapshot read must fail
+        fast). An update published before the listener holds its subscription is not lost: each
+        time the subscription starts, every registered stream gets RESYNC and re-reads.
+        """
         inbox: Inbox = queue.Queue(maxsize=INBOX_LIMIT)
         with self._lock:
             self._inboxes.setdefault(job_id, set()).add(inbox)
-            if not self.listen:
-                return inbox
-            if self._listener is None or not self._listener.is_alive():
+            if self.listen and (self._listener is None or not self._listener.is_alive()):
                 self._ready.clear()
                 self._listener = threading.Thread(target=self._listen, name="sse-fanout", daemon=True)
                 self._listener.start()
-        if not self._ready.wait(self.ready_timeout_s):
-            log.warning("event listener not subscribed yet; job %s relies on snapshot re-reads", job_id)
         return inbox
 
     def unwatch(self, job_id: str, inbox: Inbox) -> None:
@@ -128,7 +127,6 @@ class Fanout:
                         return
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 self._ready.clear()
-                self._resubscribing = True
                 log.warning("event listener lost Redis (%s); resubscribing in %.0f s", exc, RECONNECT_DELAY_S)
                 self._closing.wait(RECONNECT_DELAY_S)
                 if self._lets_go():
@@ -155,10 +153,9 @@ class Fanout:
 
     def _handle(self, message: dict[str, Any]) -> None:
         if message["type"] == "psubscribe":
+            # Streams registered before this point may have missed updates: they re-read.
+            self._deliver(None, RESYNC)
             self._ready.set()
-            if self._resubscribing:
-                self._resubscribing = False
-                self._deliver(None, RESYNC)
         elif message["type"] == "pmessage":
             channel = _text(message["channel"])
             try:
@@ -190,9 +187,7 @@ def init_app(app: Flask, listen: bool) -> None:
         listen: whether the listener thread may run (it starts with the first stream); without
             it streams see changes only at their heartbeat's snapshot re-read.
     """
-    redis = app.extensions["rq"]["redis"]
-    timeout_s = min(app.config["REDIS_SOCKET_TIMEOUT_S"], 2.0)
-    app.extensions["events"] = Fanout(redis, ready_timeout_s=timeout_s, listen=listen)
+    app.extensions["events"] = Fanout(app.extensions["rq"]["redis"], listen=listen)
 
 
 def get_fanout() -> Fanout:
