@@ -85,3 +85,9 @@ def wait_for_file(path: str, timeout_s: float = 60.0) -> str:
             raise TimeoutError(f"{path} did not appear within {timeout_s} s")
         time.sleep(0.05)
     return path
+
+
+def report_then_wait(path: str, timeout_s: float = 60.0) -> str:
+    """Report step 1 of 4, then wait until `path` exists (or it is stopped)."""
+    report(1, 4, "first of four")
+    return wait_for_file(path, timeout_s)
