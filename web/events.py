@@ -163,7 +163,9 @@ class Fanout:
             except ValueError:
                 log.warning("ignored a message that is not JSON on %s", channel)
                 return
-            self._deliver(channel.removeprefix(_CHANNEL_PREFIX), (payload, sse.format_event(payload)))
+            # Encoded once here, not once per stream: a broadcast to thousands is mostly this send.
+            frame = sse.format_event(payload).encode()
+            self._deliver(channel.removeprefix(_CHANNEL_PREFIX), (payload, frame))
 
     def _deliver(self, job_id: str | None, item: Any) -> None:
         with self._lock:
@@ -197,23 +199,23 @@ def get_fanout() -> Fanout:
 
 def relay(
     fanout: Fanout, job_id: str, inbox: Inbox, first: dict[str, Any], heartbeat_s: float, max_age_s: float
-) -> Iterator[str]:
+) -> Iterator[bytes]:
     """Yield SSE frames: `first`, then each new payload, a heartbeat and a snapshot re-read on silence.
 
     Ends after a terminal payload, after `max_age_s` (the browser reconnects and starts from a
     fresh snapshot), or when the job is gone or Redis is unreachable; unregisters in every case.
     """
     try:
-        yield sse.format_event(first, retry_ms=RETRY_MS)
+        yield sse.format_event(first, retry_ms=RETRY_MS).encode()
         last = first
         deadline = time.monotonic() + max_age_s
         while not is_terminal(last) and (remaining := deadline - time.monotonic()) > 0:
             try:
                 item = inbox.get(timeout=min(heartbeat_s, remaining))
             except queue.Empty:
-                yield sse.heartbeat()
+                yield sse.heartbeat().encode()
                 item = RESYNC
-            if item == RESYNC:
+            if item is RESYNC:
                 payload, frame = _reread(fanout, job_id), None
                 if payload is None:
                     return
@@ -221,7 +223,7 @@ def relay(
                 payload, frame = item
             if payload == last or _is_stale(payload, last):
                 continue
-            yield frame or sse.format_event(payload)
+            yield frame or sse.format_event(payload).encode()
             last = payload
     finally:
         fanout.unwatch(job_id, inbox)

@@ -1,6 +1,14 @@
-"""One job's own URLs: its status, its event stream and its cancel; and `job_urls()` that builds them."""
+"""One job's own URLs: its status, its event stream and its cancel; and `job_urls()` that builds them.
 
-from flask import Blueprint, Response, current_app, url_for
+Event streams may have a listener of their own (the Procfile's gevent `streams` line), apart from
+the one that answers JSON: with `EVENTS_PORT` set, a process sends clients there (events URLs on
+the host the client used, and a 307 for a stream asked of it). A stream answers CORS to pages of
+its own host, which open it across ports.
+"""
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.snapshot import snapshot
@@ -20,7 +28,12 @@ def status(job_id: str):
 
 @bp.get("/status/<job_id>/events")
 def events(job_id: str):
-    """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown."""
+    """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown.
+
+    With `EVENTS_PORT` set, a 307 to the streams listener instead.
+    """
+    if current_app.config["EVENTS_PORT"]:
+        return redirect(events_url(job_id), code=307)
     fanout = get_fanout()
     inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
     try:
@@ -30,7 +43,7 @@ def events(job_id: str):
         raise
     config = current_app.config
     body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
-    return Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    return Response(body, mimetype=sse.MEDIA_TYPE, headers={**sse.STREAM_HEADERS, **_cross_port_headers()})
 
 
 @bp.post("/status/<job_id>/cancel")
@@ -47,6 +60,28 @@ def job_urls(job_id: str) -> dict[str, str]:
     """Where a client reads, streams and cancels one job: the URLs the 202 answer and the page share."""
     return {
         "status_url": url_for("job_urls.status", job_id=job_id),
-        "events_url": url_for("job_urls.events", job_id=job_id),
+        "events_url": events_url(job_id),
         "cancel_url": url_for("job_urls.cancel", job_id=job_id),
     }
+
+
+def events_url(job_id: str) -> str:
+    """The job's event stream: a path on this process, or the streams listener's URL on the client's host."""
+    path = url_for("job_urls.events", job_id=job_id)
+    port = current_app.config["EVENTS_PORT"]
+    if not port:
+        return path
+    host = request.host
+    if ":" in host and not host.endswith("]"):  # drop the port; an IPv6 address keeps its brackets
+        host = host.rsplit(":", 1)[0]
+    return f"{request.scheme}://{host}:{port}{path}"
+
+
+def _cross_port_headers() -> dict[str, str]:
+    """CORS for a page of this same host (another port): its EventSource reads the stream, no cookie sent."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    if urlsplit(origin).hostname != urlsplit(request.host_url).hostname:
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
