@@ -7,7 +7,7 @@ CHROMIUM ?= /usr/bin/chromium
 BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run worker test test-unit lint bench browser
+.PHONY: help install run worker test test-unit lint bench browser wrk
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -45,5 +45,11 @@ $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	touch $@
 
-bench: $(BENCH_STAMP) ## benchmarks vs the tutorial's stack (~5 min): bench/results.{json,md,png}
-	$(BIN)/python -m bench
+# Debian's wrk loads both stacks in `make bench`; a bench without it fails, it never falls back.
+wrk: ## install wrk for the benchmark when missing (apt-get, as root)
+	@command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "wrk is missing and could not be installed: run 'apt-get install wrk' as root"; exit 1; }
+
+# BENCH_ARGS passes options through, e.g. `make bench BENCH_ARGS="--duration 10 --streams 2000"`.
+bench: $(BENCH_STAMP) wrk ## benchmarks vs the tutorial's stack (~15 min): bench/results.{json,md,png}
+	$(BIN)/python -m bench $(BENCH_ARGS)

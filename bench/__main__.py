@@ -1,9 +1,11 @@
 """`make bench`: run every figure against real processes and write bench/results.{json,md,png}.
 
 Each run measures our stack and the tutorial's (Flask + Celery) one after the other, in
-alternating order, then plain RQ, then short-job throughput; figures are medians over runs and
-comparisons are medians of per-run ratios, so a noisy neighbour hits both sides alike.
-Options: `--runs N` (default 3), `--quick` (one short run, to check the harness).
+alternating order, then plain RQ, short-job throughput and push latency (1, 100 and
+`--streams` event streams on one web process); figures are medians over runs and comparisons
+are medians of per-run ratios, so a noisy neighbour hits both sides alike. Every wrk run's
+output is kept in results.json. Options: `--runs N` (default 3), `--duration S` (seconds per
+wrk run, default 5), `--streams N` (default 5,000), `--quick` (one short run, to check the harness).
 """
 
 import argparse
@@ -11,19 +13,16 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
-from collections import defaultdict
 from importlib.metadata import version
 from pathlib import Path
 
 from redis import Redis
-from rq.command import send_stop_job_command
 
-from bench import figures, procs, report
+from bench import chart, figures, procs, report, rounds, wrk
 from bench.figures import CELERY, OURS, PLAIN
-from support.servers import stop_process
+from bench.rounds import stop_all
 
 RESULTS = Path(__file__).resolve().parent
 WORKER_COUNTS = (1, 2, 4)
@@ -33,101 +32,6 @@ SHORT_JOBS = {"fork": 60, "simple": 200, "celery": 300}
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def stop_all(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
-        stop_process(process)
-
-
-def web_figures(raw, stack, server, base, status_url, web, workers, quick) -> None:
-    """The figures both stacks take the same way once their workers are done: worker memory, then
-    (workers stopped, so only requests count) Redis cost per request, start throughput, web memory
-    and the web's Redis connections."""
-    raw["rss_worker", stack].append(procs.peak_rss_mib(workers[0].pid))
-    stop_all(workers)
-    raw["request_cost", stack].append(
-        {
-            "per_status_get": figures.cost_of_requests(server, status_url, "GET"),
-            "per_post": figures.cost_of_requests(server, f"{base}/longtask", "POST"),
-        }
-    )
-    raw["post", stack].append(figures.throughput(f"{base}/longtask", "POST", 1 if quick else 3))
-    raw["rss_web", stack].append(procs.peak_rss_mib(web.pid))
-    raw["web_connections_idle", stack].append(procs.redis_connections(web.pid, server.port))
-
-
-def our_round(server, saves, raw, state, quick) -> None:
-    web, base = procs.start_our_web(server.url)
-    # No coalescing, so the cost figure counts every save; the 0.25 s steps timed here are
-    # slower than the default 10 saves a second anyway.
-    workers = procs.start_rq_workers(server.url, 1, env={"PROGRESS_MAX_SAVES_PER_S": "0"})
-    procs.wait_rq_workers(server.url, 1)
-    try:
-        if "events" not in state:
-            state["events"] = figures.has_event_stream(base, saves)
-            log(
-                f"event stream route: {'present' if state['events'] else 'ABSENT, measuring /status polling'}"
-            )
-        raw["progress", OURS].append(
-            figures.progress_latency(base, saves, state["events"], steps=8 if quick else 20)
-        )
-        raw["start", OURS].append(figures.start_latency(figures.web_starter(base), saves, 5 if quick else 15))
-        raw["cost", OURS].append(figures.cost_of_jobs(server, base, saves))
-        # Before the 64-connection load, which fills the web's Redis pool whatever the streams do.
-        if state["events"]:
-            try:
-                # Per web process: a one-process web of its own, so the count is that process's.
-                single, single_base = procs.start_our_web(server.url, processes=1)
-                try:
-                    found = figures.stream_connections(single_base, single.pid, server.port)
-                finally:
-                    stop_all([single])
-                send_stop_job_command(Redis.from_url(server.url), found["job_id"])
-                raw["streams", OURS].append(found["connections"])
-            except Exception as exc:  # keep the other figures; the table says "n/a"
-                log(f"event stream connections not measured: {exc!r}")
-        status_url = figures.finished_job(base, saves)
-        raw["status", OURS].append(figures.throughput(status_url, "GET", 1 if quick else 3))
-        web_figures(raw, OURS, server, base, status_url, web, workers, quick)
-    finally:
-        stop_all([*workers, web])
-        server.flush()
-
-
-def celery_round(server, saves, raw, quick) -> None:
-    web, base = procs.start_peer_web(server.url)
-    worker = procs.start_celery_worker(server.url)
-    try:
-        figures.celery_ready(server.url)
-        raw["progress", CELERY].append(figures.progress_latency(base, saves, False, steps=8 if quick else 20))
-        raw["start", CELERY].append(
-            figures.start_latency(figures.web_starter(base), saves, 5 if quick else 15)
-        )
-        raw["cost", CELERY].append(figures.cost_of_jobs(server, base, saves))
-        status_url = figures.finished_job(base, saves)
-        raw["status", CELERY].append(figures.throughput(status_url, "GET", 1 if quick else 3))
-        web_figures(raw, CELERY, server, base, status_url, web, [worker], quick)
-    finally:
-        stop_all([worker, web])
-        server.flush()
-
-
-def plain_round(server, saves, raw, quick) -> None:
-    workers = procs.start_rq_workers(server.url, 1)
-    procs.wait_rq_workers(server.url, 1)
-    try:
-        raw["start", PLAIN].append(
-            figures.start_latency(figures.rq_starter(server.url), saves, 5 if quick else 15)
-        )
-        raw["cost", PLAIN].append(figures.cost_of_plain_job(server, server.url))
-        raw["rss_worker", PLAIN].append(procs.peak_rss_mib(workers[0].pid))
-    finally:
-        stop_all(workers)
-        server.flush()
 
 
 def short_jobs_round(server, raw, quick) -> None:
@@ -214,53 +118,81 @@ def machine(server) -> dict:
             name: version(name) for name in ("rq", "redis", "flask", "gunicorn", "gevent", "celery")
         },
         "redis_server": f"{server.version} ({server.kind})",
+        "wrk": wrk.version(),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }
 
 
+def one_run(bench: rounds.Bench, streams: int) -> None:
+    """Both stacks in alternating order, then plain RQ, short jobs and push latency."""
+    stacks = [rounds.our_round, rounds.celery_round]
+    for round_ in stacks if bench.run % 2 == 0 else stacks[::-1]:
+        round_(bench)
+        log(f"run {bench.run + 1}: {round_.__name__} done")
+    rounds.plain_round(bench)
+    # bench/short_jobs.py takes this over (same arguments) when it lands.
+    short_jobs_round(bench.server, bench.raw, bench.quick)
+    rounds.push_round(bench, streams)
+    log(f"run {bench.run + 1}: push latency done")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=5.0, help="seconds of each measured wrk run")
+    parser.add_argument("--streams", type=int, default=5000, help="event streams on one web process")
     parser.add_argument("--quick", action="store_true", help="one short run, to check the harness")
     parser.add_argument("--out", type=Path, default=RESULTS, help="where results.{json,md,png} go")
+    parser.add_argument("--render", action="store_true", help="only redraw the tables from results.json")
     args = parser.parse_args()
+    if args.render:
+        return write(json.loads((args.out / "results.json").read_text()), args.out)
+    wrk.ensure_installed()
     runs = 1 if args.quick else max(3, args.runs)
+    duration = min(args.duration, 2.0) if args.quick else args.duration
+    streams = min(args.streams, 500) if args.quick else args.streams
     began = time.perf_counter()
     server = procs.RedisServer()
-    saves = figures.Saves(server.url)
-    raw: dict = defaultdict(list)
-    state: dict = {}
-    results = {"machine": machine(server), "runs": runs, "note": os.environ.get("BENCH_NOTE", "")}
+    bench = rounds.Bench(server, figures.Saves(server.url), args.quick, duration)
+    results = {
+        "machine": machine(server),
+        "runs": runs,
+        "wrk": {"threads": wrk.THREADS, "connections": wrk.CONNECTIONS, "duration_s": duration},
+        "streams": streams,
+        "default_queue_max_jobs": rounds.DEFAULTS["QUEUE_MAX_JOBS"],
+        "note": os.environ.get("BENCH_NOTE", ""),
+    }
     log(f"Redis: {results['machine']['redis_server']}; {runs} run(s)")
     try:
         for run in range(runs):
-            order = [our_round, celery_round] if run % 2 == 0 else [celery_round, our_round]
-            for round_ in order:
-                if round_ is our_round:
-                    our_round(server, saves, raw, state, args.quick)
-                else:
-                    celery_round(server, saves, raw, args.quick)
-                log(f"run {run + 1}: {round_.__name__} done")
-            plain_round(server, saves, raw, args.quick)
-            short_jobs_round(server, raw, args.quick)
+            bench.run = run
+            one_run(bench, streams)
             log(f"run {run + 1} of {runs} done")
-        results["growth"] = growth(server, saves, args.quick)
+        results["growth"] = growth(server, bench.saves, args.quick)
     finally:
-        saves.close()
+        bench.saves.close()
         server.stop()
-    results["event_stream"] = state.get("events", False)
-    results["raw"] = {f"{key[0]}|{key[1]}": values for key, values in raw.items()}
-    results["summary"] = report.summarize(raw)
+    results["event_stream"] = bench.state.get("events", False)
+    results["raw"] = {f"{key[0]}|{key[1]}": values for key, values in bench.raw.items()}
+    results["wrk_runs"] = bench.wrk_runs
+    results["summary"] = report.summarize(bench.raw)
     results["wall_s"] = round(time.perf_counter() - began, 1)
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (args.out / "results.md").write_text(report.markdown(results))
-    report.chart(results, args.out / "results.png")
-    if args.out == RESULTS and report.update_readme(RESULTS.parent / "README.md", report.markdown(results)):
+    return write(results, args.out)
+
+
+def write(results: dict, out: Path) -> int:
+    """results.md, results.png and (for the default place) the README's block, from the results."""
+    raw = {tuple(key.split("|", 1)): values for key, values in results["raw"].items()}
+    results["summary"] = report.summarize(raw)
+    (out / "results.md").write_text(report.markdown(results))
+    chart.draw(results, out / "results.png")
+    if out == RESULTS and report.update_readme(RESULTS.parent / "README.md", report.markdown(results)):
         log("updated the results block of README.md")
-    log(f"wrote {args.out}/results.json, results.md, results.png in {results['wall_s']} s")
-    print((args.out / "results.md").read_text())
+    log(f"wrote {out}/results.json, results.md, results.png")
+    print((out / "results.md").read_text())
     return 0
 
 

@@ -20,8 +20,8 @@ from rq import Queue
 from rq.job import Job
 from rq.registry import FinishedJobRegistry
 
-from bench.load import EventStream, load, percentile
-from bench.procs import DASHBOARD_AUTH, redis_connections
+from bench.procs import DASHBOARD_AUTH
+from bench.sse_clients import EventStream
 from jobs.keys import channel_for
 from support.wait import wait_until
 
@@ -80,6 +80,15 @@ class Saves:
         self.thread.stop()
         self.thread.join(timeout=5)
         self.pubsub.close()
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The nearest-rank percentile of `values` (share in 0..1); NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = min(len(ordered) - 1, max(0, round(share * len(ordered) + 0.5) - 1))
+    return ordered[rank]
 
 
 def is_terminal(data: dict) -> bool:
@@ -177,18 +186,6 @@ def finished_job(base: str, saves: Saves) -> str:
     return status_url
 
 
-def throughput(url: str, method: str, duration_s: float) -> dict:
-    """Requests per second and latency at 64 connections."""
-    result = load(url, method, connections=64, duration_s=duration_s)
-    return {
-        "requests_per_s": result.requests_per_s,
-        "p50_ms": result.p50_ms,
-        "p99_ms": result.p99_ms,
-        "errors": result.errors,
-        "statuses": {str(k): v for k, v in result.statuses.items()},
-    }
-
-
 def commands(server, action) -> tuple[int, float]:
     """Redis commands run during `action()`, and how long it took."""
     server.reset_stats()
@@ -258,22 +255,6 @@ def cost_of_requests(server, url: str, method: str, count: int = 20) -> float:
     session = requests.Session()
     total, _ = commands(server, lambda: [session.request(method, url, timeout=10) for _ in range(count)])
     return round(total / count, 1)
-
-
-def stream_connections(base: str, web_pid: int, redis_port: int, counts=(1, 100, 500)) -> dict:
-    """Redis connections held by the web process with 1, 100 and 500 open event streams."""
-    job_id, status_url = start(base, {"steps": 60, "step_seconds": 1})
-    streams, found = [], {}
-    try:
-        for count in counts:
-            while len(streams) < count:
-                streams.append(EventStream(f"{status_url}/events"))
-            time.sleep(0.5)  # let the server register the last streams
-            found[str(count)] = redis_connections(web_pid, redis_port)
-    finally:
-        for stream in streams:
-            stream.close()
-    return {"job_id": job_id, "connections": found}
 
 
 def short_jobs_rq(redis_url: str, enqueue_one, count: int, timeout_s: float = 120) -> float:

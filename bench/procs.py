@@ -14,15 +14,18 @@ from pathlib import Path
 import requests
 from redis import Redis
 
-from support import servers
+from bench.sse_clients import raise_open_files
 from support.servers import free_port, start_embedded_redis
 from support.wait import wait_until
+from web.config import DEFAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 PEER_DIR = ROOT / "bench" / "peers" / "celery_app"
 LOG_DIR = ROOT / "bench" / "results" / "raw"
 OWNER_KEY = "rq-progress:bench-owner"
+# Settings a caller's shell could carry into the measured processes; the bench sets its own.
+MEASURED_SETTINGS = {*DEFAULTS, "GUNICORN_CMD_ARGS", "WEB_CONCURRENCY", "PORT", "PROGRESS_MAX_SAVES_PER_S"}
 DASHBOARD_AUTH = ("bench", "bench-password")
 
 
@@ -76,7 +79,8 @@ class RedisServer:
 
 
 def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+    """The caller's environment without the settings that change what is measured, plus `extra`."""
+    env = {name: value for name, value in os.environ.items() if name not in MEASURED_SETTINGS}
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env["REDIS_URL"] = redis_url
     env.setdefault("SECRET_KEY", "bench-secret")
@@ -85,9 +89,26 @@ def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-def spawn(command: str, name: str, env: dict[str, str], cwd: Path = ROOT) -> subprocess.Popen:
-    """Start a shell command in its own session, its output in bench/results/raw/<name>.log."""
-    return servers.spawn(["/bin/sh", "-c", f"exec {command}"], LOG_DIR / f"{name}.log", env, cwd)
+def spawn(
+    command: str, name: str, env: dict[str, str], cwd: Path = ROOT, open_files: int | None = None
+) -> subprocess.Popen:
+    """Start a shell command in its own session, its output in bench/results/raw/<name>.log.
+
+    Unlike `support.servers.spawn`, which adds to the caller's environment, `env` is the whole
+    environment (the bench removes settings from it), and `open_files` raises the process's
+    RLIMIT_NOFILE (soft, and hard when allowed) before it starts.
+    """
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    with open(LOG_DIR / f"{name}.log", "ab") as log:
+        return subprocess.Popen(
+            ["/bin/sh", "-c", f"exec {command}"],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: raise_open_files(open_files)) if open_files else None,
+        )
 
 
 def procfile_command(name: str) -> str:
@@ -99,11 +120,19 @@ def procfile_command(name: str) -> str:
     raise RuntimeError(f"no {name!r} line in the Procfile")
 
 
-def start_our_web(redis_url: str, processes: int = 2) -> tuple[subprocess.Popen, str]:
-    """The Procfile's web line (gunicorn, gevent, 2 processes like the tutorial's); returns (process, URL)."""
+def start_our_web(
+    redis_url: str, processes: int = 2, env: dict[str, str] | None = None, open_files: int | None = None
+) -> tuple[subprocess.Popen, str]:
+    """The Procfile's web line (gunicorn, gevent, 2 processes like the tutorial's); returns (process, URL).
+
+    Its access log is off, like the tutorial's gunicorn (which has none by default).
+    """
     port = free_port()
-    env = _env(redis_url, {"PORT": str(port), "WEB_CONCURRENCY": str(processes)})
-    process = spawn(procfile_command("web").replace("--access-logfile -", ""), f"web-{port}", env)
+    env = _env(redis_url, {"PORT": str(port), "WEB_CONCURRENCY": str(processes), **(env or {})})
+    command = procfile_command("web").replace("--access-logfile -", "")
+    if "access-log" in command:  # both stacks must log the same way: neither writes an access log
+        raise RuntimeError(f"cannot turn off the access log of the Procfile's web line: {command}")
+    process = spawn(command, f"web-{port}", env, open_files=open_files)
     base = f"http://127.0.0.1:{port}"
     wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, what="our web")
     return process, base
@@ -203,3 +232,27 @@ def redis_connections(pid: int, redis_port: int) -> int:
             if remote_port == redis_port and fields[3] == "01" and fields[9] in inodes:
                 count += 1
     return count
+
+
+def rss_mib(pid: int) -> float:
+    """The resident set (VmRSS) of a process and its descendants together, in MiB."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            for line in Path(f"/proc/{member}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return round(total / 1024, 1)
+
+
+def open_files_limit(pid: int) -> int | None:
+    """The soft RLIMIT_NOFILE of a process (from /proc/<pid>/limits)."""
+    try:
+        for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+            if line.startswith("Max open files"):
+                return int(line.split()[3])
+    except (OSError, ValueError):
+        pass
+    return None

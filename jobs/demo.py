@@ -8,11 +8,13 @@ from jobs.progress import report
 VERBS = ["Starting up", "Booting", "Repairing", "Loading", "Checking"]
 ADJECTIVES = ["master", "radiant", "silent", "harmonic", "fast"]
 NOUNS = ["solar array", "particle reshaper", "cosmic ray", "orbiter", "bit"]
+# How many steps the demo takes when the caller gives none: a random number in this range.
+RANDOM_STEPS = (10, 50)
 
 
 def long_task(steps: int | None = None, step_seconds: float = 1.0) -> dict:
     """Count `steps` steps (random 10 to 50) of `step_seconds` each, reporting every step."""
-    total = steps if steps is not None else random.randint(10, 50)
+    total = steps if steps is not None else random.randint(*RANDOM_STEPS)
     message = _random_message()
     report(0, total, message)
     for done in range(1, total + 1):

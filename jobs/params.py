@@ -1,76 +1,98 @@
-"""Declared job parameters: types, bounds and defaults, checked and described as JSON Schema."""
+"""Parameter declarations: one pydantic model per job, the source of its validation and its JSON Schema.
 
-import math
-import re
+A job's parameters are a `Params` subclass. The server validates with it (`check`), and
+`GET /api/jobs` and the OpenAPI document publish its `json_schema`, so the two cannot drift.
+Models are strict: `"5"` is not an integer and `true` is not a number, unknown fields and
+non-finite numbers are refused. Patterns are anchored (`^...$`) and spelled with explicit ASCII
+classes, because JSON Schema's ECMA regexes, pydantic's Rust regexes and Python's `re` read `\\s`,
+`\\d`, `.` and a `$` before a final newline differently. A rule JSON Schema cannot state is a
+`model_validator` raising `rule_broken(...)`, and the model's docstring (its schema's description)
+says it.
+"""
+
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, BeforeValidator, ConfigDict, TypeAdapter, ValidationError
+from pydantic.json_schema import GenerateJsonSchema
+from pydantic_core import PydanticCustomError
 from rq import Retry
 
-REQUIRED = object()
+# An error answer names at most this many fields.
+MAX_ERRORS_NAMED = 3
 
 
 class BadParams(ValueError):
     """The arguments do not fit the job's declared parameters."""
 
 
-@dataclass(frozen=True)
-class Param:
-    """One declared job parameter: its type, bounds and default."""
+class Params(BaseModel):
+    """Base of every parameter model: strict JSON types, no unknown fields, finite numbers."""
 
-    type: type
-    default: Any = REQUIRED
-    min: float | None = None
-    max: float | None = None
-    description: str = ""
-    # For lists: the type of each item. Bounds of strings and lists apply to their length.
-    items: type | None = None
-    pattern: str | None = None
+    model_config = ConfigDict(strict=True, extra="forbid", allow_inf_nan=False, frozen=True)
 
-    def check(self, name: str, value: Any) -> Any:
-        """Return `value` if it fits, else raise BadParams naming the parameter."""
-        if value is None and self.default is None:
-            return None
-        if not _is_instance(value, self.type):
-            raise BadParams(f"{name} must be {_type_name(self.type)}, not {type(value).__name__}")
-        if isinstance(value, float) and not math.isfinite(value):
-            raise BadParams(f"{name} must be a finite number")
-        if isinstance(value, str | list):
-            _check_length(
-                name, len(value), self.min, self.max, "item" if isinstance(value, list) else "character"
-            )
-        else:
-            _check_bounds(name, value, self.min, self.max)
-        if isinstance(value, list) and self.items is not None:
-            for index, item in enumerate(value):
-                Param(self.items, pattern=self.pattern).check(f"{name}[{index}]", item)
-        elif isinstance(value, str) and self.pattern and not re.fullmatch(self.pattern, value):
-            raise BadParams(f"{name} is not valid: {value[:80]!r}")
-        return value
 
-    def schema(self) -> dict[str, Any]:
-        """The parameter as a JSON Schema (for `GET /api/jobs` and the OpenAPI document)."""
-        schema: dict[str, Any] = {"type": _JSON_TYPES[self.type]}
-        if self.type in (str, list):
-            names = ("minLength", "maxLength") if self.type is str else ("minItems", "maxItems")
-        else:
-            names = ("minimum", "maximum")
-        for bound_name, bound in zip(names, (self.min, self.max), strict=True):
-            if bound is not None:
-                schema[bound_name] = bound
-        if self.items is not None:
-            schema["items"] = {"type": _JSON_TYPES[self.items]}
-            if self.pattern:
-                schema["items"]["pattern"] = self.pattern
-        elif self.pattern:
-            schema["pattern"] = self.pattern
-        if self.default is not REQUIRED:
-            schema["default"] = self.default
-            if self.default is None:
-                schema["type"] = [schema["type"], "null"]
-        if self.description:
-            schema["description"] = self.description
-        return schema
+def _integral(value: Any) -> Any:
+    # JSON has one number type, and JSON Schema's "integer" accepts 2.0: so does the server.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# An integer as JSON Schema means it (2 and 2.0, never "2" or true), as in
+# `Annotated[int, Field(ge=1), JSON_INTEGER]`. It goes after the bounds: placed before them,
+# pydantic publishes "ge"/"le" instead of "minimum"/"maximum".
+JSON_INTEGER = BeforeValidator(_integral)
+
+
+def check(model: type[Params], args: Any, what: str = "arguments") -> dict[str, Any]:
+    """Return `args` validated by `model`, defaults filled in, as plain JSON-able values.
+
+    Raises:
+        BadParams: not a JSON object, or a field that does not fit; the message names the field.
+    """
+    if not isinstance(args, dict):
+        raise BadParams(f"{what} must be a JSON object")
+    try:
+        return model.model_validate(args).model_dump(mode="json")
+    except ValidationError as exc:
+        raise BadParams(sentence(exc)) from None
+
+
+def sentence(exc: ValidationError) -> str:
+    """Pydantic's errors as one sentence naming each field: `to[1]: String should match ...`."""
+    errors = exc.errors(include_url=False)
+    parts = [
+        f"{name}: {error['msg']}" if (name := field_name(error["loc"])) else error["msg"]
+        for error in errors[:MAX_ERRORS_NAMED]
+    ]
+    more = len(errors) - MAX_ERRORS_NAMED
+    return "; ".join(parts) + (f" (and {more} more)" if more > 0 else "")
+
+
+def field_name(loc: tuple[int | str, ...]) -> str:
+    """A pydantic error location as a caller writes it: `to[1]`, `args.steps`."""
+    name = ""
+    for part in loc:
+        name += f"[{part}]" if isinstance(part, int) else f".{part}" if name else part
+    return name
+
+
+def rule_broken(message: str) -> PydanticCustomError:
+    """The error a cross-field rule raises from a `model_validator` (its message is the answer's)."""
+    return PydanticCustomError("rule", message)
+
+
+class _WithoutFieldTitles(GenerateJsonSchema):
+    """Pydantic titles each field after its name ("Step Seconds"): noise beside the name itself."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        return False
+
+
+def json_schema(declared: Any, ref_template: str = "#/$defs/{model}") -> dict[str, Any]:
+    """A model (or any pydantic type) as published: JSON Schema 2020-12, docstrings as descriptions."""
+    return TypeAdapter(declared).json_schema(ref_template=ref_template, schema_generator=_WithoutFieldTitles)
 
 
 @dataclass(frozen=True)
@@ -83,34 +105,3 @@ class RetryPolicy:
     def to_rq(self) -> Retry:
         """RQ's own Retry (its scheduler runs the waits; workers need --with-scheduler)."""
         return Retry(max=self.max, interval=list(self.intervals_s))
-
-
-def _check_bounds(name: str, value: float, low: float | None, high: float | None) -> None:
-    if low is not None and value < low:
-        raise BadParams(f"{name} must be at least {low:g}")
-    if high is not None and value > high:
-        raise BadParams(f"{name} must be at most {high:g}")
-
-
-def _check_length(name: str, length: int, low: float | None, high: float | None, unit: str) -> None:
-    if low is not None and length < low:
-        raise BadParams(f"{name} must have at least {low:g} {unit}{'s' if low != 1 else ''}")
-    if high is not None and length > high:
-        raise BadParams(f"{name} must have at most {high:g} {unit}{'s' if high != 1 else ''}")
-
-
-def _is_instance(value: Any, expected: type) -> bool:
-    if isinstance(value, bool) and expected is not bool:
-        return False
-    if expected is float:
-        return isinstance(value, int | float)
-    return isinstance(value, expected)
-
-
-def _type_name(expected: type) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false", list: "a list"}.get(
-        expected, expected.__name__
-    )
-
-
-_JSON_TYPES = {int: "integer", float: "number", str: "string", bool: "boolean", list: "array"}

@@ -8,18 +8,22 @@ started/finished/failed sets.)
 
 import logging
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, model_validator
 from redis import Redis
 from rq import Queue
 from rq.job import Job
 
 from jobs import idempotency
 from jobs.callbacks import CALLBACKS, initial_meta
-from jobs.params import REQUIRED, BadParams, Param, RetryPolicy
+from jobs.demo import RANDOM_STEPS
+from jobs.params import JSON_INTEGER, Params, RetryPolicy, check, json_schema, rule_broken
+
+# BadParams is raised through this module's start_job: callers import it from here.
+from jobs.params import BadParams as BadParams
 
 log = logging.getLogger(__name__)
 
@@ -38,38 +42,42 @@ class QueueFull(Exception):
     retry_after_s = QUEUE_FULL_RETRY_AFTER_S
 
 
+class NoParams(Params):
+    """No arguments."""
+
+
+class StartOptions(Params):
+    """How a start is scheduled, beside the job's own arguments."""
+
+    delay_seconds: float = Field(
+        0, ge=0, le=MAX_DELAY_S, description="start no sooner than this many seconds from now"
+    )
+
+
+class StartRequest(StartOptions):
+    """The body of `POST /api/jobs`; `args` are checked by the named job's own parameters."""
+
+    name: str = Field(description="one of the names GET /api/jobs lists")
+    args: Any = Field(None, description="the job's arguments (its parameters' JSON Schema)")
+    queue: str | None = Field(None, description="one of the configured queues; default: the job's own")
+
+
 @dataclass(frozen=True)
 class JobSpec:
-    """A registered job: where its function lives and how it may be started."""
+    """A registered job: where its function lives, its parameters, and how it may be started."""
 
     name: str
     func: str
-    params: dict[str, Param] = field(default_factory=dict)
+    params: type[Params] = NoParams
     queue: str = "default"
     timeout_s: int = 180
     result_ttl_s: int = 500
     retry: RetryPolicy | None = None
     description: str = ""
-    check: Callable[[dict[str, Any]], None] | None = None
 
     def validate(self, args: Any) -> dict[str, Any]:
-        """Return the full argument dict (defaults filled in) or raise BadParams."""
-        if not isinstance(args, dict):
-            raise BadParams("arguments must be a JSON object")
-        unknown = sorted(set(args) - set(self.params))
-        if unknown:
-            raise BadParams(f"unknown argument {unknown[0]!r} for job {self.name!r}")
-        clean = {}
-        for name, param in self.params.items():
-            if name in args:
-                clean[name] = param.check(name, args[name])
-            elif param.default is REQUIRED:
-                raise BadParams(f"missing argument {name!r} for job {self.name!r}")
-            else:
-                clean[name] = param.default
-        if self.check is not None:
-            self.check(clean)
-        return clean
+        """Return the full argument dict (defaults filled in) or raise BadParams naming the field."""
+        return check(self.params, args)
 
     def describe(self) -> dict[str, Any]:
         """What a client needs to start this job: its parameters as JSON Schema, and its policies."""
@@ -77,12 +85,7 @@ class JobSpec:
         return {
             "name": self.name,
             "description": self.description,
-            "parameters": {
-                "type": "object",
-                "properties": {name: param.schema() for name, param in self.params.items()},
-                "required": [name for name, param in self.params.items() if param.default is REQUIRED],
-                "additionalProperties": False,
-            },
+            "parameters": json_schema(self.params),
             "queue": self.queue,
             "timeout_s": self.timeout_s,
             "result_ttl_s": self.result_ttl_s,
@@ -147,7 +150,7 @@ def start_job(
     """
     spec = get_spec(name)
     kwargs = spec.validate(args if args is not None else {})
-    delay_s = Param(float, min=0, max=MAX_DELAY_S).check("delay_seconds", delay_s)
+    delay_s = check(StartOptions, {"delay_seconds": delay_s})["delay_seconds"]
     target = Queue(queue or spec.queue, connection=connection)
     job_id = uuid.uuid4().hex
     if idempotency_key is not None:
@@ -190,10 +193,28 @@ def _enqueue(target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, 
     return target.enqueue(spec.func, **options)
 
 
-def _check_demo_duration(args: dict[str, Any]) -> None:
-    steps = args["steps"] if args["steps"] is not None else 50
-    if steps * args["step_seconds"] > 600:
-        raise BadParams("steps * step_seconds must be at most 600 (10 minutes)")
+DEMO_MAX_S = 600
+
+
+class LongTaskArgs(Params):
+    """The demo's size. Also, beyond what JSON Schema can say: steps * step_seconds must be at most
+    600 (10 minutes), counting 50 steps when `steps` is absent; the server refuses more with a 400."""
+
+    steps: Annotated[int, Field(ge=1, le=1000), JSON_INTEGER] | None = Field(
+        None, description="steps; random {} to {} when absent".format(*RANDOM_STEPS)
+    )
+    step_seconds: float = Field(1.0, ge=0, le=10, description="seconds each step takes")
+
+    @model_validator(mode="after")
+    def _at_most_ten_minutes(self) -> "LongTaskArgs":
+        if demo_duration_s(self.steps, self.step_seconds) > DEMO_MAX_S:
+            raise rule_broken(f"steps * step_seconds must be at most {DEMO_MAX_S} (10 minutes)")
+        return self
+
+
+def demo_duration_s(steps: int | None, step_seconds: float) -> float:
+    """The longest the demo may run with these arguments."""
+    return (steps if steps is not None else RANDOM_STEPS[1]) * step_seconds
 
 
 register(
@@ -201,30 +222,31 @@ register(
         name="long_task",
         func="jobs.demo.long_task",
         description="The tutorial's demo: counts steps with a changing status message; returns 42.",
-        params={
-            "steps": Param(
-                int, default=None, min=1, max=1000, description="steps; random 10 to 50 when absent"
-            ),
-            "step_seconds": Param(float, default=1.0, min=0, max=10, description="seconds each step takes"),
-        },
+        params=LongTaskArgs,
         timeout_s=660,
-        check=_check_demo_duration,
     )
 )
 
-# One address, without the characters that would let it smuggle in a second header or recipient.
-EMAIL_PATTERN = r"[^@\s<>,;\"]+@[^@\s<>,;\"]+"
+# One address, without the characters that would let it smuggle in a second header or recipient:
+# RFC 5322 atext and dots, then a domain of letters, digits, dots and hyphens (ASCII, see jobs/params.py).
+EMAIL_PATTERN = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9.-]+$"
+Address = Annotated[str, Field(pattern=EMAIL_PATTERN)]
+
+
+class SendEmailArgs(Params):
+    """One plain-text message to each recipient."""
+
+    to: list[Address] = Field(min_length=1, max_length=100, description="recipients")
+    subject: str = Field(min_length=1, max_length=200, pattern=r"^[^\r\n]*$", description="one line")
+    body: str = Field("", max_length=20_000, description="plain text")
+
 
 register(
     JobSpec(
         name="send_email",
         func="jobs.mail.send_email",
         description="Send one plain-text email to each recipient through SMTP_URL, reporting each.",
-        params={
-            "to": Param(list, items=str, min=1, max=100, pattern=EMAIL_PATTERN, description="recipients"),
-            "subject": Param(str, min=1, max=200, pattern=r"[^\r\n]*", description="one line"),
-            "body": Param(str, default="", max=20_000, description="plain text"),
-        },
+        params=SendEmailArgs,
         queue="default",
         timeout_s=300,
         result_ttl_s=3600,

@@ -2,8 +2,13 @@
 
 import os
 import time
+from typing import Any
 
+from pydantic import Field
+
+from jobs.params import Params, RetryPolicy
 from jobs.progress import report
+from jobs.registry import JobSpec
 
 
 def fail(message: str) -> None:
@@ -33,6 +38,23 @@ def report_at(moments: list[float], total: int) -> None:
     """Report step n at clock time moments[n-1], so coalescing is deterministic."""
     for done, moment in enumerate(moments, start=1):
         report(done, total, f"step {done}", clock=lambda moment=moment: moment)
+
+
+class FailTimesArgs(Params):
+    """The parameters of `fail_times`, for tests that register it as a startable job."""
+
+    key: str
+    failures: int = Field(ge=0, le=5)
+
+
+def flaky_job(intervals_s: tuple[int, ...], **policies: Any) -> "JobSpec":
+    """`fail_times` as a startable job named "flaky", retried twice `intervals_s` apart."""
+    from jobs.registry import JobSpec
+
+    retry = RetryPolicy(max=2, intervals_s=intervals_s)
+    return JobSpec(
+        name="flaky", func="tests.fixture_jobs.fail_times", params=FailTimesArgs, retry=retry, **policies
+    )
 
 
 def fail_times(key: str, failures: int) -> str:

@@ -12,15 +12,13 @@ from jobs.keys import idempotency_key
 from jobs.registry import (
     CATALOG,
     BadParams,
-    JobSpec,
-    Param,
     QueueFull,
-    RetryPolicy,
     UnknownJob,
     catalog,
     get_spec,
     start_job,
 )
+from tests.fixture_jobs import flaky_job
 
 
 def demo_args(**args):
@@ -33,6 +31,11 @@ def test_demo_defaults():
 
 def test_demo_accepts_integers_for_seconds():
     assert demo_args(steps=3, step_seconds=0) == {"steps": 3, "step_seconds": 0}
+
+
+def test_integral_float_is_an_integer_as_json_schema_says():
+    assert demo_args(steps=3.0) == {"steps": 3, "step_seconds": 1.0}
+    assert type(demo_args(steps=3.0)["steps"]) is int
 
 
 @pytest.mark.parametrize(
@@ -49,6 +52,8 @@ def test_demo_accepts_integers_for_seconds():
         ({"step_seconds": math.inf}, "step_seconds"),
         ({"step_seconds": None}, "step_seconds"),
         ({"step_seconds": [1]}, "step_seconds"),
+        ({"step_seconds": True}, "step_seconds"),
+        ({"step_seconds": "1"}, "step_seconds"),
         ({"bogus": 1}, "bogus"),
         ({"steps": 1000, "step_seconds": 1}, "600"),
         ({"step_seconds": 13}, "step_seconds"),
@@ -82,12 +87,7 @@ def test_start_job_enqueues_by_dotted_path_with_callbacks(redis):
 @pytest.fixture
 def flaky(monkeypatch):
     """Register a test job that fails its first `failures` attempts, retried twice."""
-    spec = JobSpec(
-        name="flaky",
-        func="tests.fixture_jobs.fail_times",
-        params={"key": Param(str), "failures": Param(int, min=0, max=5)},
-        retry=RetryPolicy(max=2, intervals_s=(10, 20)),
-    )
+    spec = flaky_job((10, 20))
     monkeypatch.setitem(CATALOG, "flaky", spec)
     return spec
 
@@ -97,12 +97,11 @@ def test_every_registered_job_describes_itself_as_json_schema():
     assert set(described) == {"long_task", "send_email"}
     steps = described["long_task"]["parameters"]["properties"]["steps"]
     assert steps == {
-        "type": ["integer", "null"],
-        "minimum": 1,
-        "maximum": 1000,
+        "anyOf": [{"type": "integer", "minimum": 1, "maximum": 1000}, {"type": "null"}],
         "default": None,
         "description": "steps; random 10 to 50 when absent",
     }
+    assert "600 (10 minutes)" in described["long_task"]["parameters"]["description"]
     mail = described["send_email"]
     assert mail["parameters"]["required"] == ["to", "subject"]
     assert mail["parameters"]["properties"]["to"]["maxItems"] == 100
@@ -112,15 +111,18 @@ def test_every_registered_job_describes_itself_as_json_schema():
 @pytest.mark.parametrize(
     ("args", "named"),
     [
-        ({"subject": "hi"}, "'to'"),
+        ({"subject": "hi"}, "to: Field required"),
         ({"to": [], "subject": "hi"}, "at least 1 item"),
-        ({"to": "a@example.com", "subject": "hi"}, "to must be a list"),
+        ({"to": "a@example.com", "subject": "hi"}, "to: Input should be a valid list"),
+        ({"to": ["a@b c@d"], "subject": "hi"}, "to[0]"),
+        ({"to": ["a@example.com\n"], "subject": "hi"}, "to[0]"),
         ({"to": ["not-an-address"], "subject": "hi"}, "to[0]"),
         ({"to": ["a@example.com", 7], "subject": "hi"}, "to[1]"),
         ({"to": ["a@example.com", "b@x.org\r\nBcc: c@x.org"], "subject": "hi"}, "to[1]"),
         ({"to": ["a@example.com"] * 101, "subject": "hi"}, "at most 100 items"),
         ({"to": ["a@example.com"], "subject": ""}, "subject"),
         ({"to": ["a@example.com"], "subject": "hi\nBcc: c@x.org"}, "subject"),
+        ({"to": ["a@example.com"], "subject": "hi\n"}, "subject"),
         ({"to": ["a@example.com"], "subject": "x" * 201}, "at most 200 characters"),
     ],
 )
@@ -138,7 +140,10 @@ def test_start_with_a_delay_schedules_the_job(redis):
     assert Queue("default", connection=redis).count == 0
 
 
-@pytest.mark.parametrize(("delay", "named"), [(-1, "at least 0"), (86401, "at most"), ("5", "number")])
+@pytest.mark.parametrize(
+    ("delay", "named"),
+    [(-1, "greater than or equal to 0"), (86401, "less than or equal to 86400"), ("5", "number")],
+)
 def test_bad_delay_is_named(redis, delay, named):
     with pytest.raises(BadParams, match=f"delay_seconds.*{named}"):
         start_job(redis, "long_task", {}, delay_s=delay)

@@ -16,17 +16,36 @@ from web import sse
 from web.errors import error_response
 from web.events import get_fanout, relay
 from web.extensions import get_redis
+from web.openapi import answer, doc
 
 bp = Blueprint("job_urls", __name__)
 
 
 @bp.get("/status/<job_id>")
+@doc(
+    {
+        200: answer("the job's state now", "Status"),
+        404: "NotFound",
+        503: "Unavailable",
+    }
+)
 def status(job_id: str):
     """The job's contract payload; 404 JSON for an unknown, expired or malformed id."""
     return snapshot(job_id, get_redis())
 
 
 @bp.get("/status/<job_id>/events")
+@doc(
+    {
+        200: {
+            "description": "an event stream of Status payloads",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        404: "NotFound",
+        503: "Unavailable",
+    },
+    description="Each `data:` line is one Status payload; comment lines are heartbeats.",
+)
 def events(job_id: str):
     """The job's payload now, then each update as it happens, until a terminal state; 404 JSON if unknown.
 
@@ -47,6 +66,15 @@ def events(job_id: str):
 
 
 @bp.post("/status/<job_id>/cancel")
+@doc(
+    {
+        200: answer("canceled while waiting: the job's final payload", "Status"),
+        202: answer("running: its worker was asked to stop; the job's current payload", "Status"),
+        404: "NotFound",
+        409: "Conflict",
+        503: "Unavailable",
+    }
+)
 def cancel(job_id: str):
     """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
     try:

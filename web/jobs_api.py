@@ -6,18 +6,29 @@ from flask import Blueprint, current_app, request
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
-from jobs.registry import BadParams, catalog, start_job
+from jobs.params import check
+from jobs.registry import BadParams, LongTaskArgs, StartRequest, catalog, start_job
 from web.auth import remember
 from web.config import queue_names
 from web.extensions import get_redis
 from web.job_urls import job_urls
+from web.openapi import answer, doc
 
 bp = Blueprint("jobs_api", __name__)
 
-START_FIELDS = ("name", "args", "queue", "delay_seconds")
+# What a start can answer; 202 carries Location.
+START_ANSWERS = {
+    202: "Started",
+    400: "BadRequest",
+    404: "NotFound",
+    409: "Conflict",
+    413: "TooLarge",
+    503: "Unavailable",
+}
 
 
 @bp.post("/longtask")
+@doc(START_ANSWERS, body=LongTaskArgs | None, body_required=False, parameters=("IdempotencyKey",))
 def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
     job = start_job(get_redis(), "long_task", json_body(), **start_options())
@@ -25,6 +36,7 @@ def longtask():
 
 
 @bp.get("/api/jobs")
+@doc({200: answer("the catalog", "JobCatalog")})
 def list_jobs():
     """The jobs that can be started, with their parameters as JSON Schema, and the queues."""
     return {
@@ -34,41 +46,28 @@ def list_jobs():
 
 
 @bp.post("/api/jobs")
+@doc(START_ANSWERS, body="StartRequest", parameters=("IdempotencyKey",))
 def start():
     """Start a registered job from {name, args, queue?, delay_seconds?}; honours Idempotency-Key."""
-    body = start_body(json_body())
-    options = start_options(queue=body.get("queue"), delay_s=body.get("delay_seconds", 0))
-    return accepted(start_job(get_redis(), body["name"], body.get("args"), **options))
+    body = check(StartRequest, json_body(), "the body {name, args, queue?, delay_seconds?}")
+    options = start_options(queue=body["queue"], delay_s=body["delay_seconds"])
+    return accepted(start_job(get_redis(), body["name"], body["args"], **options))
 
 
 def json_body() -> Any:
-    """The request's JSON body; None when there is none.
+    """The request's JSON body; None when there is none (or it is `null`).
 
     Raises:
         BadRequest: the body is not valid JSON.
     """
-    if not request.get_data(cache=True):
+    data = request.get_data(cache=True)
+    if not data:
         return None
-    payload = request.get_json(force=True, silent=True)
-    if payload is None:
-        raise BadRequest("the request body must be valid JSON (or empty)")
-    return payload
-
-
-def start_body(body: Any) -> dict[str, Any]:
-    """Check the envelope of a `POST /api/jobs` body (the job's own arguments are the registry's).
-
-    Raises:
-        BadParams: not an object, an unknown field, or no string `name`.
-    """
-    if not isinstance(body, dict):
-        raise BadParams("the body must be a JSON object: {name, args, queue?, delay_seconds?}")
-    unknown = sorted(set(body) - set(START_FIELDS))
-    if unknown:
-        raise BadParams(f"unknown field {unknown[0]!r}; the fields are {', '.join(START_FIELDS)}")
-    if not isinstance(body.get("name"), str):
-        raise BadParams("name must be a string: one of the names GET /api/jobs lists")
-    return body
+    try:
+        # Not request.get_json(), which answers None for both `null` and malformed JSON.
+        return current_app.json.loads(data)
+    except ValueError:
+        raise BadRequest("the request body must be valid JSON (or empty)") from None
 
 
 def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:

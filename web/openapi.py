@@ -1,184 +1,184 @@
-"""The OpenAPI 3.1 document of every JSON route, served at `GET /api/openapi.json`.
+"""The OpenAPI 3.1 document, generated from the routes and the parameter declarations.
 
-Built from the job registry, so a newly registered job appears here with its parameters.
-A route added to the app gets its entry in `_paths()`; the fuzz test (tests/test_openapi.py)
-fails on any answer the document does not describe.
+Each JSON route carries its own operation (`@doc(...)` beside `@bp.get`/`@bp.post`), so it
+documents itself in whichever blueprint it lives. `document()` walks the app's URL map with
+apispec's Flask plugin and adds the shared components below: answers, headers, parameters, the
+status payload, and every registered job's parameters from its pydantic model (a newly registered
+job appears with no change here). Routes without `@doc` (pages, static files, the dashboard) are
+left out; tests/test_openapi.py fails on a JSON route left out and on any undocumented answer.
+
+A security scheme is one more entry in `_components` (`components.security_scheme(...)`, with its
+answers as response components); a protected route then says
+`@doc({..., 401: "Unauthorized", 403: "Forbidden"}, security=[{"bearer": ["jobs:start"]}])`.
 """
 
-from typing import Any
+from collections.abc import Callable
+from typing import Annotated, Any, Literal, Union
 
-from flask import Blueprint, current_app
+from apispec import APISpec
+from apispec_webframeworks.flask import FlaskPlugin
+from flask import Blueprint, Flask, current_app
+from pydantic import Field, create_model
 
 from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS
-from jobs.registry import MAX_DELAY_S, catalog
+from jobs.params import Params, json_schema
+from jobs.registry import StartRequest, catalog
 from web.config import queue_names
+
+JSON = "application/json"
+_OPERATION = "openapi_operation"
+_COMPONENTS = "#/components/schemas/{model}"
+DESCRIPTION = (
+    'Start long jobs on RQ and follow their progress. Every error is `{"error": {"code", "message"}}`.'
+)
 
 bp = Blueprint("openapi", __name__)
 
-JSON = "application/json"
+
+def doc(
+    responses: dict[int, str | dict[str, Any]],
+    *,
+    body: Any = None,
+    body_required: bool = True,
+    parameters: tuple[str, ...] = (),
+    **operation: Any,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Attach a route's OpenAPI operation to its view; the summary is the view's docstring.
+
+    Args:
+        responses: status code -> a response component's name, or a response object whose
+            schemas may be component names.
+        body: the JSON request body: a component name or a pydantic type.
+        body_required: whether a request without a body is valid.
+        parameters: names of parameter components (path parameters are added from the rule).
+        operation: any other Operation Object field (`description`, `security`, ...), as is.
+    """
+
+    def attach(view: Callable[..., Any]) -> Callable[..., Any]:
+        setattr(view, _OPERATION, dict(operation, responses=responses))
+        if parameters:
+            getattr(view, _OPERATION)["parameters"] = list(parameters)
+        if body is not None:
+            getattr(view, _OPERATION)["requestBody"] = {"required": body_required, "body": body}
+        return view
+
+    return attach
+
+
+def _json(schema: str | dict[str, Any]) -> dict[str, Any]:
+    return {JSON: {"schema": schema}}
+
+
+def answer(description: str, schema: str | dict[str, Any]) -> dict[str, Any]:
+    """A JSON answer for `@doc`: its description and its schema (a component name or a schema)."""
+    return {"description": description, "content": _json(schema)}
 
 
 @bp.get("/api/openapi.json")
+@doc({200: answer("OpenAPI 3.1", {"type": "object"})})
 def openapi_json():
-    """This API's OpenAPI 3.1 document."""
-    return document(queue_names(current_app.config["QUEUES"]))
+    """This document."""
+    return document(current_app)
 
 
-def document(queues: list[str]) -> dict[str, Any]:
-    """The whole OpenAPI document for an app serving these queues."""
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "rq-progress",
-            "version": "1.0.0",
-            "description": "Start long jobs on RQ and follow their progress. Every error is "
-            '`{"error": {"code", "message"}}`.',
+def document(app: Flask) -> dict[str, Any]:
+    """The whole OpenAPI document of `app`: every route that carries `@doc`."""
+    spec = APISpec(
+        title="rq-progress",
+        version="1.0.0",
+        openapi_version="3.1.0",
+        plugins=[FlaskPlugin()],
+        info={"description": DESCRIPTION},
+    )
+    _components(spec, queue_names(app.config["QUEUES"]))
+    for rule in sorted(app.url_map.iter_rules(), key=lambda rule: rule.rule):
+        view = app.view_functions[rule.endpoint]
+        if not hasattr(view, _OPERATION):
+            continue
+        operation = _operation(spec, view)
+        methods = sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})
+        spec.path(
+            view=view,
+            app=app,
+            operations={method.lower(): operation for method in methods},
+            parameters=sorted(rule.arguments),
+        )
+    return spec.to_dict()
+
+
+def _operation(spec: APISpec, view: Callable[..., Any]) -> dict[str, Any]:
+    operation = dict(getattr(view, _OPERATION))
+    operation.setdefault("summary", (view.__doc__ or "").strip().splitlines()[0])
+    if "requestBody" in operation:
+        body = operation["requestBody"]
+        schema = body["body"] if isinstance(body["body"], str) else _schema_of(spec, body["body"])
+        operation["requestBody"] = {"required": body["required"], "content": _json(schema)}
+    return operation
+
+
+def _schema_of(spec: APISpec, declared: Any) -> dict[str, Any]:
+    """A pydantic type's JSON Schema, the models it uses registered as components."""
+    schema = json_schema(declared, ref_template=_COMPONENTS)
+    for name, model_schema in schema.pop("$defs", {}).items():
+        if name not in spec.components.schemas:
+            spec.components.schema(name, model_schema)
+    return schema
+
+
+def _components(spec: APISpec, queues: list[str]) -> None:
+    components = spec.components
+    components.header("Location", {"description": "the job's status URL", "schema": {"type": "string"}})
+    components.header(
+        "RetryAfter", {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+    )
+    components.parameter(
+        "job_id",
+        "path",
+        {
+            "description": "the id from the 202 answer that started the job",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
         },
-        "paths": _paths(),
-        "components": {"schemas": _schemas(queues), "responses": _responses(), "headers": _headers()},
-    }
-
-
-def _ref(kind: str, name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/{kind}/{name}"}
-
-
-def _json(schema_name: str) -> dict[str, Any]:
-    return {JSON: {"schema": _ref("schemas", schema_name)}}
-
-
-def _job_id_parameter() -> dict[str, Any]:
-    return {
-        "name": "job_id",
-        "in": "path",
-        "required": True,
-        "description": "the id from the 202 answer that started the job",
-        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
-    }
-
-
-def _start_operation(summary: str, body_schema: str, required: bool) -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "parameters": [
-            {
-                "name": "Idempotency-Key",
-                "in": "header",
-                "required": False,
-                "description": "the same key within a day returns the same job (a double click starts one)",
-                "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
-            }
-        ],
-        "requestBody": {"required": required, "content": _json(body_schema)},
-        "responses": {
-            "202": {
-                "description": "started (or, for a repeated Idempotency-Key, started before)",
-                "headers": {"Location": _ref("headers", "Location")},
-                "content": _json("Accepted"),
-            },
-            "400": _ref("responses", "BadRequest"),
-            "404": _ref("responses", "NotFound"),
-            "409": _ref("responses", "Conflict"),
-            "413": _ref("responses", "TooLarge"),
-            "503": _ref("responses", "Unavailable"),
+    )
+    components.parameter(
+        "IdempotencyKey",
+        "header",
+        {
+            "name": "Idempotency-Key",
+            "required": False,
+            "description": "the same key within a day returns the same job (a double click starts one)",
+            "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
         },
-    }
+    )
+    for name, schema in _schemas(queues).items():
+        components.schema(name, schema)
+    components.schema("StartRequest", _schema_of(spec, _start_request(queues)))
+    for name, response in _responses().items():
+        components.response(name, response)
 
 
-def _paths() -> dict[str, Any]:
-    job_id = _job_id_parameter()
-    return {
-        "/longtask": {
-            "post": _start_operation(
-                "Start the tutorial's demo job (the tutorial's shortcut for POST /api/jobs long_task)",
-                "LongTaskArgs",
-                required=False,
-            )
-        },
-        "/api/jobs": {
-            "get": {
-                "summary": "The jobs that can be started, with their parameters as JSON Schema",
-                "responses": {"200": {"description": "the catalog", "content": _json("JobCatalog")}},
-            },
-            "post": _start_operation("Start a registered job", "StartRequest", required=True),
-        },
-        "/status/{job_id}": {
-            "get": {
-                "summary": "The job's status payload (the tutorial's contract)",
-                "parameters": [job_id],
-                "responses": {
-                    "200": {"description": "the job's state now", "content": _json("Status")},
-                    "404": _ref("responses", "NotFound"),
-                    "503": _ref("responses", "Unavailable"),
-                },
-            }
-        },
-        "/status/{job_id}/events": {
-            "get": {
-                "summary": "Server-sent events: the status payload now, then every change until it is final",
-                "description": "Each `data:` line is one Status payload; comment lines are heartbeats.",
-                "parameters": [job_id],
-                "responses": {
-                    "200": {
-                        "description": "an event stream of Status payloads",
-                        "content": {"text/event-stream": {"schema": {"type": "string"}}},
-                    },
-                    "404": _ref("responses", "NotFound"),
-                    "503": _ref("responses", "Unavailable"),
-                },
-            }
-        },
-        "/status/{job_id}/cancel": {
-            "post": {
-                "summary": "Stop a queued or running job",
-                "parameters": [job_id],
-                "responses": {
-                    "200": {
-                        "description": "canceled while waiting: the job's final payload",
-                        "content": _json("Status"),
-                    },
-                    "202": {
-                        "description": "running: its worker was asked to stop; the job's current payload",
-                        "content": _json("Status"),
-                    },
-                    "404": _ref("responses", "NotFound"),
-                    "409": _ref("responses", "Conflict"),
-                    "503": _ref("responses", "Unavailable"),
-                },
-            }
-        },
-        "/healthz": {
-            "get": {
-                "summary": "Redis reachable, and the live workers per configured queue",
-                "responses": {
-                    "200": {"description": "healthy", "content": _json("Health")},
-                    "503": _ref("responses", "Unavailable"),
-                },
-            }
-        },
-        "/metrics": {
-            "get": {
-                "summary": "Prometheus text: queue depths, jobs by state, workers, job durations",
-                "responses": {
-                    "200": {"description": "Prometheus exposition format", "content": {"text/plain": {}}},
-                    "503": _ref("responses", "Unavailable"),
-                },
-            }
-        },
-        "/api/openapi.json": {
-            "get": {
-                "summary": "This document",
-                "responses": {
-                    "200": {"description": "OpenAPI 3.1", "content": {JSON: {"schema": {"type": "object"}}}}
-                },
-            }
-        },
-    }
+def _start_request(queues: list[str]) -> Any:
+    """POST /api/jobs's body, one variant per registered job: `StartRequest` with its name and args."""
+    variants = [
+        create_model(
+            f"Start_{job.name}",
+            __base__=StartRequest,
+            name=(Literal[job.name], ...),
+            args=_args_field(job.params),
+            queue=(Literal[tuple(queues)] | None, Field(None, description=f"default: {job.queue}")),
+        )
+        for job in catalog()
+    ]
+    return Annotated[Union[tuple(variants)], Field(discriminator="name")]  # noqa: UP007
+
+
+def _args_field(params: type[Params]) -> tuple[Any, Any]:
+    """`args` may be left out (or null) only when the job needs no argument."""
+    if any(field.is_required() for field in params.model_fields.values()):
+        return params, ...
+    return params | None, None
 
 
 def _schemas(queues: list[str]) -> dict[str, Any]:
-    jobs = catalog()
-    long_task = next(spec for spec in jobs if spec.name == "long_task")
     return {
         "Health": {
             "type": "object",
@@ -219,6 +219,7 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 "id": {"type": "string"},
                 "status_url": {"type": "string"},
                 "events_url": {"type": "string"},
+                "cancel_url": {"type": "string"},
             },
         },
         "Error": {
@@ -232,13 +233,11 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 }
             },
         },
-        "LongTaskArgs": {"oneOf": [long_task.describe()["parameters"], {"type": "null"}]},
-        "StartRequest": {"oneOf": [_start_request(spec.describe(), queues) for spec in jobs]},
         "JobCatalog": {
             "type": "object",
             "required": ["jobs", "queues"],
             "properties": {
-                "jobs": {"type": "array", "items": _ref("schemas", "JobDescription")},
+                "jobs": {"type": "array", "items": "JobDescription"},
                 "queues": {"type": "array", "items": {"type": "string"}},
             },
         },
@@ -261,28 +260,16 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
     }
 
 
-def _start_request(described: dict[str, Any], queues: list[str]) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "required": ["name"],
-        "additionalProperties": False,
-        "properties": {
-            "name": {"const": described["name"]},
-            "args": described["parameters"],
-            "queue": {"enum": queues, "description": f"default: {described['queue']}"},
-            "delay_seconds": {"type": "number", "minimum": 0, "maximum": MAX_DELAY_S},
-        },
-    }
-
-
 def _responses() -> dict[str, Any]:
-    def error(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
-        response: dict[str, Any] = {"description": description, "content": _json("Error")}
-        if headers:
-            response["headers"] = headers
-        return response
+    def error(description: str, **extra: Any) -> dict[str, Any]:
+        return {"description": description, "content": _json("Error"), **extra}
 
     return {
+        "Started": {
+            "description": "started (or, for a repeated Idempotency-Key, started before)",
+            "headers": {"Location": "Location"},
+            "content": _json("Accepted"),
+        },
         "BadRequest": error("the body or a parameter is wrong; the message names it"),
         "NotFound": error(
             "no such job (unknown, malformed or expired id), or no job registered by that name"
@@ -293,13 +280,6 @@ def _responses() -> dict[str, Any]:
         "TooLarge": error("the body is over 64 KiB"),
         "Unavailable": error(
             "Redis is unreachable, or the queue is full: nothing was started; retry later",
-            {"Retry-After": _ref("headers", "RetryAfter")},
+            headers={"Retry-After": "RetryAfter"},
         ),
-    }
-
-
-def _headers() -> dict[str, Any]:
-    return {
-        "Location": {"description": "the job's status URL", "schema": {"type": "string"}},
-        "RetryAfter": {"description": "seconds to wait before trying again", "schema": {"type": "integer"}},
     }

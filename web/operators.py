@@ -19,6 +19,7 @@ from web.config import queue_names
 from web.errors import error_response
 from web.extensions import get_redis
 from web.metrics import render_metrics
+from web.openapi import answer, doc
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ DASHBOARD_REALM = 'Basic realm="rq-dashboard", charset="UTF-8"'
 
 
 @bp.get("/healthz")
+@doc({200: answer("healthy", "Health"), 503: "Unavailable"})
 def healthz():
     """200 with Redis reachable and live workers per configured queue; 503 JSON when Redis is down."""
     connection = get_redis()
@@ -43,6 +45,9 @@ def healthz():
 
 
 @bp.get("/metrics")
+@doc(
+    {200: {"description": "Prometheus exposition format", "content": {"text/plain": {}}}, 503: "Unavailable"}
+)
 def metrics():
     """Prometheus text: queue depths, jobs by state, workers, job durations (read from Redis now)."""
     body, content_type = render_metrics(get_redis())

@@ -9,9 +9,10 @@ import pytest
 from rq import Queue
 
 from jobs.control import request_stop
-from jobs.registry import CATALOG, JobSpec, Param, RetryPolicy, start_job
+from jobs.registry import CATALOG, start_job
 from support.servers import start_web, start_worker, stop_process
 from support.wait import wait_until
+from tests.fixture_jobs import flaky_job
 from tests.smtp_server import smtp_server
 
 
@@ -63,14 +64,7 @@ def small_web(redis_url, logs_dir, queues):
 @pytest.fixture
 def flaky(monkeypatch):
     """A job that fails its first attempts, retried twice a second apart (registered in this process)."""
-    spec = JobSpec(
-        name="flaky",
-        func="tests.fixture_jobs.fail_times",
-        params={"key": Param(str), "failures": Param(int)},
-        retry=RetryPolicy(max=2, intervals_s=(1, 1)),
-        timeout_s=30,
-    )
-    monkeypatch.setitem(CATALOG, "flaky", spec)
+    monkeypatch.setitem(CATALOG, "flaky", flaky_job((1, 1), timeout_s=30))
 
 
 def test_delayed_job_is_pending_with_an_eta_then_runs(http, web, worker):
