@@ -16,7 +16,7 @@ from rq.job import Job, JobStatus
 
 from jobs.channel import publish
 from jobs.contract import exception_message, to_payload
-from jobs.control import StopRequested
+from jobs.control import OWNER_META_KEY, StopRequested
 from jobs.durations import record_duration
 from jobs.progress import discard, flush
 
@@ -33,9 +33,12 @@ CALLBACKS = {
 }
 
 
-def initial_meta(retry_max: int | None = None) -> dict[str, Any]:
-    """The meta a job is enqueued with: RQ does not store a retry maximum, so we keep it."""
-    return {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
+def initial_meta(retry_max: int | None = None, owner: str | None = None) -> dict[str, Any]:
+    """The meta a job is enqueued with: who started it, and the retry maximum (RQ does not store it)."""
+    meta: dict[str, Any] = {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
+    if owner is not None:
+        meta[OWNER_META_KEY] = owner
+    return meta
 
 
 def on_success(job: Job, connection: Redis, result: Any) -> None:

@@ -13,6 +13,7 @@ FAILURE payload is published here.
 """
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 # A stop request outlives any job timeout we register, then cleans itself up.
 STOP_REQUEST_TTL_S = 24 * 60 * 60
+# The meta field naming who started a job (set at enqueue; `save_meta()` keeps it, as it keeps all meta).
+OWNER_META_KEY = "owner"
 
 
 class StopRequested(Exception):
@@ -59,6 +62,16 @@ class JobAlreadyEnded(Exception):
     """The job has finished, failed, or was stopped or canceled before: nothing to cancel."""
 
 
+class NotAllowed(PermissionError):
+    """The caller may not cancel this job: it did not start it. Nothing was changed."""
+
+
+def owner_of(job: Job) -> str | None:
+    """Who started a job (a token's or a browser session's name), as recorded when it was enqueued."""
+    owner = job.meta.get(OWNER_META_KEY)
+    return owner if isinstance(owner, str) else None
+
+
 @dataclass(frozen=True)
 class CancelOutcome:
     """What a cancel request did: `done` when the job has ended now, else a stop is on its way."""
@@ -67,8 +80,13 @@ class CancelOutcome:
     done: bool
 
 
-def cancel_job(connection: Redis, job_id: str) -> CancelOutcome:
+def cancel_job(
+    connection: Redis, job_id: str, allowed: Callable[[str | None], bool] | None = None
+) -> CancelOutcome:
     """Cancel a waiting job, or ask its worker to stop a running one.
+
+    Args:
+        allowed: given the job's owner, whether the caller may cancel it (None: anyone may).
 
     Returns:
         The job's payload after the request; `done` is False when the worker has been asked to
@@ -77,8 +95,11 @@ def cancel_job(connection: Redis, job_id: str) -> CancelOutcome:
     Raises:
         NoSuchJobError: the id is malformed, unknown, or its job has expired.
         JobAlreadyEnded: the job had already reached a terminal state.
+        NotAllowed: `allowed` said no; nothing was changed.
     """
     job = fetch_job(job_id, connection)
+    if allowed is not None and not allowed(owner_of(job)):
+        raise NotAllowed(f"only the client that started job {job_id} may cancel it")
     status = job.get_status(refresh=False)
     if state_for(status) in TERMINAL_STATES:
         raise JobAlreadyEnded(

@@ -31,3 +31,23 @@ def durations_key() -> str:
 def lost_job_lock_key() -> str:
     """The lock that lets one web process at a time check for lost jobs."""
     return f"{PREFIX}:lost-job-check"
+
+
+def token_key(digest: str) -> str:
+    """The hash that holds one API token's name, scopes and creation time, by its secret's SHA-256."""
+    return f"{PREFIX}:token:{digest}"
+
+
+def token_index_key() -> str:
+    """The hash from each API token's name to its digest (for list and revoke)."""
+    return f"{PREFIX}:tokens"
+
+
+def token_last_used_key() -> str:
+    """The sorted set of API token digests, scored by when each was last used (0: never)."""
+    return f"{PREFIX}:tokens:last-used"
+
+
+def rate_limit_prefix() -> str:
+    """The prefix of the rate limiter's counters (Flask-Limiter names the rest)."""
+    return f"{PREFIX}:rate-limit"

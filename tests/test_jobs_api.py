@@ -119,7 +119,7 @@ def test_api_delayed_start_is_pending_with_an_eta(client):
         ({"name": 3}, 400, "name"),
         ({"name": "long_task", "args": {"steps": 0}}, 400, "steps"),
         ({"name": "long_task", "args": {"nope": 1}}, 400, "nope"),
-        ({"name": "send_email", "args": {"subject": "x"}}, 400, "to: Field required"),
+        ({"name": "send_email", "args": {"subject": "x"}}, 401, "start:send_email"),
         ({"name": "long_task", "args": [1]}, 400, "object"),
         ({"name": "long_task", "queue": "urgent"}, 400, "queue must be one of high, default, low"),
         ({"name": "long_task", "delay_seconds": -5}, 400, "delay_seconds"),

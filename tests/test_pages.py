@@ -5,7 +5,7 @@ import pytest
 from rq.job import Job
 
 from support.apps import UNIT_SETTINGS, unreachable_redis_app
-from tests.helpers import start_demo
+from tests.helpers import open_page, start_demo
 from web import auth, create_app
 
 INITIAL_JOBS = re.compile(r'<script id="initial-jobs" type="application/json">(.*?)</script>', re.S)
@@ -49,6 +49,7 @@ def test_started_job_body_links_its_stream_and_cancel_route(client):
 
 
 def test_page_redraws_the_jobs_this_browser_started(client, run_queued):
+    open_page(client)
     first, second = start_demo(client, steps=2, step_seconds=0), start_demo(client, steps=3, step_seconds=0)
     run_queued()
     drawn = rows(client)
@@ -59,11 +60,13 @@ def test_page_redraws_the_jobs_this_browser_started(client, run_queued):
 
 
 def test_another_browser_does_not_see_them(app, client):
+    open_page(client)
     start_demo(client, steps=2, step_seconds=0)
     assert rows(app.test_client()) == []
 
 
 def test_expired_jobs_leave_the_list(client, redis):
+    open_page(client)
     gone, kept = start_demo(client, steps=2, step_seconds=0), start_demo(client, steps=2, step_seconds=0)
     Job.fetch(gone["id"], connection=redis).delete()
     assert [row["id"] for row in rows(client)] == [kept["id"]]
@@ -72,6 +75,7 @@ def test_expired_jobs_leave_the_list(client, redis):
 
 
 def test_the_list_keeps_the_newest_jobs(client):
+    open_page(client)
     started = [start_demo(client, steps=2, step_seconds=0)["id"] for _ in range(auth.MAX_REMEMBERED + 3)]
     assert [row["id"] for row in rows(client)] == started[-auth.MAX_REMEMBERED :]
 

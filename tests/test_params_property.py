@@ -21,7 +21,7 @@ from hypothesis_jsonschema import from_schema
 from jobs.params import BadParams
 from jobs.registry import DEMO_MAX_S, catalog, demo_duration_s
 from support.apps import UNIT_SETTINGS
-from web import create_app
+from web import create_app, tokens
 from web.openapi import JSON
 
 
@@ -214,7 +214,12 @@ MAX_BODY_BYTES = 64 * 1024
 @pytest.fixture(scope="module")
 def full_queues_client():
     redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    return create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "QUEUE_MAX_JOBS": 0}).test_client()
+    settings = {**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "QUEUE_MAX_JOBS": 0, "START_RATE_LIMIT": 0}
+    client = create_app(settings).test_client()
+    # A token that may start every job, so every body reaches the parameter checks.
+    secret = tokens.create(redis, "property", frozenset({tokens.START_ANY}))
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+    return client
 
 
 def inline_refs(schema: Any, root: dict[str, Any]) -> Any:

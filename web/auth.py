@@ -1,18 +1,158 @@
-"""Who is calling: the browser's session identity and the same-origin check.
+"""Who is calling: a bearer token and its scopes, or a browser's session; and who may act on a job.
 
-The session is Flask's signed cookie; it lists the jobs this browser started, so the page
-redraws their rows after a reload and another browser sees only its own.
+A browser gets a random identity in its signed session cookie when it loads the page (or at
+its first start when it already sends a cookie); the cookie also lists the jobs it started,
+so the page redraws their rows after a reload. A client that sends no cookie costs no cookie
+work: it has no identity, so its jobs can be cancelled only with a token holding `cancel:any`.
+A job started with a token belongs to that token's name.
 """
 
-from urllib.parse import urlsplit
+import hashlib
+import secrets
+from dataclasses import dataclass
 
-from flask import request, session
+from flask import Flask, current_app, g, request, session
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
+from werkzeug.datastructures import WWWAuthenticate
+from werkzeug.exceptions import Forbidden, Unauthorized
+
+from web.extensions import get_redis
+from web.tokens import CANCEL_ANY, Token, lookup
 
 SESSION_KEY = "job_ids"
+IDENTITY_KEY = "sid"
 # Enough rows for a page, few enough ids (36 characters each) to keep the cookie far below 4 KB.
 MAX_REMEMBERED = 20
-# Browsers send Sec-Fetch-Site on every request; these values mean "not from another site".
-_SAME_ORIGIN_FETCH_SITES = frozenset({"same-origin", "none"})
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The client behind the current request: a token, a browser session, or nobody known."""
+
+    token: Token | None = None
+    session_id: str | None = None
+
+    @property
+    def owner(self) -> str | None:
+        """What a job started by this caller records as its owner (None: nobody can claim it)."""
+        if self.token is not None:
+            return f"token:{self.token.name}"
+        if self.session_id is not None:
+            return "session:" + hashlib.sha256(self.session_id.encode()).hexdigest()[:32]
+        return None
+
+    def has_scope(self, scope: str) -> bool:
+        """Whether the caller's token grants `scope`."""
+        return self.token is not None and self.token.has_scope(scope)
+
+
+class LazySessionInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building its signer for a request that sends no cookie.
+
+    Flask builds the signer on every request (about 35 us here); a client without a cookie
+    (an API client, a load generator) never needs it. A new session set during the request
+    is still signed when the answer is saved.
+    """
+
+    def open_session(self, app: Flask, request) -> SecureCookieSession | None:
+        """An empty session when the request has no cookie, else Flask's."""
+        if self.get_cookie_name(app) not in request.cookies:
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+def init_app(app: Flask) -> None:
+    """Use the lazy session interface."""
+    app.session_interface = LazySessionInterface()
+
+
+def current_caller() -> Caller:
+    """Who is calling (looked up once per request: a token costs one Redis round trip).
+
+    Raises:
+        Unauthorized: an `Authorization: Bearer` header with a malformed, unknown or revoked token.
+    """
+    caller = g.get("caller")
+    if caller is None:
+        secret = bearer_secret()
+        if secret is not None:
+            token = lookup(get_redis(), secret)
+            if token is None:
+                raise unauthorized("unknown or revoked token")
+            caller = Caller(token=token)
+        else:
+            caller = Caller(session_id=ensure_identity() if has_session_cookie() else None)
+        g.caller = caller
+    return caller
+
+
+def bearer_secret() -> str | None:
+    """The token in `Authorization: Bearer <token>`; None without a bearer header.
+
+    Raises:
+        Unauthorized: the header says Bearer but carries no token.
+    """
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    if not secret.strip():
+        raise unauthorized("the Authorization header names no token")
+    return secret.strip()
+
+
+def require_scope(scope: str) -> Caller:
+    """The caller, if its token grants `scope`.
+
+    Raises:
+        Unauthorized: no token (401 with `WWW-Authenticate: Bearer`).
+        Forbidden: a token without the scope (403 naming it).
+    """
+    caller = current_caller()
+    if caller.token is None:
+        raise unauthorized(f"this needs an API token with the scope {scope}")
+    if not caller.has_scope(scope):
+        raise Forbidden(f"token {caller.token.name!r} lacks the scope {scope}")
+    return caller
+
+
+def may_act_on(owner: str | None) -> bool:
+    """Whether the caller may change something `owner` started: it is that owner, or holds cancel:any."""
+    caller = current_caller()
+    return caller.has_scope(CANCEL_ANY) or (owner is not None and owner == caller.owner)
+
+
+def require_owner(owner: str | None, what: str = "this job") -> None:
+    """Go on only when the caller may act on what `owner` started (see `may_act_on`).
+
+    Raises:
+        Unauthorized: a malformed, unknown or revoked token.
+        Forbidden: anyone else; nothing was changed.
+    """
+    if not may_act_on(owner):
+        raise Forbidden(
+            f"only the browser or token that started {what} may do that, "
+            f"or a token with the scope {CANCEL_ANY}"
+        )
+
+
+def unauthorized(message: str) -> Unauthorized:
+    """A 401 that asks for a bearer token."""
+    return Unauthorized(message, www_authenticate=WWWAuthenticate("bearer", {"realm": "rq-progress"}))
+
+
+def has_session_cookie() -> bool:
+    """Whether the request carries a session cookie (no cookie: no session work at all)."""
+    return current_app.config["SESSION_COOKIE_NAME"] in request.cookies
+
+
+def ensure_identity() -> str:
+    """This browser's random identity, created (and the cookie set) when it has none."""
+    identity = session.get(IDENTITY_KEY)
+    if not isinstance(identity, str) or not identity:
+        identity = secrets.token_urlsafe(18)
+        session[IDENTITY_KEY] = identity
+        session.permanent = True
+    return identity
 
 
 def remember(job_id: str) -> None:
@@ -31,29 +171,3 @@ def remembered() -> list[str]:
 def forget_all_but(job_ids: list[str]) -> None:
     """Keep only these jobs in this browser's list (the others have expired)."""
     session[SESSION_KEY] = list(job_ids)
-
-
-def changes_state() -> bool:
-    """Whether the request can change state: any method but GET/HEAD/OPTIONS, or a route that takes POST.
-
-    rq-dashboard's `/rq/requeue/<queue>` requeues on a plain GET too.
-    """
-    if request.method not in ("GET", "HEAD", "OPTIONS"):
-        return True
-    rule = request.url_rule
-    return rule is not None and "POST" in (rule.methods or ())
-
-
-def is_same_origin() -> bool:
-    """Whether the browser says the request comes from this site (clients sending neither header pass).
-
-    `Origin` must name this host; `Sec-Fetch-Site`, when present, must be same-origin or none.
-    Behind a proxy, the proxy must pass the original Host header.
-    """
-    fetch_site = request.headers.get("Sec-Fetch-Site")
-    if fetch_site is not None and fetch_site not in _SAME_ORIGIN_FETCH_SITES:
-        return False
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return True
-    return urlsplit(origin).netloc.lower() == request.host.lower()

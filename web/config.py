@@ -1,11 +1,15 @@
 """Settings for the web side: the only reader of os.environ there.
 
 Defaults work on a laptop; every setting can come from the environment under the same
-name. `REDIS_URL` and `SECRET_KEY` have no default: `make run` provides both.
+name, and so can any of Flask's own (`SESSION_COOKIE_SECURE=1` behind HTTPS). `REDIS_URL` and
+`SECRET_KEY` have no default: `make run` provides both.
 """
 
 import os
+from datetime import timedelta
 from typing import Any
+
+from flask import Flask
 
 DEFAULTS: dict[str, Any] = {
     "REDIS_URL": None,
@@ -18,8 +22,13 @@ DEFAULTS: dict[str, Any] = {
     "REDIS_MAX_CONNECTIONS": 50,
     # Largest request body accepted, in bytes (413 beyond it).
     "MAX_CONTENT_LENGTH": 64 * 1024,
-    # Most jobs a queue may hold waiting; starting one more answers 503 with Retry-After.
+    # Most jobs a queue may hold waiting, queued plus scheduled (delayed, waiting to retry);
+    # starting one more answers 503 with Retry-After.
     "QUEUE_MAX_JOBS": 1000,
+    # Starts without a token per client address and minute (429 beyond it); 0 turns it off.
+    "START_RATE_LIMIT": 60,
+    # Proxies in front that set X-Forwarded-For/-Proto/-Host/-Port and are trusted to (0: none).
+    "TRUSTED_PROXIES": 0,
     # rq-dashboard at /rq: off (404) unless both are set; `make run` generates a password.
     "RQ_DASHBOARD_USERNAME": None,
     "RQ_DASHBOARD_PASSWORD": None,
@@ -43,18 +52,42 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+# Flask settings whose default (None) does not show their type.
+_FLASK_TYPES: dict[str, Any] = {
+    "DEBUG": False,
+    "PROPAGATE_EXCEPTIONS": False,
+    "TRAP_BAD_REQUEST_ERRORS": False,
+    "TEMPLATES_AUTO_RELOAD": False,
+    "SEND_FILE_MAX_AGE_DEFAULT": 0,
+    "TRUSTED_HOSTS": [],
+    "SECRET_KEY_FALLBACKS": [],
+}
+
+
 def from_environment(environ: os._Environ | dict[str, str] = os.environ) -> dict[str, Any]:
-    """Defaults overlaid with whatever the environment sets, converted to the default's type."""
+    """Our defaults, then every one of our settings and of Flask's that the environment sets, typed.
+
+    A setting is converted to its default's type: booleans from 1/true/yes/on, numbers,
+    seconds for durations, comma-separated lists; text otherwise.
+    """
     settings = dict(DEFAULTS)
-    for name, default in DEFAULTS.items():
+    for name, default in {**Flask.default_config, **_FLASK_TYPES, **DEFAULTS}.items():
         raw = environ.get(name)
-        if raw is None or raw == "":
-            continue
-        if isinstance(default, bool):
-            settings[name] = raw.strip().lower() in ("1", "true", "yes", "on")
-        else:
-            settings[name] = type(default)(raw) if default is not None else raw
+        if raw is not None and raw != "":
+            settings[name] = _typed(raw, default)
     return settings
+
+
+def _typed(raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        return raw.strip().lower() in ("1", "true", "yes", "on")
+    if isinstance(default, timedelta):
+        return timedelta(seconds=float(raw))
+    if isinstance(default, list | tuple):
+        return [item.strip() for item in raw.split(",") if item.strip()]
+    if isinstance(default, int | float):
+        return type(default)(raw)
+    return raw
 
 
 def queue_names(value: str | list[str]) -> list[str]:

@@ -15,6 +15,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
+from jobs.control import NotAllowed
 from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict
 from jobs.registry import BadParams, QueueFull, UnknownJob
 
@@ -75,6 +76,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(QueueFull)
     def queue_full(exc: QueueFull):
         return answer_error(503, str(exc), {"Retry-After": str(exc.retry_after_s)})
+
+    @app.errorhandler(NotAllowed)
+    def not_allowed(exc: NotAllowed):
+        return answer_error(403, f"{exc}, or a token with the scope cancel:any")
 
     @app.errorhandler(UnknownJob)
     def unknown_job(exc: UnknownJob):

@@ -13,10 +13,11 @@ from flask import Blueprint, Response, current_app, redirect, request, url_for
 from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.snapshot import snapshot
 from web import sse
+from web.auth import may_act_on
 from web.errors import error_response
 from web.events import get_fanout, relay
 from web.extensions import get_redis
-from web.openapi import answer, doc
+from web.openapi import OPTIONAL_BEARER, answer, doc
 
 bp = Blueprint("job_urls", __name__)
 
@@ -41,6 +42,7 @@ def status(job_id: str):
             "description": "an event stream of Status payloads",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
+        307: {"description": "streams are served by another listener (EVENTS_PORT): follow Location"},
         404: "NotFound",
         503: "Unavailable",
     },
@@ -54,6 +56,11 @@ def events(job_id: str):
     if current_app.config["EVENTS_PORT"]:
         return redirect(events_url(job_id), code=307)
     fanout = get_fanout()
+    if request.method == "HEAD":
+        # The same answer as GET, with no stream registered: werkzeug closes a body it never
+        # started, so the generator's `finally` would never unregister one.
+        fanout.snapshot(job_id)
+        return Response(mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
     inbox = fanout.watch(job_id)  # before the snapshot, so nothing published in between is lost
     try:
         first = fanout.snapshot(job_id)
@@ -62,7 +69,12 @@ def events(job_id: str):
         raise
     config = current_app.config
     body = relay(fanout, job_id, inbox, first, config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"])
-    return Response(body, mimetype=sse.MEDIA_TYPE, headers={**sse.STREAM_HEADERS, **_cross_port_headers()})
+    response = Response(
+        body, mimetype=sse.MEDIA_TYPE, headers={**sse.STREAM_HEADERS, **_cross_port_headers()}
+    )
+    # Also when the client leaves before the first frame (the generator never starts then).
+    response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
+    return response
 
 
 @bp.post("/status/<job_id>/cancel")
@@ -70,15 +82,22 @@ def events(job_id: str):
     {
         200: answer("canceled while waiting: the job's final payload", "Status"),
         202: answer("running: its worker was asked to stop; the job's current payload", "Status"),
+        401: "Unauthorized",
+        403: "Forbidden",
         404: "NotFound",
         409: "Conflict",
+        415: "UnsupportedMediaType",
         503: "Unavailable",
-    }
+    },
+    security=OPTIONAL_BEARER,
 )
 def cancel(job_id: str):
-    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended."""
+    """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended.
+
+    Only who started it may (its browser session or token), or a token with `cancel:any`: 403 otherwise.
+    """
     try:
-        outcome = cancel_job(get_redis(), job_id)
+        outcome = cancel_job(get_redis(), job_id, allowed=may_act_on)
     except JobAlreadyEnded as exc:
         return error_response(409, str(exc))
     return outcome.payload, 200 if outcome.done else 202

@@ -7,12 +7,13 @@ from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
 from jobs.params import check
-from jobs.registry import BadParams, LongTaskArgs, StartRequest, catalog, start_job
-from web.auth import remember
+from jobs.registry import BadParams, LongTaskArgs, StartRequest, catalog, get_spec, start_job
+from web.auth import current_caller, has_session_cookie, remember, require_scope
 from web.config import queue_names
 from web.extensions import get_redis
 from web.job_urls import job_urls
-from web.openapi import answer, doc
+from web.openapi import OPTIONAL_BEARER, answer, doc
+from web.tokens import START_ANY, start_scope
 
 bp = Blueprint("jobs_api", __name__)
 
@@ -20,19 +21,28 @@ bp = Blueprint("jobs_api", __name__)
 START_ANSWERS = {
     202: "Started",
     400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
     404: "NotFound",
     409: "Conflict",
     413: "TooLarge",
+    415: "UnsupportedMediaType",
+    429: "TooManyRequests",
     503: "Unavailable",
 }
 
 
 @bp.post("/longtask")
-@doc(START_ANSWERS, body=LongTaskArgs | None, body_required=False, parameters=("IdempotencyKey",))
+@doc(
+    START_ANSWERS,
+    body=LongTaskArgs | None,
+    body_required=False,
+    parameters=("IdempotencyKey",),
+    security=OPTIONAL_BEARER,
+)
 def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
-    job = start_job(get_redis(), "long_task", json_body(), **start_options())
-    return accepted(job)
+    return begin("long_task", json_body())
 
 
 @bp.get("/api/jobs")
@@ -40,22 +50,34 @@ def longtask():
 def list_jobs():
     """The jobs that can be started, with their parameters as JSON Schema, and the queues."""
     return {
-        "jobs": [spec.describe() for spec in catalog()],
+        "jobs": [{**spec.describe(), "scopes": [start_scope(spec.name), START_ANY]} for spec in catalog()],
         "queues": queue_names(current_app.config["QUEUES"]),
     }
 
 
 @bp.post("/api/jobs")
-@doc(START_ANSWERS, body="StartRequest", parameters=("IdempotencyKey",))
+@doc(START_ANSWERS, body="StartRequest", parameters=("IdempotencyKey",), security=OPTIONAL_BEARER)
 def start():
     """Start a registered job from {name, args, queue?, delay_seconds?}; honours Idempotency-Key."""
     body = check(StartRequest, json_body(), "the body {name, args, queue?, delay_seconds?}")
-    options = start_options(queue=body["queue"], delay_s=body["delay_seconds"])
-    return accepted(start_job(get_redis(), body["name"], body["args"], **options))
+    return begin(body["name"], body["args"], queue=body["queue"], delay_s=body["delay_seconds"])
+
+
+def begin(name: str, args: Any, queue: Any = None, delay_s: Any = 0):
+    """Start a registered job for the caller, if it may: anonymous jobs for anyone, others with a token.
+
+    Raises:
+        UnknownJob: no job of that name (404).
+        Unauthorized, Forbidden: the job needs a token with its scope (401, 403).
+    """
+    spec = get_spec(name)
+    caller = current_caller() if spec.anonymous else require_scope(start_scope(spec.name))
+    options = start_options(queue=queue, delay_s=delay_s)
+    return accepted(start_job(get_redis(), spec.name, args, owner=caller.owner, **options))
 
 
 def json_body() -> Any:
-    """The request's JSON body; None when there is none (or it is `null`).
+    """The JSON body; None when there is none, or it is `null` (web.guards refuses other media types).
 
     Raises:
         BadRequest: the body is not valid JSON.
@@ -90,8 +112,10 @@ def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
     """The 202 answer for a started job: its id and URLs, the status URL also in `Location`.
 
-    The job joins this browser's list (a session cookie), so the page redraws it on reload.
+    The job joins this browser's list (its session cookie), so the page redraws it on reload;
+    a client that sent no cookie gets none.
     """
     body = {"id": job.id, **job_urls(job.id)}
-    remember(job.id)
+    if has_session_cookie():
+        remember(job.id)
     return body, 202, {"Location": body["status_url"]}

@@ -7,9 +7,9 @@ status payload, and every registered job's parameters from its pydantic model (a
 job appears with no change here). Routes without `@doc` (pages, static files, the dashboard) are
 left out; tests/test_openapi.py fails on a JSON route left out and on any undocumented answer.
 
-A security scheme is one more entry in `_components` (`components.security_scheme(...)`, with its
-answers as response components); a protected route then says
-`@doc({..., 401: "Unauthorized", 403: "Forbidden"}, security=[{"bearer": ["jobs:start"]}])`.
+The bearer scheme (API tokens, web/tokens.py) is a component; a route that takes a token says
+`@doc({..., 401: "Unauthorized", 403: "Forbidden"}, security=OPTIONAL_BEARER)`. Every route that
+changes state may also answer 403 (another site) and 415 (a body that is not JSON): web/guards.py.
 """
 
 from collections.abc import Callable
@@ -33,6 +33,9 @@ DESCRIPTION = (
 )
 
 bp = Blueprint("openapi", __name__)
+
+# A route callable without a token or with one (what it may do then depends on the token's scopes).
+OPTIONAL_BEARER: list[dict[str, list[str]]] = [{}, {"bearer": []}]
 
 
 def doc(
@@ -127,6 +130,16 @@ def _schema_of(spec: APISpec, declared: Any) -> dict[str, Any]:
 
 def _components(spec: APISpec, queues: list[str]) -> None:
     components = spec.components
+    components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API token from `flask --app web tokens create NAME --scope ...`; "
+            "scopes: start:<job name>, start:*, cancel:any",
+        },
+    )
+    components.header("WWWAuthenticate", {"description": "`Bearer realm=...`", "schema": {"type": "string"}})
     components.header("Location", {"description": "the job's status URL", "schema": {"type": "string"}})
     components.header(
         "RetryAfter", {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
@@ -243,7 +256,17 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
         },
         "JobDescription": {
             "type": "object",
-            "required": ["name", "description", "parameters", "queue", "timeout_s", "result_ttl_s", "retry"],
+            "required": [
+                "name",
+                "description",
+                "parameters",
+                "queue",
+                "timeout_s",
+                "result_ttl_s",
+                "retry",
+                "anonymous",
+                "scopes",
+            ],
             "properties": {
                 "name": {"type": "string"},
                 "description": {"type": "string"},
@@ -251,6 +274,15 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 "queue": {"type": "string"},
                 "timeout_s": {"type": "integer"},
                 "result_ttl_s": {"type": "integer"},
+                "anonymous": {
+                    "type": "boolean",
+                    "description": "whether a caller without a token may start it",
+                },
+                "scopes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "a token with any of these scopes may start it",
+                },
                 "retry": {
                     "type": ["object", "null"],
                     "properties": {"max": {"type": "integer"}, "intervals_s": {"type": "array"}},
@@ -278,6 +310,19 @@ def _responses() -> dict[str, Any]:
             "the Idempotency-Key was used for a different request, or the job has already ended"
         ),
         "TooLarge": error("the body is over 64 KiB"),
+        "Unauthorized": error(
+            "this needs an API token (none was sent, or it is unknown or revoked)",
+            headers={"WWW-Authenticate": "WWWAuthenticate"},
+        ),
+        "Forbidden": error(
+            "the token lacks the scope the message names; or another client started the job; "
+            "or the request came from another site"
+        ),
+        "UnsupportedMediaType": error("a request body must be application/json"),
+        "TooManyRequests": error(
+            "too many starts from this address without a token (START_RATE_LIMIT a minute)",
+            headers={"Retry-After": "RetryAfter"},
+        ),
         "Unavailable": error(
             "Redis is unreachable, or the queue is full: nothing was started; retry later",
             headers={"Retry-After": "RetryAfter"},

@@ -9,7 +9,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchJobError
 
 from jobs.snapshot import snapshot
-from web.auth import forget_all_but, remembered
+from web.auth import ensure_identity, forget_all_but, remembered
 from web.extensions import get_redis
 from web.job_urls import job_urls
 
@@ -21,6 +21,7 @@ bp = Blueprint("pages", __name__)
 @bp.get("/")
 def index():
     """The page: a start button and a row for every job this browser started that Redis still holds."""
+    ensure_identity()
     try:
         rows = job_rows(remembered())
     except (RedisConnectionError, RedisTimeoutError) as exc:

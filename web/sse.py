@@ -4,8 +4,9 @@ See the WHATWG HTML standard, "Server-sent events": a frame is `field: value` li
 a blank line; a line starting with ":" is a comment that clients ignore (a heartbeat).
 """
 
-import json
 from typing import Any
+
+from jobs.channel import encode
 
 MEDIA_TYPE = "text/event-stream"
 
@@ -32,7 +33,7 @@ def format_event(
         The frame, ending in a blank line. A string with line breaks becomes several
         `data:` lines, which the client joins back with "\\n".
     """
-    text = data if isinstance(data, str) else json.dumps(data, separators=(",", ":"), default=str)
+    text = data if isinstance(data, str) else encode(data, separators=(",", ":"))
     lines = []
     if event is not None:
         lines.append(f"event: {_single_line(event)}")

@@ -6,7 +6,6 @@ another port) serve every browser test, to keep the suite short. Outside CI a
 machine without chromium skips these tests; in CI that is a failure (`make test` installs it).
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,18 +15,6 @@ from redis import Redis
 
 from support.servers import ROOT, start_embedded_redis, start_procfile_web, start_worker, stop_process
 
-CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-# The flags STACK.md measured: headless in a container, no network chatter of its own.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SECRET_KEY = "integration-secret"  # what start_web gives the app
 ARTIFACTS = ROOT / "test-artifacts"
 
@@ -75,24 +62,6 @@ def pytest_runtest_makereport(item, call):
             tail = "\n".join(path.read_text(errors="replace").splitlines()[-40:])
             report.sections.append((f"log {path.name}", tail))
     return report
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Debian's chromium under Playwright, launched once."""
-    if not CHROMIUM.exists():
-        message = f"no browser at {CHROMIUM}: run `make browser` (apt-get install chromium)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    from playwright.sync_api import expect, sync_playwright
-
-    # Generous deadlines (conditions, not sleeps): the machine may be busy with other suites.
-    expect.set_options(timeout=15_000)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from support.servers import start_web, start_worker, stop_process
 from support.wait import wait_until
 from tests.fixture_jobs import flaky_job
 from tests.smtp_server import smtp_server
+from web import tokens
 
 
 def status_of(http, base, status_url) -> dict:
@@ -137,8 +138,9 @@ def test_full_queue_answers_503_and_keeps_its_jobs(http, small_web, redis_client
     held.empty()
 
 
-def test_email_job_sends_one_message_per_recipient(http, small_web, mail_worker, inbox, queues):
+def test_email_job_sends_one_message_per_recipient(http, small_web, mail_worker, inbox, queues, redis_client):
     recipients = [f"{name}-{uuid.uuid4().hex[:6]}@example.com" for name in ("ada", "bob", "cy")]
+    secret = tokens.create(redis_client, f"mailer-{uuid.uuid4().hex[:6]}", frozenset({"start:send_email"}))
     response = http.post(
         f"{small_web}/api/jobs",
         json={
@@ -146,6 +148,7 @@ def test_email_job_sends_one_message_per_recipient(http, small_web, mail_worker,
             "args": {"to": recipients, "subject": "Your report", "body": "It is ready."},
             "queue": queues["mail"],
         },
+        headers={"Authorization": f"Bearer {secret}"},
         timeout=5,
     )
     assert response.status_code == 202
