@@ -87,6 +87,11 @@ def test_with_an_events_listener_events_urls_point_at_it_on_the_clients_host(spl
     assert response.get_json()["events_url"].startswith("http://[::1]:5001/status/")
 
 
+def test_the_page_may_connect_to_the_streams_listener_and_nowhere_else(split_client):
+    policy = split_client.get("/", base_url="http://localhost:5000").headers["Content-Security-Policy"]
+    assert "connect-src 'self' http://localhost:5001;" in policy
+
+
 def test_a_stream_asked_of_a_process_that_does_not_serve_them_is_redirected(split_client):
     body = start_demo(split_client)
     response = split_client.get(f"/status/{body['id']}/events", base_url="http://localhost:5000")

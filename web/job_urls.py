@@ -114,14 +114,18 @@ def job_urls(job_id: str) -> dict[str, str]:
 
 def events_url(job_id: str) -> str:
     """The job's event stream: a path on this process, or the streams listener's URL on the client's host."""
-    path = url_for("job_urls.events", job_id=job_id)
+    return (streams_origin() or "") + url_for("job_urls.events", job_id=job_id)
+
+
+def streams_origin() -> str | None:
+    """The streams listener's origin on the host the client used, when EVENTS_PORT names one; else None."""
     port = current_app.config["EVENTS_PORT"]
     if not port:
-        return path
+        return None
     host = request.host
     if ":" in host and not host.endswith("]"):  # drop the port; an IPv6 address keeps its brackets
         host = host.rsplit(":", 1)[0]
-    return f"{request.scheme}://{host}:{port}{path}"
+    return f"{request.scheme}://{host}:{port}"
 
 
 def _cross_port_headers() -> dict[str, str]:
