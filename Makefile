@@ -24,7 +24,7 @@ run: $(STAMP) ## start web, worker and (without REDIS_URL) an embedded Redis
 	exec $(BIN)/python -m scripts.run
 
 worker: $(STAMP) ## start one rq worker on REDIS_URL
-	exec $(BIN)/rq worker --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.preload --url "$$REDIS_URL" high default low
+	exec $(BIN)/rq worker --job-class jobs.logcapture.LoggingJob --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.preload --url "$$REDIS_URL" high default low
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .

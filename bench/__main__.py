@@ -20,7 +20,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from bench import chart, figures, procs, report, rounds, wrk
+from bench import chart, figures, procs, report, rounds, time_left, wrk
 from bench.figures import CELERY, OURS, PLAIN
 from bench.rounds import stop_all
 
@@ -100,6 +100,18 @@ def growth(server, saves, quick) -> dict:
     return found
 
 
+def time_left_round(server, quick) -> dict:
+    """The error of the time left our payloads give (`bench/time_left.py`), on the Procfile's processes."""
+    web, base = procs.start_our_web(server.url)
+    workers = procs.start_rq_workers(server.url, 1)
+    try:
+        procs.wait_rq_workers(server.url, 1)
+        return time_left.measure(server.url, base, steps=20 if quick else 40, step_s=0.2)
+    finally:
+        stop_all([*workers, web])
+        server.flush()
+
+
 def machine(server) -> dict:
     cpu = next(
         (
@@ -171,6 +183,8 @@ def main() -> int:
             one_run(bench, streams)
             log(f"run {run + 1} of {runs} done")
         results["growth"] = growth(server, bench.saves, args.quick)
+        results["time_left"] = time_left_round(server, args.quick)
+        log("time left measured")
     finally:
         bench.saves.close()
         server.stop()
@@ -188,9 +202,12 @@ def write(results: dict, out: Path) -> int:
     """results.md, results.png and (for the default place) the README's block, from the results."""
     raw = {tuple(key.split("|", 1)): values for key, values in results["raw"].items()}
     results["summary"] = report.summarize(raw)
-    (out / "results.md").write_text(report.markdown(results))
+    markdown = report.markdown(results)
+    if "time_left" in results:
+        markdown += time_left.markdown(results["time_left"])
+    (out / "results.md").write_text(markdown)
     chart.draw(results, out / "results.png")
-    if out == RESULTS and report.update_readme(RESULTS.parent / "README.md", report.markdown(results)):
+    if out == RESULTS and report.update_readme(RESULTS.parent / "README.md", markdown):
         log("updated the results block of README.md")
     log(f"wrote {out}/results.json, results.md, results.png")
     print((out / "results.md").read_text())

@@ -176,15 +176,16 @@ def frames(reads: list[tuple[float, bytes]]) -> list[tuple[float, dict]]:
             if b"transfer-encoding: chunked" in head.lower():
                 dechunker = Dechunker()
         payload = dechunker.feed(data) if dechunker else data
-        found.extend((arrived, event.json()) for event in parser.feed(payload))
+        # Status payloads only: `event: log` lines are not progress updates.
+        found.extend((arrived, event.json()) for event in parser.feed(payload) if event.event is None)
     return found
 
 
 class EventStream:
     """One `text/event-stream` response read on a raw socket (HTTP/1.0, so never chunked).
 
-    `on_event(data, received_at)` is called from a reader thread with each event's parsed JSON
-    `data` and the wall-clock time it arrived.
+    `on_event(data, received_at)` is called from a reader thread with each status event's parsed
+    JSON `data` and the wall-clock time it arrived.
     """
 
     def __init__(self, url: str, on_event: Callable[[dict, float], None] | None = None) -> None:
@@ -223,7 +224,8 @@ class EventStream:
         try:
             while True:
                 for event in parser.feed(chunk):
-                    self.on_event(event.json(), time.time())
+                    if event.event is None:  # a status payload (`event: log` lines are not)
+                        self.on_event(event.json(), time.time())
                 chunk = self.sock.recv(65536)
                 if not chunk:
                     return

@@ -8,7 +8,11 @@ jobs, queued plus scheduled (delayed, or waiting to retry), now exceed the cap; 
 claims the key. Redis runs the transaction as one step, so racing starts never see each other
 half-done and no worker can pop a job that is then taken back.
 
-The script goes as EVAL, not EVALSHA: a server that lost its script cache (a restart, a
+A group (`jobs.groups`) is admitted the same way, whole: ADMIT_GROUP checks every queue its
+jobs go to after all of them and the group's own set are written, and undoes them all when one
+queue would exceed the cap.
+
+The scripts go as EVAL, not EVALSHA: a server that lost its script cache (a restart, a
 failover) answers NOSCRIPT inside MULTI without stopping the other commands, which would
 enqueue the job unchecked.
 """
@@ -16,7 +20,9 @@ enqueue the job unchecked.
 from dataclasses import dataclass
 from datetime import datetime
 
+from redis import Redis
 from rq import Queue
+from rq.group import Group
 from rq.job import Job
 
 ADMIT = """
@@ -43,6 +49,26 @@ end
 return {'ok', ''}
 """
 ADMITTED, REPLAY, FULL = "ok", "replay", "full"
+
+# KEYS: each queue's list and scheduled registry (2 per queue), each job's hash, the group's set,
+# RQ's registry of groups. ARGV: cap, number of queues, group id, then each job's id and its
+# queue's number (1-based), in the order of their hashes in KEYS.
+ADMIT_GROUP = """
+local cap, queues, group = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+for q = 1, queues do
+  if redis.call('LLEN', KEYS[2 * q - 1]) + redis.call('ZCARD', KEYS[2 * q]) > cap then
+    local jobs = (#ARGV - 3) / 2
+    for j = 1, jobs do
+      redis.call('LREM', KEYS[2 * tonumber(ARGV[3 + 2 * j]) - 1], -1, ARGV[2 + 2 * j])
+      redis.call('DEL', KEYS[2 * queues + j])
+    end
+    redis.call('DEL', KEYS[#KEYS - 1])
+    redis.call('SREM', KEYS[#KEYS], group)
+    return 'full'
+  end
+end
+return 'ok'
+"""
 
 
 @dataclass(frozen=True)
@@ -102,3 +128,34 @@ def enqueue_admitted(
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def enqueue_group_admitted(
+    connection: Redis, group: Group, jobs: list[tuple[Queue, Job]], *, max_queued: int | None = None
+) -> str:
+    """Enqueue a group's jobs (and the group) in one transaction that admits them all or none.
+
+    Args:
+        connection: a real client (not a pipeline).
+        group: RQ's group the jobs join (each already carries its `group_id`).
+        jobs: each job, built with `queue.create_job(...)`, and its queue.
+        max_queued: the most waiting jobs (queued plus scheduled) any of the queues may hold with them.
+
+    Returns:
+        ADMITTED; or FULL, with nothing of the group left in Redis.
+    """
+    pipe = connection.pipeline()
+    for queue, job in jobs:
+        queue.enqueue_job(job, pipeline=pipe)
+    pipe.sadd(group.key, *[job.id for _, job in jobs])
+    pipe.sadd(Group.REDIS_GROUP_KEY, group.name)
+    if max_queued is not None:
+        queues = list({queue.name: queue for queue, _ in jobs}.values())
+        number = {queue.name: index for index, queue in enumerate(queues, start=1)}
+        keys = [key for queue in queues for key in (queue.key, queue.scheduled_job_registry.key)]
+        keys += [job.key for _, job in jobs] + [group.key, Group.REDIS_GROUP_KEY]
+        args = [max_queued, len(queues), group.name]
+        args += [value for queue, job in jobs for value in (job.id, number[queue.name])]
+        pipe.eval(ADMIT_GROUP, len(keys), *keys, *args)
+    results = pipe.execute()
+    return _text(results[-1]) if max_queued is not None else ADMITTED

@@ -2,7 +2,7 @@
 
 Every enqueue passes `CALLBACKS` (by dotted path, so the web process never imports job code).
 Each callback publishes a payload built from its own arguments, because RQ has not yet stored
-FINISHED or FAILED when it runs.
+FINISHED or FAILED when it runs, and gives the job's log (`jobs.joblog`) the TTL RQ gives the job.
 """
 
 import logging
@@ -11,13 +11,15 @@ from typing import Any
 
 from redis import Redis
 from rq import Callback
+from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
 from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 
 from jobs.channel import publish
-from jobs.contract import exception_message, to_payload
+from jobs.contract import DEFAULT_STALL_AFTER_S, exception_message, to_payload
 from jobs.control import OWNER_META_KEY, StopRequested
 from jobs.durations import record_duration
+from jobs.joblog import expire_with
 from jobs.progress import discard, flush
 
 log = logging.getLogger(__name__)
@@ -33,11 +35,22 @@ CALLBACKS = {
 }
 
 
-def initial_meta(retry_max: int | None = None, owner: str | None = None) -> dict[str, Any]:
-    """The meta a job is enqueued with: who started it, and the retry maximum (RQ does not store it)."""
+def initial_meta(
+    retry_max: int | None = None, owner: str | None = None, stall_after_s: int | None = None
+) -> dict[str, Any]:
+    """The meta a job is enqueued with: what RQ does not store but its payload and its routes need.
+
+    Args:
+        retry_max: the retry policy's maximum (RQ keeps only the retries left).
+        owner: who started it (only they may cancel it over HTTP).
+        stall_after_s: seconds without a saved update before the job is reported stalled,
+            when not the contract's default.
+    """
     meta: dict[str, Any] = {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
     if owner is not None:
         meta[OWNER_META_KEY] = owner
+    if stall_after_s is not None and stall_after_s != DEFAULT_STALL_AFTER_S:
+        meta["stall_after_s"] = stall_after_s
     return meta
 
 
@@ -45,7 +58,7 @@ def on_success(job: Job, connection: Redis, result: Any) -> None:
     """RQ success callback: save the last deferred update and publish SUCCESS."""
     flush(job)
     payload = to_payload(job.id, JobStatus.FINISHED, job.meta, result=result)
-    publish(connection, payload)
+    _publish_end(connection, payload, job.get_result_ttl(DEFAULT_RESULT_TTL))
     log_end(job, connection, "success", payload["status"])
 
 
@@ -64,7 +77,7 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseExcep
         publish(connection, _schedule_retry(job))
         return
     job.save_meta()
-    publish(connection, to_payload(job.id, JobStatus.FAILED, job.meta))
+    _publish_end(connection, to_payload(job.id, JobStatus.FAILED, job.meta), failure_ttl(job))
     log_end(
         job, connection, "lost" if isinstance(exc_value, AbandonedJobError) else "failure", job.meta["error"]
     )
@@ -87,8 +100,21 @@ def on_stopped(job: Job, connection: Redis) -> None:
     """RQ stopped callback: publish FAILURE with the status "stopped"."""
     discard(job)
     payload = to_payload(job.id, JobStatus.STOPPED, job.meta)
-    publish(connection, payload)
+    _publish_end(connection, payload, failure_ttl(job))
     log_end(job, connection, "stopped", payload["status"])
+
+
+def failure_ttl(job: Job) -> int:
+    """How long RQ keeps this job once it has failed (or was stopped)."""
+    return DEFAULT_FAILURE_TTL if job.failure_ttl is None else job.failure_ttl
+
+
+def _publish_end(connection: Redis, payload: dict[str, Any], ttl_s: int) -> None:
+    """Publish a final payload and give the job's log the job's TTL, in one round trip."""
+    pipe = connection.pipeline(transaction=False)
+    publish(pipe, payload)
+    expire_with(pipe, payload["id"], ttl_s)
+    pipe.execute()
 
 
 def log_end(job: Job, connection: Redis, outcome: str, status: str) -> None:

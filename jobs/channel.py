@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 
 from jobs.keys import channel_for
 
@@ -48,6 +49,9 @@ def _key(key: Any) -> Any:
     return key if isinstance(key, str | int | float | bool) or key is None else str(key)
 
 
-def publish(connection: Redis, payload: dict[str, Any]) -> int:
-    """Publish a contract payload on its job's channel; returns how many subscribers got it."""
+def publish(connection: Redis | Pipeline, payload: dict[str, Any]) -> Any:
+    """Publish a contract payload on its job's channel; returns how many subscribers got it.
+
+    On a pipeline the PUBLISH is queued, and the count comes with the pipeline's results.
+    """
     return connection.publish(channel_for(payload["id"]), encode(payload))

@@ -12,6 +12,8 @@ from typing import Any
 from rq.exceptions import AbandonedJobError
 from rq.job import JobStatus
 
+from jobs.estimate import remaining_s
+
 log = logging.getLogger(__name__)
 
 PENDING = "PENDING"
@@ -38,6 +40,9 @@ PENDING_STATUS = "Pending..."
 RUNNING_STATUS = "Running..."
 SUCCESS_STATUS = "Task completed!"
 MAX_ERROR_CHARS = 200
+# A running job that has saved no progress for this long is reported stalled (not failed);
+# a registered job sets its own (`JobSpec.stall_after_s`, kept in meta["stall_after_s"]).
+DEFAULT_STALL_AFTER_S = 120
 # A job whose worker (or work horse) died mid-run: RQ records it without a message of its own.
 WORKER_LOST_STATUS = "worker lost: the process running this job died before it finished"
 # What RQ stores for such jobs: StartedJobRegistry.cleanup() and the worker seeing its horse die.
@@ -123,11 +128,11 @@ def to_payload(
         error: a short failure message, used when the state is FAILURE.
         updated_at: fallback for "updated_at" when no progress was ever saved.
         eta: when a scheduled job (delayed, or waiting to retry) is due to be queued.
-        now: the current time, for the "in N s" of a retry (tests pass their own).
+        now: the current time, for the "in N s" of a retry and the stall check (tests pass their own).
 
     Returns:
-        {"id", "state", "current", "total", "status", "updated_at"}, plus "result" on SUCCESS
-        and "eta" on a PENDING job that has one.
+        {"id", "state", "current", "total", "status", "updated_at"}, plus "result" on SUCCESS,
+        "eta" on a PENDING job that has one, and "remaining_s" and "stalled" on PROGRESS.
     """
     meta = meta or {}
     progress = meta.get("progress") or {}
@@ -144,11 +149,61 @@ def to_payload(
         payload["status"] = _pending_status(meta, eta, now)
         if eta is not None:
             payload["eta"] = isoformat(eta)
+    elif state == PROGRESS:
+        payload.update(_running_fields(payload, progress.get("rate"), meta, now))
     elif state == SUCCESS:
         payload.update(_success_fields(payload, result))
     elif state == FAILURE:
         payload["status"] = _failure_status(status, meta, error)
     return payload
+
+
+def to_group_payload(group_id: str, members: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fold a group's job payloads (in the group's order) into the group's payload.
+
+    Returns:
+        {"id", "state", "current", "total", "status", "done", "failed", "jobs"}: `total` is the
+        number of jobs and `current` the sum of each job's fraction done; `done` counts the jobs
+        that have ended (either way) and `failed` those that ended in FAILURE. The state is
+        PENDING while every job waits, SUCCESS when all succeeded, FAILURE when all ended and some
+        failed, PROGRESS otherwise; `jobs` holds each job's id, state, current, total and status.
+    """
+    ended = [member for member in members if member["state"] in TERMINAL_STATES]
+    failed = sum(member["state"] == FAILURE for member in ended)
+    if len(ended) == len(members):
+        state = FAILURE if failed else SUCCESS
+    elif all(member["state"] == PENDING for member in members):
+        state = PENDING
+    else:
+        state = PROGRESS
+    return {
+        "id": group_id,
+        "state": state,
+        "current": round(sum(_fraction_done(member) for member in members), 4),
+        "total": len(members),
+        "status": _group_status(state, len(members), len(ended), failed),
+        "done": len(ended),
+        "failed": failed,
+        "jobs": [{key: member[key] for key in GROUP_JOB_FIELDS} for member in members],
+    }
+
+
+GROUP_JOB_FIELDS = ("id", "state", "current", "total", "status")
+
+
+def _fraction_done(payload: dict[str, Any]) -> float:
+    if payload["state"] == SUCCESS:
+        return 1.0
+    total = payload.get("total") or 0
+    return min(1.0, max(0.0, (payload.get("current") or 0) / total)) if total > 0 else 0.0
+
+
+def _group_status(state: str, jobs: int, ended: int, failed: int) -> str:
+    if state == PENDING:
+        return PENDING_STATUS
+    if state == SUCCESS:
+        return f"all {jobs} jobs done"
+    return f"{ended} of {jobs} jobs done" + (f", {failed} failed" if failed else "")
 
 
 def _pending_status(meta: dict[str, Any], eta: datetime | None, now: datetime | None) -> str:
@@ -160,6 +215,40 @@ def _pending_status(meta: dict[str, Any], eta: datetime | None, now: datetime | 
         return text
     wait_s = math.ceil((eta - (now or datetime.now(UTC))).total_seconds())
     return f"{text} in {wait_s} s" if wait_s > 0 else text
+
+
+def _running_fields(
+    payload: dict[str, Any], rate: dict[str, Any] | None, meta: dict[str, Any], now: datetime | None
+) -> dict[str, Any]:
+    """Time left, and whether the job has gone quiet for longer than its stall_after_s."""
+    stall_after_s = meta.get("stall_after_s") or DEFAULT_STALL_AFTER_S
+    quiet_s = _seconds_since(payload["updated_at"], now)
+    if quiet_s is not None and quiet_s >= stall_after_s:
+        return {"status": f"no progress for {duration(quiet_s)}", "remaining_s": None, "stalled": True}
+    return {"remaining_s": remaining_s(rate, payload["current"], payload["total"]), "stalled": False}
+
+
+def _seconds_since(moment: str | None, now: datetime | None) -> float | None:
+    try:
+        then = datetime.fromisoformat(moment) if moment else None
+    except ValueError:
+        return None
+    if then is None:
+        return None
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=UTC)
+    return ((now or datetime.now(UTC)) - then).total_seconds()
+
+
+def duration(seconds: float) -> str:
+    """A duration for people, rounded down: "45 s", "2 min", "1 h 5 min"."""
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min"
+    hours, minutes = divmod(seconds // 60, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 def _success_fields(payload: dict[str, Any], result: Any) -> dict[str, Any]:

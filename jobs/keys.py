@@ -33,6 +33,16 @@ def lost_job_lock_key() -> str:
     return f"{PREFIX}:lost-job-check"
 
 
+def log_key(job_id: str) -> str:
+    """The Redis Stream that holds one job's log lines."""
+    return f"{PREFIX}:log:{job_id}"
+
+
+def log_channel_for(job_id: str) -> str:
+    """The pub/sub channel that carries one job's new log lines (`log_channel_for("*")` for all)."""
+    return f"{PREFIX}:logs:{job_id}"
+
+
 def token_key(digest: str) -> str:
     """The hash that holds one API token's name, scopes and creation time, by its secret's SHA-256."""
     return f"{PREFIX}:token:{digest}"

@@ -4,7 +4,8 @@ The only writer of `job.meta["progress"]`. Each saved update is stored there (so
 reads it from Redis) and published on the job's channel (so open event streams get it at
 once). Saves are throttled; a deferred update is saved by the next call, by `flush`, or by the
 lifecycle callbacks (`jobs.callbacks`) when the job ends. Each save also checks the stop
-request of `jobs.control`, at no extra round trip.
+request of `jobs.control`, and writes the step's log line (`report(..., log=True)`, see
+`jobs.joblog`), at no extra round trip.
 """
 
 import logging
@@ -19,12 +20,14 @@ from typing import Any
 from rq import get_current_job
 from rq.job import Job, JobStatus
 
+from jobs import joblog
 from jobs.channel import encode
 from jobs.contract import isoformat, to_payload
 from jobs.control import StopRequested
+from jobs.estimate import fold
 from jobs.keys import channel_for, stop_key
 
-log = logging.getLogger(__name__)
+logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_SAVES_PER_S = 10.0
 
@@ -49,6 +52,9 @@ def max_saves_per_s() -> float:
 class _Throttle:
     last_saved_at: float = -math.inf
     pending: dict[str, Any] | None = None
+    pending_at: float = 0.0
+    # Whether this attempt has saved yet: its first save starts the rate over (`jobs.estimate`).
+    saved: bool = False
 
 
 # One entry per job running in this process; a forked work horse holds just one.
@@ -60,6 +66,7 @@ def report(
     total: int | float,
     status: str = "",
     *,
+    log: bool = False,
     clock: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Record the current job's progress; do nothing outside a job.
@@ -73,6 +80,8 @@ def report(
         current: steps done so far.
         total: steps in all.
         status: a short sentence for people watching the bar.
+        log: also write "step <current> of <total>: <status>" to the job's log; a deferred
+            update's line is kept and written with the next write, never dropped.
         clock: seconds from a monotonic clock; tests pass their own.
 
     Returns:
@@ -85,34 +94,46 @@ def report(
     if job is None:
         return False
     progress = {"current": current, "total": total, "status": status}
+    lines = [joblog.make_line(f"step {current} of {total}: {status}")] if log else []
     throttle = _throttles.setdefault(job.id, _Throttle())
     now = clock()
     rate = max_saves_per_s()
     if current < total and rate > 0 and now - throttle.last_saved_at < 1.0 / rate:
-        throttle.pending = progress
+        throttle.pending, throttle.pending_at = progress, now
+        for line in lines:
+            joblog.keep(job.id, line)
         return False
     throttle.last_saved_at = now
     throttle.pending = None
-    if _save(job, progress):
-        log.info("job %s stops on request after step %s of %s", job.id, current, total)
+    if _save(job, throttle, progress, now, lines):
+        logger.info("job %s stops on request after step %s of %s", job.id, current, total)
         raise StopRequested()
     return True
 
 
 def flush(job: Job) -> None:
-    """Save the update `report` deferred for this job, if any, and forget the job."""
+    """Save the update `report` deferred for this job, if any, with its log lines; forget the job."""
     throttle = _throttles.pop(job.id, None)
     if throttle is not None and throttle.pending is not None:
-        _save(job, throttle.pending)
+        _save(job, throttle, throttle.pending, throttle.pending_at)
+    else:
+        joblog.flush(job)
 
 
 def discard(job: Job) -> None:
-    """Forget the job's deferred update without saving it (the job was stopped)."""
+    """Forget the job's deferred update without saving it (the job was stopped); its lines are written."""
     _throttles.pop(job.id, None)
+    joblog.flush(job)
 
 
-def _save(job: Job, progress: dict[str, Any]) -> bool:
-    """Save progress with `job.save_meta()`, publish it, and say whether a stop was requested."""
+def _save(
+    job: Job, throttle: _Throttle, progress: dict[str, Any], at_s: float, lines: list[dict] | None = None
+) -> bool:
+    """Save progress with `job.save_meta()`, publish it with any log lines, and say whether a stop
+    was requested. `at_s` is when it was reported, on the clock `report` was given."""
+    earlier = (job.meta.get("progress") or {}).get("rate") if throttle.saved else None
+    throttle.saved = True
+    progress["rate"] = fold(earlier, progress["current"], at_s)
     progress["updated_at"] = isoformat(datetime.now(UTC))
     job.meta["progress"] = progress
     job.save_meta()
@@ -121,6 +142,7 @@ def _save(job: Job, progress: dict[str, Any]) -> bool:
     pipe = job.connection.pipeline(transaction=False)
     pipe.publish(channel_for(job.id), encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
     pipe.exists(stop_key(job.id))
+    joblog.append(pipe, job, lines or [])
     return bool(pipe.execute()[1])
 
 

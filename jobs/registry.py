@@ -21,6 +21,7 @@ from rq.job import Job
 from jobs import idempotency
 from jobs.admission import FULL, REPLAY, enqueue_admitted
 from jobs.callbacks import CALLBACKS, initial_meta
+from jobs.contract import DEFAULT_STALL_AFTER_S
 from jobs.demo import RANDOM_STEPS
 from jobs.params import JSON_INTEGER, Params, RetryPolicy, check, json_schema, rule_broken
 
@@ -75,6 +76,8 @@ class JobSpec:
     timeout_s: int = 180
     result_ttl_s: int = 500
     retry: RetryPolicy | None = None
+    # Seconds a running job may go without saving progress before it is reported stalled.
+    stall_after_s: int = DEFAULT_STALL_AFTER_S
     description: str = ""
     # Whether a caller without a token may start it; otherwise a token with its scope must.
     anonymous: bool = False
@@ -94,6 +97,7 @@ class JobSpec:
             "timeout_s": self.timeout_s,
             "result_ttl_s": self.result_ttl_s,
             "retry": retry,
+            "stall_after_s": self.stall_after_s,
             "anonymous": self.anonymous,
         }
 
@@ -160,19 +164,7 @@ def start_job(
     kwargs = spec.validate(args if args is not None else {})
     delay_s = check(StartOptions, {"delay_seconds": delay_s})["delay_seconds"]
     target = Queue(queue or spec.queue, connection=connection)
-    job = target.create_job(
-        spec.func,
-        kwargs=kwargs,
-        job_id=uuid.uuid4().hex,
-        timeout=spec.timeout_s,
-        result_ttl=spec.result_ttl_s,
-        retry=spec.retry.to_rq() if spec.retry else None,
-        meta=initial_meta(retry_max=spec.retry.max if spec.retry else None, owner=owner),
-        # RQ would describe the job by its call, arguments included, and rq-dashboard shows the
-        # description unescaped: a caller's text must never get there.
-        description=spec.name,
-        **CALLBACKS,
-    )
+    job = new_job(target, spec, kwargs, owner)
     claim = fingerprint = None
     if idempotency_key is not None:
         request = {"name": name, "args": kwargs, "queue": target.name, "delay_s": delay_s}
@@ -195,6 +187,27 @@ def start_job(
         f" in {delay_s:g} s" if delay_s else "",
     )
     return job
+
+
+def new_job(target: Queue, spec: JobSpec, kwargs: dict[str, Any], owner: str | None = None) -> Job:
+    """A job of `spec` built for `target` (not yet in Redis), with its policies and our callbacks.
+
+    Args:
+        owner: who starts it (recorded in its meta; only they may cancel it over HTTP).
+    """
+    return target.create_job(
+        spec.func,
+        kwargs=kwargs,
+        job_id=uuid.uuid4().hex,
+        timeout=spec.timeout_s,
+        result_ttl=spec.result_ttl_s,
+        retry=spec.retry.to_rq() if spec.retry else None,
+        meta=initial_meta(spec.retry.max if spec.retry else None, owner, spec.stall_after_s),
+        # RQ would describe the job by its call, arguments included, and rq-dashboard shows the
+        # description unescaped: a caller's text must never get there.
+        description=spec.name,
+        **CALLBACKS,
+    )
 
 
 DEMO_MAX_S = 600

@@ -98,6 +98,11 @@ def snapshot(job_id: str, connection: Redis) -> dict[str, Any]:
     return to_payload(job_id, status, _meta(raw_meta), updated_at=_last_change(moments), **ending)
 
 
+def last_change(job: Job) -> datetime | None:
+    """When a fetched job last changed by RQ's own timestamps (what `snapshot` reads from its fields)."""
+    return job.ended_at or job.started_at or job.enqueued_at or job.created_at
+
+
 def _result_fields(entry: list | None) -> dict[bytes, bytes]:
     """The fields of the latest result, from its XREVRANGE entry [id, [field, value, ...]].
 

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START_DEADLINE_S = 30.0
+# The Procfile's worker runs jobs as this class: it captures their `logging` records.
+JOB_CLASS = "jobs.logcapture.LoggingJob"
 # Every log file a process started here writes to, so a failed test can show their tails.
 LOGS: list[Path] = []
 
@@ -114,7 +116,7 @@ def start_worker(
     env: dict[str, str] | None = None,
     scheduler: bool = True,
 ) -> tuple[subprocess.Popen, str]:
-    """Start the stock `rq worker` CLI on `queues`; wait until it has registered.
+    """Start the stock `rq worker` CLI on `queues` with the Procfile's job class; wait until it registers.
 
     Returns:
         The process and the worker's name (its log is `log_dir/worker-<name>.log`).
@@ -123,7 +125,7 @@ def start_worker(
     from rq import Worker
 
     name = f"test-{uuid.uuid4().hex[:8]}"
-    args = [str(BIN / "rq"), "worker", *(["--with-scheduler"] if scheduler else [])]
+    args = [str(BIN / "rq"), "worker", "--job-class", JOB_CLASS, *(["--with-scheduler"] if scheduler else [])]
     args += ["--url", redis_url, "--path", str(ROOT), "--name", name, *extra, *queues]
     process = spawn(args, log_dir / f"worker-{name}.log", env)
     connection = Redis.from_url(redis_url)

@@ -8,7 +8,7 @@ such as heartbeats are skipped; an event with no data is not dispatched.
 import codecs
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,16 +72,26 @@ class EventParser:
 
 
 def read_json_events(chunks: Iterable[bytes | str], count: int | None = None) -> list[dict]:
-    """The JSON payloads of a stream, read until `count` of them, a terminal state, or the stream's end.
+    """The JSON payloads of a stream's unnamed events (a job's status payloads; `event: log` lines
+    are skipped), read until `count` of them, a terminal state, or the stream's end.
 
     The caller bounds the wait: a socket read timeout on a real stream, or the server's
     heartbeat interval on the Flask test client.
     """
-    parser = EventParser()
     payloads: list[dict] = []
+    for event in read_events(chunks, lambda event: event.event is None and is_terminal(event.json())):
+        if event.event is None:
+            payloads.append(event.json())
+            if len(payloads) == count:
+                break
+    return payloads
+
+
+def read_events(chunks: Iterable[bytes | str], last: Callable[[Event], bool]) -> Iterator[Event]:
+    """Every event of a stream, in order, up to the first for which `last` is true (included)."""
+    parser = EventParser()
     for chunk in chunks:
         for event in parser.feed(chunk):
-            payloads.append(event.json())
-            if len(payloads) == count or is_terminal(payloads[-1]):
-                return payloads
-    return payloads
+            yield event
+            if last(event):
+                return

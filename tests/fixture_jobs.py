@@ -34,10 +34,10 @@ def count(total: int) -> dict:
     return {"counted": total}
 
 
-def report_at(moments: list[float], total: int) -> None:
+def report_at(moments: list[float], total: int, log: bool = False) -> None:
     """Report step n at clock time moments[n-1], so coalescing is deterministic."""
     for done, moment in enumerate(moments, start=1):
-        report(done, total, f"step {done}", clock=lambda moment=moment: moment)
+        report(done, total, f"step {done}", log=log, clock=lambda moment=moment: moment)
 
 
 class FailTimesArgs(Params):
@@ -113,6 +113,38 @@ def report_then_wait(path: str, timeout_s: float = 60.0) -> str:
     """Report step 1 of 4, then wait until `path` exists (or it is stopped)."""
     report(1, 4, "first of four")
     return wait_for_file(path, timeout_s)
+
+
+def write_lines(messages: list[str], level: str = "info") -> int:
+    """Write each message to the job's log; returns how many."""
+    from jobs.joblog import log
+
+    for message in messages:
+        log(message, level)
+    return len(messages)
+
+
+def log_records() -> None:
+    """Emit standard `logging` records: info, debug, warning, an exception, and one of rq's."""
+    import logging
+
+    logger = logging.getLogger(__name__)
+    logger.info("fetching %s", "page 1")
+    logger.debug("too fine to keep")
+    logger.warning("slow answer")
+    try:
+        raise ValueError("bad page")
+    except ValueError:
+        logger.exception("giving up on page 2")
+    logging.getLogger("rq.worker").info("rq's own line")
+
+
+def log_then_fail(message: str) -> None:
+    """Write one line to the job's log, then raise ValueError(message)."""
+    from jobs.joblog import log
+
+    log("about to fail", "error")
+    raise ValueError(message)
 
 
 ODD_RESULTS = {

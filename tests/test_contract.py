@@ -4,7 +4,8 @@ import pytest
 from rq.job import JobStatus
 
 from jobs import contract
-from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS, short_error, to_payload
+from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS, isoformat, short_error, to_payload
+from jobs.estimate import fold
 
 EXPECTED_STATE = {
     "created": PENDING,
@@ -54,7 +55,51 @@ def test_progress_comes_from_meta():
         "total": 7,
         "status": "Loading bit...",
         "updated_at": "T",
+        "remaining_s": None,
+        "stalled": False,
     }
+
+
+NOW = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def running(seconds_ago: float, **meta) -> dict:
+    """A PROGRESS payload for a job whose last save was `seconds_ago` before NOW."""
+    saved = isoformat(NOW - timedelta(seconds=seconds_ago))
+    rate = fold(fold(fold(None, 1, 0.0), 2, 2.0), 3, 4.0)
+    progress = {"current": 3, "total": 10, "status": "Loading bit...", "updated_at": saved, "rate": rate}
+    return to_payload("j1", JobStatus.STARTED, {"progress": progress, **meta}, now=NOW)
+
+
+def test_a_running_job_says_how_long_is_left_from_its_rate():
+    payload = running(1)
+    assert (payload["remaining_s"], payload["stalled"]) == (14.0, False)
+    assert "rate" not in payload
+
+
+@pytest.mark.parametrize(
+    ("seconds_ago", "meta", "status"),
+    [
+        (120, {}, "no progress for 2 min"),
+        (3 * 3600 + 61, {}, "no progress for 3 h 1 min"),
+        (45, {"stall_after_s": 30}, "no progress for 45 s"),
+    ],
+)
+def test_a_job_quiet_past_its_stall_after_s_is_stalled_not_failed(seconds_ago, meta, status):
+    payload = running(seconds_ago, **meta)
+    assert (payload["state"], payload["stalled"], payload["status"]) == (PROGRESS, True, status)
+    assert payload["remaining_s"] is None
+
+
+def test_a_job_quiet_for_less_than_its_stall_after_s_is_not_stalled():
+    assert running(119)["stalled"] is False
+    assert running(100, stall_after_s=600)["stalled"] is False
+
+
+@pytest.mark.parametrize("status", [JobStatus.QUEUED, JobStatus.FINISHED, JobStatus.FAILED])
+def test_only_running_jobs_carry_time_left_and_stalled(status):
+    payload = to_payload("j1", status, {"progress": {"updated_at": "2020-01-01T00:00:00Z"}}, now=NOW)
+    assert "remaining_s" not in payload and "stalled" not in payload
 
 
 def test_tutorial_shaped_result_is_unpacked():
@@ -182,3 +227,43 @@ def test_readme_contract_table_matches_the_mapping():
     assert documented == EXPECTED_STATE
     pending_row = next(line for line in readme.splitlines() if line.startswith("| created"))
     assert "retrying 2/3 in 10 s" in pending_row and "`eta`" in pending_row
+
+
+def member(job_id: str, status: JobStatus, current: float = 0, total: float = 1, **meta) -> dict:
+    progress = {"current": current, "total": total, "status": "working", "updated_at": isoformat(NOW)}
+    return to_payload(job_id, status, {"progress": progress, **meta}, now=NOW)
+
+
+@pytest.mark.parametrize(
+    ("statuses", "state", "status"),
+    [
+        ([JobStatus.QUEUED, JobStatus.SCHEDULED], PENDING, "Pending..."),
+        ([JobStatus.QUEUED, JobStatus.STARTED], PROGRESS, "0 of 2 jobs done"),
+        ([JobStatus.FINISHED, JobStatus.QUEUED], PROGRESS, "1 of 2 jobs done"),
+        ([JobStatus.FAILED, JobStatus.STARTED], PROGRESS, "1 of 2 jobs done, 1 failed"),
+        ([JobStatus.FINISHED, JobStatus.FINISHED], SUCCESS, "all 2 jobs done"),
+        ([JobStatus.FINISHED, JobStatus.STOPPED], FAILURE, "2 of 2 jobs done, 1 failed"),
+    ],
+)
+def test_a_groups_state_follows_its_jobs(statuses, state, status):
+    payload = contract.to_group_payload("g1", [member(f"j{n}", s) for n, s in enumerate(statuses)])
+    assert (payload["state"], payload["status"], payload["total"]) == (state, status, 2)
+
+
+def test_a_groups_current_is_the_sum_of_its_jobs_fractions_done():
+    members = [
+        member("a", JobStatus.FINISHED, 3, 10),
+        member("b", JobStatus.STARTED, 5, 10),
+        member("c", JobStatus.FAILED, 1, 4),
+        member("d", JobStatus.QUEUED),
+    ]
+    payload = contract.to_group_payload("g1", members)
+    assert (payload["current"], payload["total"], payload["done"], payload["failed"]) == (1.75, 4, 2, 1)
+    assert payload["jobs"][1] == {
+        "id": "b",
+        "state": PROGRESS,
+        "current": 5,
+        "total": 10,
+        "status": "working",
+    }
+    assert [job["id"] for job in payload["jobs"]] == ["a", "b", "c", "d"]

@@ -1,13 +1,17 @@
+import itertools
+import json
 import threading
 import time
 
 import pytest
 from rq.job import JobStatus
 
+from jobs import joblog
 from jobs.channel import publish
 from jobs.contract import to_payload
+from jobs.keys import log_channel_for, log_key
 from support.apps import UNIT_SETTINGS, unreachable_redis_app
-from support.sse import read_json_events
+from support.sse import Event, read_events, read_json_events
 from support.wait import wait_until
 from web import create_app, events
 
@@ -182,7 +186,8 @@ def test_streams_share_one_subscription_and_thread(queue, redis, open_stream, fa
     for chunks in streams:
         read_json_events(chunks, 1)
     assert fanout.streams() == 20
-    assert redis.execute_command("PUBSUB", "NUMPAT") == 1
+    # One subscription, to the payload channels' and the log channels' patterns.
+    assert redis.execute_command("PUBSUB", "NUMPAT") == len(events.PATTERNS) == 2
     assert len(listener_threads()) == 1
 
     publish(redis, progress(jobs[0].id, 1, 2, "2026-01-01T00:00:01.000000Z"))
@@ -265,3 +270,107 @@ def test_without_background_threads_a_stream_lives_on_snapshot_re_reads(redis, q
         assert read_json_events(chunks, 1)[0]["state"] == "PROGRESS"
     assert len(listener_threads()) == before
     assert app.extensions["events"].streams() == 0
+
+
+def write_lines(job, *messages: str) -> None:
+    """Write lines to a job's log as job code does: stored and published."""
+    joblog.write(job, [joblog.make_line(message) for message in messages])
+
+
+def read_until(chunks, last) -> list[Event]:
+    return list(read_events(chunks, last))
+
+
+def is_payload(event: Event) -> bool:
+    return event.event is None
+
+
+def test_a_new_stream_sends_the_whole_log_then_the_payload(queue, open_stream):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    write_lines(job, "one", "two")
+    _, chunks = open_stream(job.id)
+    first = next(chunks).decode()
+    assert first.startswith("retry: ")
+    opening = read_until(itertools.chain([first], chunks), is_payload)
+    assert [(event.event, event.json().get("message")) for event in opening] == [
+        ("log", "one"),
+        ("log", "two"),
+        (None, None),
+    ]
+    assert [event.id for event in opening[:2]] == [event.json()["id"] for event in opening[:2]]
+    assert opening[-1].json()["state"] == "PENDING"
+
+
+@pytest.mark.parametrize("via", ["header", "query"])
+def test_a_reconnect_gets_the_lines_after_its_last_event_id(queue, client, via):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    write_lines(job, "one", "two", "three")
+    seen = joblog.lines_after(job.connection, job.id)[0]["id"]
+    url, headers = f"/status/{job.id}/events", {}
+    if via == "header":
+        headers["Last-Event-ID"] = seen
+    else:
+        url += f"?lastEventId={seen}"
+    with client.get(url, headers=headers, buffered=False) as response:
+        opening = read_until(iter(response.response), is_payload)
+    assert [event.json().get("message") for event in opening] == ["two", "three", None]
+
+
+@pytest.mark.parametrize("last_event_id", ["nope", "12", "1-2-3"])
+def test_a_bad_last_event_id_is_400_json_and_leaves_no_stream(queue, client, fanout, last_event_id):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    response = client.get(f"/status/{job.id}/events", headers={"Last-Event-ID": last_event_id})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == 400
+    assert fanout.streams() == 0
+
+
+def test_new_lines_are_pushed_live_once_each(queue, redis, open_stream):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    write_lines(job, "before")
+    _, chunks = open_stream(job.id)
+    assert len(read_until(chunks, is_payload)) == 2
+    write_lines(job, "live")
+    # The same line again (a resent message) is not sent twice.
+    line = joblog.lines_after(redis, job.id)[-1]
+    redis.publish(log_channel_for(job.id), json.dumps(line))
+    write_lines(job, "later")
+    pushed = read_until(chunks, lambda event: event.json().get("message") == "later")
+    assert [event.json()["message"] for event in pushed] == ["live", "later"]
+
+
+def test_a_stream_that_stops_reading_still_gets_every_line_once(queue, redis, open_stream):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    read_until(chunks, is_payload)
+    count = events.INBOX_LIMIT + 50
+    for n in range(count):
+        write_lines(job, f"line {n}")
+    pushed = read_until(
+        chunks, lambda event: event.event == "log" and event.json()["message"] == f"line {count - 1}"
+    )
+    assert [event.json()["message"] for event in pushed if event.event == "log"] == [
+        f"line {n}" for n in range(count)
+    ]
+
+
+def test_lines_written_before_the_end_come_before_the_final_payload(queue, redis, open_stream):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    read_until(chunks, is_payload)
+    # Stored but not (yet) relayed, as when the end is seen before the lines' messages.
+    redis.xadd(log_key(job.id), joblog.make_line("last words"))
+    publish(redis, to_payload(job.id, JobStatus.FINISHED, {}, result=1))
+    ending = read_until(chunks, lambda event: is_payload(event) and event.json()["state"] == "SUCCESS")
+    assert [(event.event, event.json().get("message")) for event in ending] == [
+        ("log", "last words"),
+        (None, None),
+    ]
+    assert list(chunks) == []
+
+
+def test_a_head_request_leaves_no_stream(queue, client, fanout):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    with client.head(f"/status/{job.id}/events") as response:
+        assert response.status_code == 200
+    assert fanout.streams() == 0

@@ -1,3 +1,5 @@
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from rq.job import Job, JobStatus
 
@@ -110,3 +112,18 @@ def test_a_stream_lets_pages_of_its_own_host_read_it_across_ports(client, redis,
     response = client.get(f"/status/{job_id}/events", base_url="http://localhost:5001", headers=headers)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     assert response.headers.get("Access-Control-Allow-Origin") == (origin if allowed else None)
+
+
+def test_a_running_job_without_saved_progress_for_its_stall_after_s_is_stalled_not_failed(client, redis):
+    status_url = start(client, steps=2, step_seconds=0)
+    job = Job.fetch(status_url.rsplit("/", 1)[1], connection=redis)
+    job.started_at = datetime.now(UTC) - timedelta(seconds=181)
+    job.save()
+    job.set_status(JobStatus.STARTED)
+    body = client.get(status_url).get_json()
+    assert (body["state"], body["stalled"], body["status"], body["remaining_s"]) == (
+        "PROGRESS",
+        True,
+        "no progress for 3 min",
+        None,
+    )

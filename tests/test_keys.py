@@ -8,6 +8,8 @@ def test_every_key_and_channel_is_under_the_one_prefix():
         keys.idempotency_key("k"),
         keys.durations_key(),
         keys.lost_job_lock_key(),
+        keys.log_key("j1"),
+        keys.log_channel_for("j1"),
         keys.token_key("d1"),
         keys.token_index_key(),
         keys.token_last_used_key(),

@@ -38,7 +38,7 @@ def dashboard_urls(
 ) -> list[tuple[str, str]]:
     """(method, URL) for every rule whose endpoint starts with one of `prefixes`, with sample arguments."""
     samples = {"instance_number": 0, "per_page": 8, "page": 1, "order": "asc", "registry_name": "failed"}
-    samples.update(queue_name=queue, job_id="no-such-job", filename="favicon.ico")
+    samples.update(queue_name=queue, job_id="no-such-job", group_id="no-such-group", filename="favicon.ico")
     urls = []
     with app.test_request_context():
         for rule in app.url_map.iter_rules():

@@ -44,6 +44,7 @@ def test_started_job_body_links_its_stream_and_cancel_route(client):
         "id": job_id,
         "status_url": f"/status/{job_id}",
         "events_url": f"/status/{job_id}/events",
+        "logs_url": f"/status/{job_id}/logs",
         "cancel_url": f"/status/{job_id}/cancel",
     }
 
@@ -107,3 +108,22 @@ def test_redis_down_gives_a_visible_error_page():
     response = client.get("/")
     assert response.status_code == 503 and response.mimetype == "text/html"
     assert "job store is unavailable" in response.get_data(as_text=True)
+
+
+INITIAL_GROUPS = re.compile(r'<script id="initial-groups" type="application/json">(.*?)</script>', re.S)
+
+
+def test_page_redraws_the_groups_this_browser_started_and_forgets_expired_ones(client, redis):
+    demo = {"name": "long_task", "args": {"steps": 1, "step_seconds": 0}}
+    open_page(client)
+    kept, gone = (client.post("/api/groups", json={"jobs": [demo, demo]}).get_json() for _ in range(2))
+    for job in gone["jobs"]:
+        Job.fetch(job["id"], connection=redis).delete()
+    html = client.get("/").get_data(as_text=True)
+    assert 'data-group-url="/api/groups"' in html
+    groups = json.loads(INITIAL_GROUPS.search(html).group(1))
+    assert [group["id"] for group in groups] == [kept["id"]]
+    assert groups[0]["payload"]["total"] == 2
+    assert [job["events_url"] for job in groups[0]["jobs"]] == [job["events_url"] for job in kept["jobs"]]
+    with client.session_transaction() as session:
+        assert session[auth.GROUPS_KEY] == [kept["id"]]

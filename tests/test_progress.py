@@ -1,4 +1,8 @@
+from redis.connection import AbstractConnection
+from rq.job import Job
+
 from jobs.callbacks import CALLBACKS
+from jobs.joblog import lines_after
 from jobs.progress import report, resume_point
 from jobs.snapshot import snapshot
 
@@ -54,3 +58,45 @@ def test_report_raises_stop_requested_after_the_save_that_sees_the_request(
 
 def test_resume_point_is_zero_outside_a_job():
     assert resume_point() == 0
+
+
+def two_steps(trips: list) -> tuple[int, int]:
+    """Report three steps, the last with its log line; returns the round trips of the last two."""
+    report(1, 4, "connects", clock=lambda: 0.0)
+    before = len(trips)
+    report(2, 4, "plain", clock=lambda: 10.0)
+    middle = len(trips)
+    report(3, 4, "logged", log=True, clock=lambda: 20.0)
+    return middle - before, len(trips) - middle
+
+
+def test_a_steps_log_line_rides_in_the_saves_round_trips(redis, monkeypatch):
+    trips: list = []
+    send = AbstractConnection.send_packed_command
+
+    def counted(self, *args, **kwargs):
+        trips.append(1)
+        return send(self, *args, **kwargs)
+
+    job = Job.create(two_steps, args=[trips], connection=redis)
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    assert job.perform() == (2, 2)
+    monkeypatch.undo()
+    assert [line["message"] for line in lines_after(redis, job.id)] == ["step 3 of 4: logged"]
+
+
+def test_lines_of_deferred_steps_are_kept_and_written_in_order(redis, queue, run_queued, published):
+    job = queue.enqueue("tests.fixture_jobs.report_at", [0.0, 0.01, 0.02], 10, log=True, **CALLBACKS)
+    run_queued()
+    assert [event["current"] for event in published()][:-1] == [1, 3]
+    assert [line["message"] for line in lines_after(redis, job.id)] == [
+        "step 1 of 10: step 1",
+        "step 2 of 10: step 2",
+        "step 3 of 10: step 3",
+    ]
+
+
+def test_saves_carry_the_time_left_once_the_rate_has_evidence(queue, run_queued, published):
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0, 2.0, 4.0, 6.0], 10)
+    run_queued()
+    assert [event["remaining_s"] for event in published()] == [None, None, 14.0, 12.0]

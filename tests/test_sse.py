@@ -57,3 +57,8 @@ def test_values_json_cannot_encode_fall_back_to_text():
     from datetime import date
 
     assert sse.format_event({"on": date(2026, 1, 2)}) == 'data: {"on":"2026-01-02"}\n\n'
+
+
+def test_a_retry_field_can_be_added_to_any_frame():
+    frame = sse.with_retry(sse.format_event("x", event="log", event_id="1-0"), 1000)
+    assert frame == "retry: 1000\nevent: log\nid: 1-0\ndata: x\n\n"

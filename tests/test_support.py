@@ -25,6 +25,11 @@ def test_read_json_events_stops_at_a_terminal_state_or_the_count():
     assert len(read_json_events(frames, count=1)) == 1
 
 
+def test_read_json_events_skips_named_events_such_as_log_lines():
+    frames = ['event: log\nid: 1-0\ndata: {"message": "hi"}\n\n', 'data: {"state": "SUCCESS"}\n\n']
+    assert read_json_events(frames) == [{"state": "SUCCESS"}]
+
+
 def test_wait_until_returns_the_first_truthy_value_and_names_what_it_waited_for():
     answers = iter([0, None, "ready"])
     assert wait_until(lambda: next(answers), timeout_s=1, interval_s=0) == "ready"

@@ -45,6 +45,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
         errors,
         events,
         extensions,
+        group_urls,
         guards,
         headers,
         job_urls,
@@ -66,6 +67,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     events.init_app(app, listen=app.config["BACKGROUND_THREADS"])
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(job_urls.bp)
+    app.register_blueprint(group_urls.bp)
     app.register_blueprint(openapi.bp)
     operators.init_app(app)
     app.register_blueprint(pages.bp)

@@ -20,6 +20,7 @@ from web.extensions import get_redis
 from web.tokens import CANCEL_ANY, Token, lookup
 
 SESSION_KEY = "job_ids"
+GROUPS_KEY = "group_ids"
 IDENTITY_KEY = "sid"
 # Enough rows for a page, few enough ids (36 characters each) to keep the cookie far below 4 KB.
 MAX_REMEMBERED = 20
@@ -168,6 +169,24 @@ def remembered() -> list[str]:
     return [job_id for job_id in ids if isinstance(job_id, str)] if isinstance(ids, list) else []
 
 
+def remember_group(group_id: str) -> None:
+    """Add a group to this browser's list, newest last, keeping the last MAX_REMEMBERED."""
+    ids = [known for known in remembered_groups() if known != group_id]
+    session[GROUPS_KEY] = [*ids, group_id][-MAX_REMEMBERED:]
+    session.permanent = True
+
+
+def remembered_groups() -> list[str]:
+    """The ids of the groups this browser started, oldest first."""
+    ids = session.get(GROUPS_KEY)
+    return [group_id for group_id in ids if isinstance(group_id, str)] if isinstance(ids, list) else []
+
+
 def forget_all_but(job_ids: list[str]) -> None:
     """Keep only these jobs in this browser's list (the others have expired)."""
     session[SESSION_KEY] = list(job_ids)
+
+
+def forget_groups_but(group_ids: list[str]) -> None:
+    """Keep only these groups in this browser's list (the others have expired)."""
+    session[GROUPS_KEY] = list(group_ids)

@@ -12,11 +12,12 @@ from http import HTTPStatus
 from flask import Flask, Response, jsonify, render_template, request
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import NoSuchGroupError, NoSuchJobError
 from werkzeug.exceptions import HTTPException
 
 from jobs.control import NotAllowed
 from jobs.idempotency import BadIdempotencyKey, IdempotencyConflict
+from jobs.joblog import BadLogId
 from jobs.registry import BadParams, QueueFull, UnknownJob
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 # Headers an HTTP error carries that a client needs to act on it.
 _KEPT_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
 # Paths whose errors are always JSON: the API, a job's own URLs, the operators' routes.
-API_PATHS = ("/api", "/status", "/longtask", "/healthz", "/metrics", "/rq")
+API_PATHS = ("/api", "/status", "/groups", "/longtask", "/healthz", "/metrics", "/rq")
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> tuple[Response, int]:
@@ -69,6 +70,10 @@ def init_app(app: Flask) -> None:
     def bad_idempotency_key(exc: BadIdempotencyKey):
         return answer_error(400, str(exc))
 
+    @app.errorhandler(BadLogId)
+    def bad_log_id(exc: BadLogId):
+        return answer_error(400, str(exc))
+
     @app.errorhandler(IdempotencyConflict)
     def idempotency_conflict(exc: IdempotencyConflict):
         return answer_error(409, str(exc))
@@ -88,6 +93,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(NoSuchJobError)
     def no_such_job(exc: NoSuchJobError):
         return answer_error(404, "no such job (unknown, malformed, or its result has expired)")
+
+    @app.errorhandler(NoSuchGroupError)
+    def no_such_group(exc: NoSuchGroupError):
+        return answer_error(404, "no such group (unknown, malformed, or all its jobs have expired)")
 
     @app.errorhandler(RedisConnectionError)
     @app.errorhandler(RedisTimeoutError)

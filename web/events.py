@@ -1,11 +1,16 @@
-"""The events fan-out: one job's contract payloads relayed to its open event streams.
+"""The events fan-out: the payloads and log lines of jobs, handed to the streams watching them.
 
-The route, `GET /status/<id>/events`, is in `web/job_urls.py`; this module holds no routes.
+The routes are in `web/job_urls.py` and `web/group_urls.py`; what a stream sends is
+`web/relay.py`'s. This module holds no routes.
 
 One Redis subscriber per web process, not one per stream: a single listener (a thread, or a
-greenlet under gunicorn's gevent worker, which patches threading) holds one pattern subscription
-and hands each message to the local queues of the streams watching that job. A stream holds no
-Redis connection while it waits; it borrows one from the pool only to re-read its job's snapshot.
+greenlet under gunicorn's gevent worker, which patches threading) holds one subscription to two
+patterns, the jobs' payload channels and their log channels, and hands each message to the local
+queues (inboxes) of the streams watching that job; a group's stream watches each of its jobs
+with one inbox. A stream holds no Redis connection while it waits; it borrows one from the pool
+only to re-read its snapshot or a job's log, at most SNAPSHOT_SLOTS at once.
+
+Log lines become `event: log` frames whose `id:` is the line's stream id (`LogLine`).
 """
 
 import json
@@ -13,24 +18,22 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from flask import Flask, current_app
 from redis import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq.exceptions import NoSuchJobError
 
-from jobs.contract import PROGRESS, is_terminal
-from jobs.keys import channel_for
+from jobs.joblog import PAGE_LINES, lines_after, parse_id
+from jobs.keys import channel_for, log_channel_for
 from jobs.snapshot import snapshot
 from web import sse
 
 log = logging.getLogger(__name__)
 
-# How long a browser waits before reconnecting to a stream that ended or dropped.
-RETRY_MS = 1000
 # Snapshot reads in flight at once in one process: hundreds of streams opening or heartbeating
 # together must not each take a pooled connection (redis-py 8 caps a pool at 100, then raises).
 SNAPSHOT_SLOTS = 8
@@ -43,10 +46,28 @@ RECONNECT_DELAY_S = 1.0
 INBOX_LIMIT = 100
 # Put on every inbox when the listener (re)subscribes: messages published before were not relayed.
 RESYNC = "resync"
+LOG_EVENT = "log"
 
 _CHANNEL_PREFIX = channel_for("")
+_LOG_CHANNEL_PREFIX = log_channel_for("")
+PATTERNS = (channel_for("*"), log_channel_for("*"))
 
 Inbox = queue.Queue
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One log line on its way to a stream: its position in the job's log, and its frame."""
+
+    position: tuple[int, int]
+    frame: str
+
+    @classmethod
+    def of(cls, line: dict[str, Any]) -> "LogLine":
+        """The line as an `event: log` frame with the line's id as the event id."""
+        ordered = {key: line[key] for key in ("id", "at", "level", "message")}
+        return cls(parse_id(line["id"]), sse.format_event(ordered, event=LOG_EVENT, event_id=line["id"]))
 
 
 class Fanout:
@@ -64,8 +85,9 @@ class Fanout:
         self._closing = threading.Event()
         self._snapshot_slots = threading.BoundedSemaphore(SNAPSHOT_SLOTS)
 
-    def watch(self, job_id: str) -> Inbox:
-        """Register a stream for a job and make sure the listener runs; returns the stream's inbox.
+    def watch(self, *job_ids: str) -> Inbox:
+        """Register a stream for its jobs (one, or a group's) and make sure the listener runs;
+        returns the stream's inbox, where every message about any of them arrives.
 
         It does not wait for the subscription (Redis may be down: the snapshot read must fail
         fast). An update published before the listener holds its subscription is not lost: each
@@ -73,24 +95,26 @@ class Fanout:
         """
         inbox: Inbox = queue.Queue(maxsize=INBOX_LIMIT)
         with self._lock:
-            self._inboxes.setdefault(job_id, set()).add(inbox)
+            for job_id in job_ids:
+                self._inboxes.setdefault(job_id, set()).add(inbox)
             if self.listen and (self._listener is None or not self._listener.is_alive()):
                 self._ready.clear()
                 self._listener = threading.Thread(target=self._listen, name="sse-fanout", daemon=True)
                 self._listener.start()
         return inbox
 
-    def unwatch(self, job_id: str, inbox: Inbox) -> None:
-        """Forget a stream's inbox."""
+    def unwatch(self, job_ids: str | Iterable[str], inbox: Inbox) -> None:
+        """Forget a stream's inbox, for its job (or each of its jobs)."""
         with self._lock:
-            inboxes = self._inboxes.get(job_id)
-            if inboxes is not None:
-                inboxes.discard(inbox)
-                if not inboxes:
-                    del self._inboxes[job_id]
+            for job_id in [job_ids] if isinstance(job_ids, str) else job_ids:
+                inboxes = self._inboxes.get(job_id)
+                if inboxes is not None:
+                    inboxes.discard(inbox)
+                    if not inboxes:
+                        del self._inboxes[job_id]
 
     def streams(self) -> int:
-        """How many streams are registered in this process."""
+        """How many stream registrations this process holds (a group's stream has one per job)."""
         with self._lock:
             return sum(len(inboxes) for inboxes in self._inboxes.values())
 
@@ -104,8 +128,22 @@ class Fanout:
         Raises:
             NoSuchJobError: the id is malformed, unknown, or its job has expired.
         """
+        return self.read(lambda connection: snapshot(job_id, connection))
+
+    def read(self, reader: Callable[[Redis], T]) -> T:
+        """`reader(connection)`, with at most SNAPSHOT_SLOTS such reads at once in this process."""
         with self._snapshot_slots:
-            return snapshot(job_id, self.connection)
+            return reader(self.connection)
+
+    def log_lines(self, job_id: str, after: str) -> list[LogLine]:
+        """Every line of the job's log after the line id `after`, oldest first (paged reads)."""
+        lines: list[LogLine] = []
+        while True:
+            page = self.read(lambda connection, after=after: lines_after(connection, job_id, after))
+            lines += [LogLine.of(line) for line in page]
+            if len(page) < PAGE_LINES:
+                return lines
+            after = page[-1]["id"]
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Stop the listener and let its connection go (tests; a web process just exits)."""
@@ -118,7 +156,7 @@ class Fanout:
         while not self._closing.is_set():
             pubsub = self.connection.pubsub()
             try:
-                pubsub.psubscribe(channel_for("*"))
+                pubsub.psubscribe(*PATTERNS)
                 while not self._closing.is_set():
                     message = pubsub.get_message(timeout=LISTEN_POLL_S)
                     if message is not None:
@@ -153,19 +191,22 @@ class Fanout:
 
     def _handle(self, message: dict[str, Any]) -> None:
         if message["type"] == "psubscribe":
+            if message["data"] < len(PATTERNS):
+                return  # ready once every pattern is subscribed
             # Streams registered before this point may have missed updates: they re-read.
             self._deliver(None, RESYNC)
             self._ready.set()
         elif message["type"] == "pmessage":
             channel = _text(message["channel"])
             try:
-                payload = json.loads(message["data"])
-            except ValueError:
-                log.warning("ignored a message that is not JSON on %s", channel)
+                data = json.loads(message["data"])
+                if channel.startswith(_LOG_CHANNEL_PREFIX):
+                    self._deliver(channel.removeprefix(_LOG_CHANNEL_PREFIX), LogLine.of(data))
+                    return
+            except (ValueError, KeyError, TypeError):
+                log.warning("ignored a malformed message on %s", channel)
                 return
-            # Encoded once here, not once per stream: a broadcast to thousands is mostly this send.
-            frame = sse.format_event(payload).encode()
-            self._deliver(channel.removeprefix(_CHANNEL_PREFIX), (payload, frame))
+            self._deliver(channel.removeprefix(_CHANNEL_PREFIX), (data, sse.format_event(data)))
 
     def _deliver(self, job_id: str | None, item: Any) -> None:
         with self._lock:
@@ -195,55 +236,6 @@ def init_app(app: Flask, listen: bool) -> None:
 def get_fanout() -> Fanout:
     """The current app's fan-out."""
     return current_app.extensions["events"]
-
-
-def relay(
-    fanout: Fanout, job_id: str, inbox: Inbox, first: dict[str, Any], heartbeat_s: float, max_age_s: float
-) -> Iterator[bytes]:
-    """Yield SSE frames: `first`, then each new payload, a heartbeat and a snapshot re-read on silence.
-
-    Ends after a terminal payload, after `max_age_s` (the browser reconnects and starts from a
-    fresh snapshot), or when the job is gone or Redis is unreachable; unregisters in every case.
-    """
-    try:
-        yield sse.format_event(first, retry_ms=RETRY_MS).encode()
-        last = first
-        deadline = time.monotonic() + max_age_s
-        while not is_terminal(last) and (remaining := deadline - time.monotonic()) > 0:
-            try:
-                item = inbox.get(timeout=min(heartbeat_s, remaining))
-            except queue.Empty:
-                yield sse.heartbeat().encode()
-                item = RESYNC
-            if item is RESYNC:
-                payload, frame = _reread(fanout, job_id), None
-                if payload is None:
-                    return
-            else:
-                payload, frame = item
-            if payload == last or _is_stale(payload, last):
-                continue
-            yield frame or sse.format_event(payload).encode()
-            last = payload
-    finally:
-        fanout.unwatch(job_id, inbox)
-
-
-def _reread(fanout: Fanout, job_id: str) -> dict[str, Any] | None:
-    try:
-        return fanout.snapshot(job_id)
-    except NoSuchJobError:
-        log.info("job %s expired while streamed; ending its stream", job_id)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("job %s: Redis unavailable on re-read (%s); ending its stream", job_id, exc)
-    return None
-
-
-def _is_stale(payload: dict[str, Any], last: dict[str, Any]) -> bool:
-    """A progress update older than the one already sent (queued before the snapshot was read)."""
-    if payload.get("state") != PROGRESS or last.get("state") != PROGRESS:
-        return False
-    return (payload.get("updated_at") or "") < (last.get("updated_at") or "")
 
 
 def _drain(inbox: Inbox) -> None:

@@ -1,4 +1,4 @@
-"""Clients starting work: POST answers 202 with the job's URLs (its own routes are in web/job_urls.py)."""
+"""Clients starting work: 202 with the URLs of the job (web/job_urls.py) or group (web/group_urls.py)."""
 
 from typing import Any
 
@@ -6,11 +6,22 @@ from flask import Blueprint, current_app, request
 from rq.job import Job
 from werkzeug.exceptions import BadRequest
 
+from jobs.groups import GroupRequest, start_group
 from jobs.params import check
-from jobs.registry import BadParams, LongTaskArgs, StartRequest, catalog, get_spec, start_job
-from web.auth import current_caller, has_session_cookie, remember, require_scope
+from jobs.registry import (
+    BadParams,
+    JobSpec,
+    LongTaskArgs,
+    StartRequest,
+    UnknownJob,
+    catalog,
+    get_spec,
+    start_job,
+)
+from web.auth import Caller, current_caller, has_session_cookie, remember, remember_group, require_scope
 from web.config import queue_names
 from web.extensions import get_redis
+from web.group_urls import group_urls
 from web.job_urls import job_urls
 from web.openapi import OPTIONAL_BEARER, answer, doc
 from web.tokens import START_ANY, start_scope
@@ -29,6 +40,12 @@ START_ANSWERS = {
     415: "UnsupportedMediaType",
     429: "TooManyRequests",
     503: "Unavailable",
+}
+
+# A group has no Idempotency-Key (no 409); its 202 lists its jobs.
+GROUP_START_ANSWERS = {
+    **{code: name for code, name in START_ANSWERS.items() if code != 409},
+    202: "GroupStarted",
 }
 
 
@@ -71,9 +88,46 @@ def begin(name: str, args: Any, queue: Any = None, delay_s: Any = 0):
         Unauthorized, Forbidden: the job needs a token with its scope (401, 403).
     """
     spec = get_spec(name)
-    caller = current_caller() if spec.anonymous else require_scope(start_scope(spec.name))
+    caller = may_start([spec])
     options = start_options(queue=queue, delay_s=delay_s)
     return accepted(start_job(get_redis(), spec.name, args, owner=caller.owner, **options))
+
+
+@bp.post("/api/groups")
+@doc(GROUP_START_ANSWERS, body=GroupRequest, security=OPTIONAL_BEARER)
+def start_together():
+    """Start 1 to 100 registered jobs as one group, each checked as POST /api/jobs checks it: all or none."""
+    body = check(GroupRequest, json_body(), "the body {jobs: [{name, args, queue?}, ...]}")
+    specs = []
+    for index, item in enumerate(body["jobs"]):
+        check_queue(item["queue"], f"jobs[{index}].queue")
+        try:
+            specs.append(get_spec(item["name"]))
+        except UnknownJob as exc:
+            raise UnknownJob(f"jobs[{index}]: {exc}") from None
+    caller = may_start(specs)
+    max_queued = current_app.config["QUEUE_MAX_JOBS"]
+    group_id, jobs = start_group(get_redis(), body["jobs"], owner=caller.owner, max_queued=max_queued)
+    started = {
+        "id": group_id,
+        **group_urls(group_id),
+        "jobs": [{"id": job.id, **job_urls(job.id)} for job in jobs],
+    }
+    if has_session_cookie():
+        remember_group(group_id)
+    return started, 202, {"Location": started["status_url"]}
+
+
+def may_start(specs: list[JobSpec]) -> Caller:
+    """The caller, if it may start every one of these jobs: anonymous ones anyone, others with a token.
+
+    Raises:
+        Unauthorized, Forbidden: a job needs a token with its scope (401, 403).
+    """
+    caller = current_caller()
+    for name in sorted({spec.name for spec in specs if not spec.anonymous}):
+        caller = require_scope(start_scope(name))
+    return caller
 
 
 def json_body() -> Any:
@@ -98,15 +152,24 @@ def start_options(queue: Any = None, delay_s: Any = 0) -> dict[str, Any]:
     Raises:
         BadParams: the queue is not one of the configured queues.
     """
-    names = queue_names(current_app.config["QUEUES"])
-    if queue is not None and queue not in names:
-        raise BadParams(f"queue must be one of {', '.join(names)}")
+    check_queue(queue)
     return {
         "queue": queue,
         "delay_s": delay_s,
         "idempotency_key": request.headers.get("Idempotency-Key"),
         "max_queued": current_app.config["QUEUE_MAX_JOBS"],
     }
+
+
+def check_queue(queue: Any, field: str = "queue") -> None:
+    """Go on only for no queue (the job's own) or one of the configured queues.
+
+    Raises:
+        BadParams: another queue; the message names the field.
+    """
+    names = queue_names(current_app.config["QUEUES"])
+    if queue is not None and queue not in names:
+        raise BadParams(f"{field} must be one of {', '.join(names)}")
 
 
 def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:

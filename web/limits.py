@@ -1,7 +1,8 @@
 """The rate limit on anonymous starts: Flask-Limiter, counting in the app's own Redis.
 
-A start without a token (`POST /longtask`, `POST /api/jobs`) counts against its client address:
-at most START_RATE_LIMIT a minute (0 turns the limit off), then 429 JSON with Retry-After.
+A start without a token (`POST /longtask`, `POST /api/jobs`, and each job of a `POST /api/groups`)
+counts against its client address: at most START_RATE_LIMIT a minute (0 turns the limit off),
+then 429 JSON with Retry-After.
 The counters live in Redis, reached through the app's own connection pool (its timeouts, and
 Sentinel when configured, apply), so every web process on every host shares them. Starts with
 a token are not limited here. Behind a proxy, TRUSTED_PROXIES makes the client address the
@@ -19,7 +20,8 @@ from jobs.keys import rate_limit_prefix
 from web.errors import answer_error
 
 # The routes that start jobs; every other route is exempt.
-START_ENDPOINTS = frozenset({"jobs_api.longtask", "jobs_api.start"})
+START_ENDPOINTS = frozenset({"jobs_api.longtask", "jobs_api.start", "jobs_api.start_together"})
+GROUP_ENDPOINT = "jobs_api.start_together"
 
 
 def init_app(app: Flask) -> None:
@@ -31,6 +33,7 @@ def init_app(app: Flask) -> None:
         get_remote_address,
         app=app,
         application_limits=[f"{per_minute}/minute"],
+        application_limits_cost=starts_asked,
         storage_uri="redis://",
         storage_options={
             "connection_pool": app.extensions["rq"]["redis"].connection_pool,
@@ -52,6 +55,15 @@ def is_exempt() -> bool:
     if request.endpoint not in START_ENDPOINTS:
         return True
     return request.headers.get("Authorization", "").lower().startswith("bearer ")
+
+
+def starts_asked() -> int:
+    """How many jobs the request asks to start: each job of a group counts (at least 1)."""
+    if request.endpoint != GROUP_ENDPOINT:
+        return 1
+    body = request.get_json(silent=True)
+    jobs = body.get("jobs") if isinstance(body, dict) else None
+    return max(1, len(jobs)) if isinstance(jobs, list) else 1
 
 
 def too_many_starts(exc: RateLimitExceeded):

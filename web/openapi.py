@@ -20,12 +20,15 @@ from apispec_webframeworks.flask import FlaskPlugin
 from flask import Blueprint, Flask, current_app
 from pydantic import Field, create_model
 
-from jobs.contract import FAILURE, PENDING, PROGRESS, SUCCESS
+from jobs.contract import FAILURE, GROUP_JOB_FIELDS, PENDING, PROGRESS, SUCCESS
+from jobs.joblog import LEVELS
 from jobs.params import Params, json_schema
 from jobs.registry import StartRequest, catalog
 from web.config import queue_names
 
 JSON = "application/json"
+# A log line's id: "<milliseconds>-<sequence>", as Redis Streams number entries.
+LOG_ID_PATTERN = "^[0-9]{1,20}-[0-9]{1,20}$"
 _OPERATION = "openapi_operation"
 _COMPONENTS = "#/components/schemas/{model}"
 DESCRIPTION = (
@@ -153,6 +156,14 @@ def _components(spec: APISpec, queues: list[str]) -> None:
         },
     )
     components.parameter(
+        "group_id",
+        "path",
+        {
+            "description": "the id from the 202 answer that started the group",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        },
+    )
+    components.parameter(
         "IdempotencyKey",
         "header",
         {
@@ -162,6 +173,13 @@ def _components(spec: APISpec, queues: list[str]) -> None:
             "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
         },
     )
+    for name, where, field, description in (
+        ("LastEventId", "header", "Last-Event-ID", "the id of the last log line the client got"),
+        ("LastEventIdQuery", "query", "lastEventId", "the same, as EventSource polyfills send it"),
+        ("LogAfter", "query", "after", "a line id: the `next` of the previous answer"),
+    ):
+        schema = {"type": "string", "pattern": LOG_ID_PATTERN}
+        components.parameter(name, where, {"name": field, "description": description, "schema": schema})
     for name, schema in _schemas(queues).items():
         components.schema(name, schema)
     components.schema("StartRequest", _schema_of(spec, _start_request(queues)))
@@ -222,7 +240,82 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                     "format": "date-time",
                     "description": "PENDING: when it is due to run",
                 },
+                "remaining_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "PROGRESS: seconds left at the job's smoothed rate; null until there is "
+                    "enough evidence, and while stalled",
+                },
+                "stalled": {
+                    "type": "boolean",
+                    "description": "PROGRESS: no progress saved for the job's stall_after_s; `status` then "
+                    'says for how long ("no progress for 2 min")',
+                },
                 "result": {"description": "SUCCESS only: the job's return value"},
+            },
+        },
+        "GroupStatus": {
+            "type": "object",
+            "required": ["id", "state", "current", "total", "status", "done", "failed", "jobs"],
+            "properties": {
+                "id": {"type": "string"},
+                "state": {
+                    "enum": [PENDING, PROGRESS, SUCCESS, FAILURE],
+                    "description": "PENDING while every job waits; SUCCESS when all succeeded; FAILURE "
+                    "when all ended and some failed; PROGRESS otherwise",
+                },
+                "current": {"type": "number", "description": "the sum of each job's fraction done"},
+                "total": {"type": "integer", "description": "the number of jobs"},
+                "status": {"type": "string", "description": 'e.g. "2 of 3 jobs done, 1 failed"'},
+                "done": {"type": "integer", "description": "jobs that have ended, either way"},
+                "failed": {"type": "integer", "description": "jobs that ended in FAILURE"},
+                "jobs": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "required": list(GROUP_JOB_FIELDS),
+                        "properties": {
+                            "id": {"type": "string"},
+                            "state": {"enum": [PENDING, PROGRESS, SUCCESS, FAILURE]},
+                            "current": {"type": "number"},
+                            "total": {"type": "number"},
+                            "status": {"type": "string"},
+                        },
+                    },
+                },
+            },
+        },
+        "GroupAccepted": {
+            "type": "object",
+            "required": ["id", "status_url", "events_url", "cancel_url", "jobs"],
+            "properties": {
+                "id": {"type": "string"},
+                "status_url": {"type": "string"},
+                "events_url": {"type": "string"},
+                "cancel_url": {"type": "string"},
+                "jobs": {"type": "array", "items": "Accepted", "description": "each job, in the order asked"},
+            },
+        },
+        "LogLine": {
+            "type": "object",
+            "required": ["id", "at", "level", "message"],
+            "properties": {
+                "id": {"type": "string", "pattern": LOG_ID_PATTERN},
+                "at": {"type": "string", "format": "date-time", "description": "when the job wrote it"},
+                "level": {"enum": list(LEVELS)},
+                "message": {"type": "string"},
+            },
+        },
+        "LogPage": {
+            "type": "object",
+            "required": ["lines", "next"],
+            "properties": {
+                "lines": {"type": "array", "items": "LogLine"},
+                "next": {
+                    "type": "string",
+                    "pattern": LOG_ID_PATTERN,
+                    "description": "pass as `after` to get the lines that follow",
+                },
             },
         },
         "Accepted": {
@@ -232,6 +325,7 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 "id": {"type": "string"},
                 "status_url": {"type": "string"},
                 "events_url": {"type": "string"},
+                "logs_url": {"type": "string"},
                 "cancel_url": {"type": "string"},
             },
         },
@@ -264,6 +358,7 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                 "timeout_s",
                 "result_ttl_s",
                 "retry",
+                "stall_after_s",
                 "anonymous",
                 "scopes",
             ],
@@ -287,6 +382,10 @@ def _schemas(queues: list[str]) -> dict[str, Any]:
                     "type": ["object", "null"],
                     "properties": {"max": {"type": "integer"}, "intervals_s": {"type": "array"}},
                 },
+                "stall_after_s": {
+                    "type": "integer",
+                    "description": "seconds a running job may save no progress before it is reported stalled",
+                },
             },
         },
     }
@@ -301,6 +400,11 @@ def _responses() -> dict[str, Any]:
             "description": "started (or, for a repeated Idempotency-Key, started before)",
             "headers": {"Location": "Location"},
             "content": _json("Accepted"),
+        },
+        "GroupStarted": {
+            "description": "every job of the group started",
+            "headers": {"Location": {"description": "the group's status URL", "schema": {"type": "string"}}},
+            "content": _json("GroupAccepted"),
         },
         "BadRequest": error("the body or a parameter is wrong; the message names it"),
         "NotFound": error(

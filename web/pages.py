@@ -1,4 +1,4 @@
-"""People: the page at `/`, with a row for each job this browser started (`web.auth.remembered`)."""
+"""People: the page at `/`, with a row for each job and group this browser started (`web.auth`)."""
 
 import logging
 from typing import Any
@@ -6,11 +6,13 @@ from typing import Any
 from flask import Blueprint, render_template
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from rq.exceptions import NoSuchJobError
+from rq.exceptions import NoSuchGroupError, NoSuchJobError
 
+from jobs.groups import group_snapshot
 from jobs.snapshot import snapshot
-from web.auth import ensure_identity, forget_all_but, remembered
+from web.auth import ensure_identity, forget_all_but, forget_groups_but, remembered, remembered_groups
 from web.extensions import get_redis
+from web.group_urls import group_urls
 from web.job_urls import job_urls
 
 log = logging.getLogger(__name__)
@@ -20,16 +22,32 @@ bp = Blueprint("pages", __name__)
 
 @bp.get("/")
 def index():
-    """The page: a start button and a row for every job this browser started that Redis still holds."""
+    """The page: start buttons, and a row per job and group this browser started that Redis still holds."""
     ensure_identity()
     try:
         rows = job_rows(remembered())
+        groups = group_rows(remembered_groups())
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("page drawn without its rows: Redis unavailable (%s)", exc)
-        return render_template("index.html", rows=[], unavailable=True), 503
+        return render_template("index.html", rows=[], groups=[], unavailable=True), 503
     if len(rows) != len(remembered()):
         forget_all_but([row["id"] for row in rows])
-    return render_template("index.html", rows=rows, unavailable=False)
+    if len(groups) != len(remembered_groups()):
+        forget_groups_but([group["id"] for group in groups])
+    return render_template("index.html", rows=rows, groups=groups, unavailable=False)
+
+
+def group_rows(group_ids: list[str]) -> list[dict[str, Any]]:
+    """A row (id, URLs, current payload, each job's URLs) per group, skipping those Redis no longer holds."""
+    rows = []
+    for group_id in group_ids:
+        try:
+            payload = group_snapshot(get_redis(), group_id)
+        except NoSuchGroupError:
+            continue
+        jobs = [{"id": job["id"], **job_urls(job["id"])} for job in payload["jobs"]]
+        rows.append({"id": group_id, **group_urls(group_id), "payload": payload, "jobs": jobs})
+    return rows
 
 
 def job_rows(job_ids: list[str]) -> list[dict[str, Any]]:

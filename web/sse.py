@@ -45,6 +45,11 @@ def format_event(
     return "\n".join(lines) + "\n\n"
 
 
+def with_retry(frame: str, retry_ms: int) -> str:
+    """A frame that also tells the client how long to wait before reconnecting."""
+    return f"retry: {int(retry_ms)}\n{frame}"
+
+
 def comment(text: str = "") -> str:
     """A comment frame: keeps the connection alive and is ignored by EventSource."""
     return f": {_single_line(text)}\n\n"

@@ -32,6 +32,7 @@ class Stack:
     base_url: str
     redis: Redis
     logs: Path
+    redis_url: str
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +45,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     # A short heartbeat lets streams of closed pages end quickly, so gunicorn stops at once.
     webs, base, _ = start_procfile_web(url, logs, {"SSE_HEARTBEAT_S": "1"})
     try:
-        yield Stack(base, Redis.from_url(url), logs)
+        yield Stack(base, Redis.from_url(url), logs, url)
     finally:
         for web in webs:
             stop_process(web)

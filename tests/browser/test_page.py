@@ -2,13 +2,16 @@
 
 import json
 import os
+import re
 import shutil
 import uuid
 
 from playwright.sync_api import expect
 from rq import Queue, SimpleWorker
 
-from jobs.callbacks import CALLBACKS
+from jobs.callbacks import CALLBACKS, initial_meta
+from support.servers import start_worker, stop_process
+from support.wait import wait_until
 from tests.browser.conftest import ARTIFACTS, ROOT, SECRET_KEY
 from web import create_app
 from web.auth import SESSION_KEY
@@ -52,14 +55,6 @@ def test_one_bar_is_pushed_to_100_percent_and_shows_42(page):
 def test_three_bars_run_at_once_and_all_finish(page):
     ids = [start(page, steps=6, step_seconds=0.25) for _ in range(3)]
     expect(page.locator("li.job")).to_have_count(3)
-    # One worker runs them in turn: catch the second one mid-way for the README's picture.
-    page.wait_for_function(
-        "id => document.querySelector(`li.job[data-job-id='${id}'] progress`).value >= 30", arg=ids[1]
-    )
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / "screenshot.png", animations="disabled")
-    if os.environ.get("UPDATE_SCREENSHOT"):
-        shutil.copy(ARTIFACTS / "screenshot.png", ROOT / "docs" / "screenshot.png")
     for job_id in ids:
         expect_result(page, job_id, "SUCCESS", "Result: 42")
 
@@ -155,3 +150,123 @@ def test_a_failed_stream_and_poll_show_an_error_on_the_row(page):
     page.unroute(job_urls)
     expect_result(page, job_id, "SUCCESS", "Result: 42")
     expect(error).to_be_hidden()
+
+
+def log_lines(page, job_id: str):
+    return row(page, job_id).locator(".job-log-lines li")
+
+
+def test_the_log_pane_follows_a_running_jobs_lines_to_the_end(page):
+    job_id = start(page, steps=24, step_seconds=0.1)
+    row(page, job_id).locator(".job-log summary").click()
+    expect(log_lines(page, job_id).first).to_contain_text("step 0 of 24: ")
+    expect_result(page, job_id, "SUCCESS", "Result: 42")
+    expect(log_lines(page, job_id)).to_have_count(25)
+    expect(log_lines(page, job_id).last).to_contain_text("step 24 of 24: ")
+    expect(row(page, job_id).locator(".job-log-count")).to_have_text("(25 lines)")
+    pane = row(page, job_id).locator(".job-log-lines")
+    assert pane.evaluate("list => list.scrollHeight > list.clientHeight"), "enough lines to scroll"
+    assert pane.evaluate("list => list.scrollHeight - list.scrollTop - list.clientHeight < 8"), "at the end"
+
+
+def test_a_reloaded_rows_log_is_read_from_its_log_url_and_shown_as_text(page, stack):
+    markup = '<img src=x onerror="document.body.dataset.owned=1">'
+    job = Queue("default", connection=stack.redis).enqueue(
+        "tests.fixture_jobs.write_lines", ["plain", markup], "warning", **CALLBACKS
+    )
+    wait_until(lambda: job.get_status(refresh=True) == "finished", what="the job finished")
+    adopt(page.context, stack.base_url, [job.id])
+    page.reload()
+    expect_result(page, job.id, "SUCCESS", "Result: 2")
+    row(page, job.id).locator(".job-log summary").click()
+    expect(log_lines(page, job.id)).to_have_count(2)
+    expect(log_lines(page, job.id).last.locator("span")).to_have_text(f"warning: {markup}")
+    assert row(page, job.id).locator(".job-log-lines img").count() == 0
+    assert page.evaluate("document.body.dataset.owned") is None
+
+
+def test_a_running_row_says_about_how_long_is_left(page):
+    job_id = start(page, steps=16, step_seconds=0.5)
+    expect(row(page, job_id).locator(".job-left")).to_have_text(re.compile(r"^about \d+ s left$"))
+    expect_result(page, job_id, "SUCCESS", "Result: 42")
+    expect(row(page, job_id).locator(".job-left")).to_have_text("")
+
+
+def test_a_job_quiet_past_its_stall_after_s_shows_as_stalled_then_finishes(page, stack, tmp_path):
+    release = tmp_path / "release"
+    job = Queue("default", connection=stack.redis).enqueue(
+        "tests.fixture_jobs.wait_for_file", str(release), meta=initial_meta(stall_after_s=1), **CALLBACKS
+    )
+    adopt(page.context, stack.base_url, [job.id])
+    page.reload()
+    expect(row(page, job.id).locator(".job-state")).to_have_text("stalled")
+    expect(row(page, job.id).locator(".job-status")).to_have_text(re.compile(r"^no progress for \d+ s$"))
+    expect(row(page, job.id)).to_have_attribute("data-state", "PROGRESS")
+    release.touch()
+    expect_result(page, job.id, "SUCCESS", f"Result: {release}")
+
+
+def group_row(page, group_id: str):
+    return page.locator(f'li.group[data-group-id="{group_id}"]')
+
+
+def start_group(page, steps: int, step_seconds: float) -> dict:
+    """Size the jobs, click "Start 3 together", and return the 202 answer's body."""
+    if not page.is_visible("#steps"):
+        page.click("summary")
+    page.fill("#steps", str(steps))
+    page.fill("#step-seconds", str(step_seconds))
+    with page.expect_response(lambda response: response.url.endswith("/api/groups")) as answer:
+        page.click("#start-group")
+    assert answer.value.status == 202
+    return answer.value.json()
+
+
+def test_a_group_is_one_bar_with_its_jobs_beneath_rising_to_success(page):
+    started = start_group(page, steps=3, step_seconds=0.2)
+    group = group_row(page, started["id"])
+    expect(group.locator("li.member")).to_have_count(3)
+    expect(group.locator(".job-name")).to_have_text(f"Group {started['id'][:8]} · 3 jobs")
+    expect(group).to_have_attribute("data-state", "PROGRESS")
+    expect(group).to_have_attribute("data-state", "SUCCESS", timeout=30_000)
+    expect(group.locator(".job-result")).to_have_text("All 3 jobs done")
+    expect(group.locator(".job-percent")).to_have_text("100%")
+    expect(group.locator("li.member .member-state")).to_have_text(["done", "done", "done"])
+    assert [item.get_attribute("data-job-id") for item in group.locator("li.member").all()] == [
+        job["id"] for job in started["jobs"]
+    ]
+
+
+def test_cancel_all_ends_every_job_of_a_group(page):
+    started = start_group(page, steps=40, step_seconds=0.25)
+    group = group_row(page, started["id"])
+    expect(group.locator("li.member").first).to_have_attribute("data-state", "PROGRESS")
+    group.locator(".job-cancel").click()
+    expect(group).to_have_attribute("data-state", "FAILURE", timeout=10_000)
+    expect(group.locator(".job-result")).to_have_text("Failed: 3 of 3 jobs")
+    expect(group.locator("li.member .member-status")).to_have_text(["stopped", "canceled", "canceled"])
+
+
+def test_screenshot_shows_a_log_the_time_left_and_a_group(page, stack):
+    """The README's picture: a finished job, a running one with its log open, and a group in flight."""
+    second, _ = start_worker(stack.redis_url, stack.logs)
+    try:
+        finished = start(page, steps=1, step_seconds=0.05)
+        expect_result(page, finished, "SUCCESS", "Result: 42")
+        # One worker takes this job, the other the group's jobs in turn.
+        running = start(page, steps=24, step_seconds=0.3)
+        expect(row(page, running)).to_have_attribute("data-state", "PROGRESS")
+        started = start_group(page, steps=6, step_seconds=0.5)
+        row(page, running).locator(".job-log summary").click()
+        expect(row(page, running).locator(".job-left")).to_have_text(re.compile(r"^about \d+ s left$"))
+        expect(log_lines(page, running).nth(4)).to_be_attached()  # five lines or more
+        group = group_row(page, started["id"])
+        expect(group.locator("li.member").nth(1)).to_have_attribute("data-state", "PROGRESS", timeout=20_000)
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "screenshot.png", animations="disabled", full_page=True)
+        if os.environ.get("UPDATE_SCREENSHOT"):
+            shutil.copy(ARTIFACTS / "screenshot.png", ROOT / "docs" / "screenshot.png")
+        expect(group).to_have_attribute("data-state", "SUCCESS", timeout=30_000)
+        expect_result(page, running, "SUCCESS", "Result: 42")
+    finally:
+        stop_process(second)

@@ -36,6 +36,8 @@ def test_stream_shows_a_real_job_rising_to_success(http, web, worker):
     assert events[-1]["state"] == "SUCCESS" and events[-1]["result"] == 42
     progress = [event["current"] for event in events if event["state"] == "PROGRESS"]
     assert progress == sorted(progress) and progress[-1] == 5 and len(set(progress)) >= 3
+    left = [event["remaining_s"] for event in events if event["state"] == "PROGRESS"]
+    assert left[0] is None and any(seconds is not None for seconds in left), "time left once evidenced"
 
 
 def test_stream_ends_in_failure_with_the_jobs_message(web, worker, redis_client):

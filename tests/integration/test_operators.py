@@ -144,12 +144,13 @@ def test_a_killed_worker_is_reported_lost_within_a_minute(stack, logs_dir):
 # Answered from the job catalog in memory: they keep working while Redis is down.
 REDIS_FREE_ROUTES = {("GET", "/api/jobs")}
 # Bodies that pass validation, so the request reaches Redis.
-VALID_BODIES = {("POST", "/api/jobs"): {"name": "long_task", "args": {"steps": 1, "step_seconds": 0}}}
+DEMO = {"name": "long_task", "args": {"steps": 1, "step_seconds": 0}}
+VALID_BODIES = {("POST", "/api/jobs"): DEMO, ("POST", "/api/groups"): {"jobs": [DEMO]}}
 
 
 def json_routes() -> list[tuple[str, str]]:
     """Every route that answers JSON: the API, the operators' routes and the dashboard's data and actions."""
-    prefixes = ("jobs_api.", "job_urls.", "operators.", "rq_dashboard.")
+    prefixes = ("jobs_api.", "job_urls.", "group_urls.", "operators.", "rq_dashboard.")
     html = {f"rq_dashboard.{view}" for view in HTML_VIEWS}
     return dashboard_urls(local_app(), prefixes=prefixes, skip=html)
 

@@ -1,6 +1,7 @@
 // The page's progress bars: one JobRow per job, fed by its event stream, or by polling its
-// status URL when the stream fails or EventSource is missing. Every URL comes from the page
-// (url_for) or from the 202 answer that started the job; none is built here.
+// status URL when the stream fails or EventSource is missing. Each row has a collapsible log:
+// `event: log` lines from the same stream, or its log URL when the row is not streaming. Every
+// URL comes from the page (url_for) or from the 202 answer that started the job; none is built here.
 "use strict";
 
 (() => {
@@ -9,6 +10,8 @@
   // EventSource reconnects by itself; this many errors without a message in between means it is not coming back.
   const STREAM_ERRORS_BEFORE_POLLING = 3;
   const TERMINAL = new Set(["SUCCESS", "FAILURE"]);
+  // Lines a row's log pane keeps; older ones are dropped from the page (the server keeps its own cap).
+  const MAX_LOG_LINES = 1000;
   const LABELS = { PENDING: "waiting", PROGRESS: "running", SUCCESS: "done", FAILURE: "failed" };
 
   class HttpError extends Error {
@@ -32,8 +35,31 @@
     return Math.max(0, Math.min(100, Math.floor(share * 100)));
   }
 
+  // "about 2 min left" from a payload's remaining_s (null: not enough evidence yet, or stalled).
+  function timeLeft(seconds) {
+    if (typeof seconds !== "number" || seconds <= 0) return "";
+    if (seconds < 60) return `about ${Math.max(5, Math.round(seconds / 5) * 5)} s left`;
+    if (seconds < 3600) return `about ${Math.round(seconds / 60)} min left`;
+    const minutes = Math.round(seconds / 60);
+    return `about ${Math.floor(minutes / 60)} h ${minutes % 60} min left`;
+  }
+
   function describe(result) {
     return typeof result === "object" && result !== null ? JSON.stringify(result) : String(result);
+  }
+
+  // A log line id, "<ms>-<seq>", as numbers to order lines by.
+  function positionOf(id) {
+    return String(id).split("-").map(Number);
+  }
+
+  function isAfter(position, last) {
+    return !last || position[0] > last[0] || (position[0] === last[0] && position[1] > last[1]);
+  }
+
+  function clock(at) {
+    const moment = new Date(at);
+    return Number.isNaN(moment.getTime()) ? "" : moment.toLocaleTimeString([], { hour12: false });
   }
 
   // A progress update older than the one shown (a stream and a poll can cross).
@@ -42,21 +68,19 @@
       String(payload.updated_at || "") < String(shown.updated_at || "");
   }
 
-  class JobRow {
-    constructor(job, element) {
-      this.id = job.id;
-      this.urls = { status: job.status_url, events: job.events_url, cancel: job.cancel_url };
+  // What job and group rows share: an event stream with polling as fallback, the bar, cancel.
+  class LiveRow {
+    constructor(urls, element, payload, what) {
+      this.urls = urls;
       this.el = element;
+      this.what = what;
       this.shown = null;
       this.source = null;
       this.timer = null;
       this.streamErrors = 0;
       this.pollDelay = POLL_MS;
-      element.dataset.jobId = job.id;
-      this.part("name").textContent = `Job ${job.id.slice(0, 8)}`;
-      this.part("bar").setAttribute("aria-label", `Progress of job ${job.id}`);
       this.part("cancel").addEventListener("click", () => this.cancel());
-      this.receive(job.payload || { state: "PENDING", current: 0, total: 1, status: "Pending..." });
+      this.receive(payload);
     }
 
     part(name) {
@@ -81,6 +105,7 @@
         this.clearError();
         this.receive(JSON.parse(event.data));
       };
+      this.listen(source);
       source.onerror = () => {
         if (this.finished || this.source !== source) return;
         this.streamErrors += 1;
@@ -93,6 +118,12 @@
       };
     }
 
+    // Named events a row also wants from its stream (a job's log lines).
+    listen(source) {}
+
+    // What a row reads beside its status while it polls (a job's open log).
+    polled() {}
+
     poll() {
       clearTimeout(this.timer);
       this.timer = null;
@@ -101,16 +132,17 @@
           this.pollDelay = POLL_MS;
           this.clearError();
           this.receive(body);
+          this.polled();
           if (!this.finished) this.timer = setTimeout(() => this.poll(), POLL_MS);
         })
         .catch((error) => {
           if (error.status === 404) {
-            this.onNetworkError("The server no longer knows this job (its result has expired).");
+            this.onNetworkError(`The server no longer knows this ${this.what} (its result has expired).`);
             this.part("cancel").hidden = true;
             return;
           }
           const seconds = Math.round(this.pollDelay / 1000);
-          this.onNetworkError(`Cannot get this job's status (${error.message}); retrying in ${seconds} s.`);
+          this.onNetworkError(`Cannot get this ${this.what}'s status (${error.message}); retrying in ${seconds} s.`);
           this.timer = setTimeout(() => this.poll(), this.pollDelay);
           this.pollDelay = Math.min(this.pollDelay * 2, MAX_POLL_MS);
         });
@@ -120,10 +152,7 @@
       if (this.finished || isStale(payload, this.shown)) return;
       this.shown = payload;
       this.el.dataset.state = payload.state;
-      this.part("state").textContent = LABELS[payload.state] || payload.state;
-      if (payload.state === "SUCCESS") this.onSuccess(payload);
-      else if (payload.state === "FAILURE") this.onFailure(payload);
-      else this.onProgress(payload);
+      this.render(payload);
       if (this.finished) this.stop();
     }
 
@@ -131,20 +160,6 @@
       this.part("bar").value = percent;
       this.part("percent").textContent = `${percent}%`;
       this.part("status").textContent = status || "";
-    }
-
-    onProgress(payload) {
-      this.paint(percentOf(payload), payload.status);
-    }
-
-    onSuccess(payload) {
-      this.paint(100, payload.status);
-      this.showResult(`Result: ${describe(payload.result)}`, "success");
-    }
-
-    onFailure(payload) {
-      this.paint(percentOf(payload), "");
-      this.showResult(`Failed: ${payload.status}`, "failure");
     }
 
     onNetworkError(message) {
@@ -189,8 +204,122 @@
     }
   }
 
+  class JobRow extends LiveRow {
+    constructor(job, element) {
+      element.dataset.jobId = job.id;
+      const urls = { status: job.status_url, events: job.events_url, logs: job.logs_url, cancel: job.cancel_url };
+      const lines = { last: null, count: 0 };
+      super(urls, element, job.payload || { state: "PENDING", current: 0, total: 1, status: "Pending..." }, "job");
+      this.lines = lines;
+      this.part("name").textContent = `Job ${job.id.slice(0, 8)}`;
+      this.part("bar").setAttribute("aria-label", `Progress of job ${job.id}`);
+      this.part("log").addEventListener("toggle", () => {
+        if (this.part("log").open && !this.source) this.fetchLog();
+      });
+    }
+
+    listen(source) {
+      source.addEventListener("log", (event) => this.addLine(JSON.parse(event.data)));
+    }
+
+    polled() {
+      if (this.part("log").open) this.fetchLog();
+    }
+
+    render(payload) {
+      this.el.dataset.stalled = String(Boolean(payload.stalled));
+      this.part("state").textContent = payload.stalled ? "stalled" : LABELS[payload.state] || payload.state;
+      this.part("left").textContent = payload.state === "PROGRESS" ? timeLeft(payload.remaining_s) : "";
+      if (payload.state === "SUCCESS") {
+        this.paint(100, payload.status);
+        this.showResult(`Result: ${describe(payload.result)}`, "success");
+      } else if (payload.state === "FAILURE") {
+        this.paint(percentOf(payload), "");
+        this.showResult(`Failed: ${payload.status}`, "failure");
+      } else {
+        this.paint(percentOf(payload), payload.status);
+      }
+    }
+
+    // The lines after the last one shown, page by page, from the log URL (rows not streaming).
+    fetchLog() {
+      if (this.fetchingLog) return;
+      this.fetchingLog = true;
+      const after = this.lines.last ? `?after=${encodeURIComponent(this.lines.last.join("-"))}` : "";
+      requestJson(this.urls.logs + after)
+        .then(({ body }) => {
+          this.fetchingLog = false;
+          body.lines.forEach((line) => this.addLine(line));
+          if (body.lines.length && this.part("log").open) this.fetchLog();
+        })
+        .catch(() => {
+          this.fetchingLog = false;
+        });
+    }
+
+    addLine(line) {
+      const position = positionOf(line.id);
+      if (!isAfter(position, this.lines.last)) return;
+      this.lines.last = position;
+      const list = this.part("log-lines");
+      const following = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+      const item = document.createElement("li");
+      item.dataset.level = line.level;
+      const time = document.createElement("time");
+      time.dateTime = line.at;
+      time.textContent = clock(line.at);
+      const text = document.createElement("span");
+      text.textContent = line.level === "info" ? line.message : `${line.level}: ${line.message}`;
+      item.append(time, " ", text);
+      list.append(item);
+      while (list.childElementCount > MAX_LOG_LINES) list.firstElementChild.remove();
+      this.lines.count += 1;
+      const count = this.lines.count;
+      this.part("log-count").textContent = `(${count} ${count === 1 ? "line" : "lines"})`;
+      if (following) list.scrollTop = list.scrollHeight;
+    }
+  }
+
+  // A group: one bar for all its jobs (current = the sum of their fractions done), its jobs beneath.
+  class GroupRow extends LiveRow {
+    constructor(group, element) {
+      element.dataset.groupId = group.id;
+      const urls = { status: group.status_url, events: group.events_url, cancel: group.cancel_url };
+      const jobs = group.jobs.map((job) => ({ id: job.id, state: "PENDING", current: 0, total: 1, status: "Pending..." }));
+      const first = { state: "PENDING", current: 0, total: jobs.length, status: "Pending...", jobs };
+      super(urls, element, group.payload || first, "group");
+      this.part("name").textContent = `Group ${group.id.slice(0, 8)} · ${this.shown.total} jobs`;
+      this.part("bar").setAttribute("aria-label", `Progress of group ${group.id}`);
+    }
+
+    render(payload) {
+      this.part("state").textContent = LABELS[payload.state] || payload.state;
+      this.paint(percentOf(payload), payload.status);
+      if (payload.state === "SUCCESS") this.showResult(`All ${payload.total} jobs done`, "success");
+      else if (payload.state === "FAILURE") this.showResult(`Failed: ${payload.failed} of ${payload.total} jobs`, "failure");
+      const members = this.part("members");
+      for (const job of payload.jobs) {
+        let item = members.querySelector(`li[data-job-id="${CSS.escape(job.id)}"]`);
+        if (!item) {
+          item = memberTemplate.content.firstElementChild.cloneNode(true);
+          item.dataset.jobId = job.id;
+          item.querySelector(".member-name").textContent = `Job ${job.id.slice(0, 8)}`;
+          item.querySelector("progress").setAttribute("aria-label", `Progress of job ${job.id}`);
+          members.append(item);
+        }
+        item.dataset.state = job.state;
+        item.querySelector("progress").value = job.state === "SUCCESS" ? 100 : percentOf(job);
+        item.querySelector(".member-state").textContent = LABELS[job.state] || job.state;
+        item.querySelector(".member-status").textContent = job.status || "";
+      }
+    }
+  }
+
   const list = document.getElementById("jobs");
   const rowTemplate = document.getElementById("job-row");
+  const groupTemplate = document.getElementById("group-row");
+  const memberTemplate = document.getElementById("group-member");
+  const form = document.getElementById("start-form");
   const pageError = document.getElementById("page-error");
 
   function addRow(job) {
@@ -199,28 +328,48 @@
     new JobRow(job, element).follow();
   }
 
-  function startJob(form) {
-    const body = {};
-    if (form.elements.steps.value !== "") body.steps = Number(form.elements.steps.value);
-    if (form.elements.step_seconds.value !== "") body.step_seconds = Number(form.elements.step_seconds.value);
+  function addGroup(group) {
+    const element = groupTemplate.content.firstElementChild.cloneNode(true);
+    list.prepend(element);
+    new GroupRow(group, element).follow();
+  }
+
+  // The demo's size from the "Size" fold: an empty field leaves the server's default.
+  function size() {
+    const args = {};
+    if (form.elements.steps.value !== "") args.steps = Number(form.elements.steps.value);
+    if (form.elements.step_seconds.value !== "") args.step_seconds = Number(form.elements.step_seconds.value);
+    return args;
+  }
+
+  function post(url, body) {
     const options = { method: "POST" };
-    if (Object.keys(body).length) {
+    if (body !== undefined) {
       options.headers = { "Content-Type": "application/json" };
       options.body = JSON.stringify(body);
     }
-    return requestJson(form.dataset.startUrl, options).then(({ body: job }) => {
+    return requestJson(url, options).then(({ body: answer }) => {
       pageError.hidden = true;
-      addRow(job);
+      return answer;
     });
   }
 
-  document.getElementById("start-form").addEventListener("submit", (event) => {
+  function fail(error) {
+    pageError.textContent = `Could not start the calculation: ${error.message}`;
+    pageError.hidden = false;
+  }
+
+  form.addEventListener("submit", (event) => {
     event.preventDefault();
-    startJob(event.target).catch((error) => {
-      pageError.textContent = `Could not start the calculation: ${error.message}`;
-      pageError.hidden = false;
-    });
+    const args = size();
+    post(form.dataset.startUrl, Object.keys(args).length ? args : undefined).then(addRow).catch(fail);
+  });
+
+  document.getElementById("start-group").addEventListener("click", () => {
+    const job = { name: "long_task", args: size() };
+    post(form.dataset.groupUrl, { jobs: [job, job, job] }).then(addGroup).catch(fail);
   });
 
   for (const job of JSON.parse(document.getElementById("initial-jobs").textContent)) addRow(job);
+  for (const group of JSON.parse(document.getElementById("initial-groups").textContent)) addGroup(group);
 })();

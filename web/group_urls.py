@@ -1,0 +1,102 @@
+"""One group's own URLs: its status, its event stream and its cancel; and `group_urls()` that builds them."""
+
+from flask import Blueprint, Response, current_app, request, url_for
+
+from jobs.control import JobAlreadyEnded, owner_of
+from jobs.groups import cancel_group, group_snapshot, member_ids, member_payloads
+from web import sse
+from web.auth import may_act_on
+from web.errors import error_response
+from web.events import get_fanout
+from web.extensions import get_redis
+from web.job_urls import cross_port_headers, on_streams_listener, redirect_to_streams_listener
+from web.openapi import OPTIONAL_BEARER, answer, doc
+from web.relay import relay_group
+
+bp = Blueprint("group_urls", __name__)
+
+
+@bp.get("/groups/<group_id>")
+@doc({200: answer("the group's state now", "GroupStatus"), 404: "NotFound", 503: "Unavailable"})
+def status(group_id: str):
+    """The group's payload: its state, the sum of its jobs' fractions done, and each job's state."""
+    return group_snapshot(get_redis(), group_id)
+
+
+@bp.get("/groups/<group_id>/events")
+@doc(
+    {
+        200: {
+            "description": "an event stream of GroupStatus payloads",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        },
+        404: "NotFound",
+        503: "Unavailable",
+    },
+    description="Each `data:` line is one GroupStatus payload; comment lines are heartbeats.",
+)
+def events(group_id: str):
+    """The group's payload now, then at every change of one of its jobs, until all have ended.
+
+    With `EVENTS_PORT` set, a 307 to the streams listener instead.
+    """
+    if (elsewhere := redirect_to_streams_listener()) is not None:
+        return elsewhere
+    fanout = get_fanout()
+    ids = fanout.read(lambda connection: member_ids(connection, group_id))
+    if request.method == "HEAD":
+        # The same answer as GET, with no stream registered (see job_urls.events).
+        return Response(mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    inbox = fanout.watch(*ids)  # before the read the stream starts from, so nothing falls between
+    try:
+        members = fanout.read(lambda connection: member_payloads(connection, group_id))
+    except Exception:
+        fanout.unwatch(ids, inbox)
+        raise
+    config = current_app.config
+    timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
+    body = relay_group(fanout, group_id, inbox, members, *timing)
+    response = Response(body, mimetype=sse.MEDIA_TYPE, headers={**sse.STREAM_HEADERS, **cross_port_headers()})
+    # Also when the client leaves before the first frame (the generator never starts then).
+    response.call_on_close(lambda: fanout.unwatch(ids, inbox))
+    return response
+
+
+@bp.post("/groups/<group_id>/cancel")
+@doc(
+    {
+        200: answer("every job has ended now: the group's final payload", "GroupStatus"),
+        202: answer("running jobs were asked to stop: the group's current payload", "GroupStatus"),
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        409: "Conflict",
+        415: "UnsupportedMediaType",
+        503: "Unavailable",
+    },
+    security=OPTIONAL_BEARER,
+)
+def cancel(group_id: str):
+    """Cancel the group's waiting jobs and stop its running ones (202 while stops are on their way).
+
+    Only who started it may (its browser session or token), or a token with `cancel:any`: 403 otherwise.
+    """
+    try:
+        outcome = cancel_group(get_redis(), group_id, allowed=may_cancel)
+    except JobAlreadyEnded as exc:
+        return error_response(409, str(exc))
+    return outcome.payload, 200 if outcome.done else 202
+
+
+def may_cancel(jobs: list) -> bool:
+    """Whether the caller may cancel every one of these jobs (as it may cancel one: `may_act_on`)."""
+    return all(may_act_on(owner_of(job)) for job in jobs)
+
+
+def group_urls(group_id: str) -> dict[str, str]:
+    """Where a client reads, streams and cancels a group: the 202 answer's and the page's URLs."""
+    return {
+        "status_url": url_for("group_urls.status", group_id=group_id),
+        "events_url": on_streams_listener(url_for("group_urls.events", group_id=group_id)),
+        "cancel_url": url_for("group_urls.cancel", group_id=group_id),
+    }
