@@ -127,7 +127,8 @@ def machine(server) -> dict:
         "os": platform.platform(),
         "python": platform.python_version(),
         "versions": {
-            name: version(name) for name in ("rq", "redis", "flask", "gunicorn", "gevent", "celery")
+            name: version(name)
+            for name in ("rq", "redis", "hiredis", "flask", "granian", "gunicorn", "gevent", "celery")
         },
         "redis_server": f"{server.version} ({server.kind})",
         "wrk": wrk.version(),

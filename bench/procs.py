@@ -15,7 +15,7 @@ import requests
 from redis import Redis
 
 from bench.sse_clients import raise_open_files
-from support.servers import free_port, start_embedded_redis
+from support.servers import free_port, procfile_commands, start_embedded_redis
 from support.wait import wait_until
 from web.config import DEFAULTS
 
@@ -115,28 +115,38 @@ def spawn(
 
 def procfile_command(name: str) -> str:
     """One command line of the Procfile."""
-    for line in (ROOT / "Procfile").read_text().splitlines():
-        key, _, command = line.partition(":")
-        if key.strip() == name:
-            return command.strip()
-    raise RuntimeError(f"no {name!r} line in the Procfile")
+    try:
+        return procfile_commands()[name]
+    except KeyError:
+        raise RuntimeError(f"no {name!r} line in the Procfile") from None
 
 
 def start_our_web(
     redis_url: str, processes: int = 2, env: dict[str, str] | None = None, open_files: int | None = None
 ) -> tuple[subprocess.Popen, str]:
-    """The Procfile's web line (gunicorn, gevent, 2 processes like the tutorial's); returns (process, URL).
+    """The Procfile's `web` and `streams` lines, as `make run` runs them; returns (process, web URL).
 
-    Its access log is off, like the tutorial's gunicorn (which has none by default).
+    The web line (granian) gets `processes` workers, like the tutorial's 2; the streams line (one
+    gevent process) serves the event streams the web's answers point to. Both run under one
+    shell, the returned process, so per-process figures (RSS, Redis connections) and the stop
+    take both. Access logs are off, like the tutorial's gunicorn (which has none by default).
     """
-    port = free_port()
-    env = _env(redis_url, {"PORT": str(port), "WEB_CONCURRENCY": str(processes), **(env or {})})
-    command = procfile_command("web").replace("--access-logfile -", "")
-    if "access-log" in command:  # both stacks must log the same way: neither writes an access log
-        raise RuntimeError(f"cannot turn off the access log of the Procfile's web line: {command}")
-    process = spawn(command, f"web-{port}", env, open_files=open_files)
+    port, streams_port = free_port(), free_port()
+    settings = {"PORT": str(port), "STREAMS_PORT": str(streams_port), "WEB_CONCURRENCY": str(processes)}
+    env = _env(redis_url, {**settings, **(env or {})})
+    lines = [procfile_command(name).replace("--access-logfile -", "") for name in ("web", "streams")]
+    if any("access-log" in line for line in lines):  # both stacks must log the same way: no access log
+        raise RuntimeError(f"cannot turn off the access log of the Procfile's lines: {lines}")
+    process = spawn(" & ".join(lines) + " & wait", f"web-{port}", env, open_files=open_files)
     base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, 30, what="our web")
+    for answering in (port, streams_port):
+        wait_until(
+            lambda answering=answering: (
+                requests.get(f"http://127.0.0.1:{answering}/status/none", timeout=2).status_code == 404
+            ),
+            30,
+            what=f"our web on port {answering}",
+        )
     return process, base
 
 

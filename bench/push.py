@@ -23,7 +23,7 @@ import threading
 import time
 from datetime import datetime
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 import requests
 from redis import Redis
@@ -124,8 +124,8 @@ async def scenario(base: str, redis_url: str, web_pid: int, redis_port: int, arg
     ).json()
     published = Published(redis_url, job["id"])
     found: dict[str, Any] = {"rss_before_mib": procs.rss_mib(web_pid)}
-    parts = urlsplit(base)
-    opened = await open_streams(parts.hostname, parts.port, job["events_url"], args.streams)
+    events = urlsplit(urljoin(base + "/", job["events_url"]))  # the Procfile's streams listener
+    opened = await open_streams(events.hostname, events.port, events.path, args.streams)
     found.update(
         opened=len(opened.clients),
         failed=sum(opened.failures.values()),

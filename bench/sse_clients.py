@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
 from support.sse import EventParser
 
@@ -189,21 +189,28 @@ class EventStream:
     """
 
     def __init__(self, url: str, on_event: Callable[[dict, float], None] | None = None) -> None:
-        parts = urlsplit(url)
-        self.sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
-        self.sock.sendall(f"GET {parts.path} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n".encode())
-        buffer = b""
-        while b"\r\n\r\n" not in buffer:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("stream closed before its headers")
-            buffer += chunk
-        head, _, self._rest = buffer.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        self.status = int(lines[0].split()[1])
-        self.content_type = next(
-            (line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("content-type:")), ""
-        )
+        for _ in range(2):  # a redirect to the streams listener is followed once, as EventSource does
+            parts = urlsplit(url)
+            self.sock = socket.create_connection((parts.hostname, parts.port), timeout=10)
+            self.sock.sendall(f"GET {parts.path} HTTP/1.0\r\nHost: {parts.netloc}\r\n\r\n".encode())
+            buffer = b""
+            while b"\r\n\r\n" not in buffer:
+                chunk = self.sock.recv(65536)
+                if not chunk:
+                    raise ConnectionError("stream closed before its headers")
+                buffer += chunk
+            head, _, self._rest = buffer.partition(b"\r\n\r\n")
+            lines = head.decode("latin-1").split("\r\n")
+            self.status = int(lines[0].split()[1])
+            headers = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (line.partition(":") for line in lines[1:])
+            }
+            self.content_type = headers.get("content-type", "")
+            if self.status not in (301, 302, 307, 308) or "location" not in headers:
+                break
+            self.sock.close()
+            url = urljoin(url, headers["location"])
         self.on_event = on_event
         self.thread = None
         if on_event is not None:

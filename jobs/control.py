@@ -25,9 +25,9 @@ from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 
 from jobs.channel import publish
-from jobs.contract import TERMINAL_STATES, is_terminal, state_for
+from jobs.contract import PROGRESS, TERMINAL_STATES, is_terminal, state_for
 from jobs.keys import stop_key
-from jobs.snapshot import fetch_job, payload_of
+from jobs.snapshot import fetch_job, snapshot
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,10 @@ def cancel_job(
     except InvalidJobOperation as exc:
         raise JobAlreadyEnded(f"job {job_id} was canceled already") from exc
     log.info("job %s canceled (was %s)", job_id, status)
-    job = fetch_job(job_id, connection)
-    if job.worker_name and job.get_status(refresh=False) == JobStatus.STARTED:
+    payload = snapshot(job_id, connection)
+    if payload["state"] == PROGRESS:
         # A worker took the job between our read and the cancel, and marked it started again.
         return _stop(connection, job_id)
-    payload = payload_of(job)
     publish(connection, payload)
     return CancelOutcome(payload, done=True)
 
@@ -134,10 +133,10 @@ def _stop(connection: Redis, job_id: str) -> CancelOutcome:
         send_stop_job_command(connection, job_id)
     except InvalidJobOperation:
         # No worker holds the job any more: it has just ended.
-        payload = payload_of(fetch_job(job_id, connection))
+        payload = snapshot(job_id, connection)
         if is_terminal(payload):
             raise JobAlreadyEnded(f"job {job_id} has already ended; there is nothing to cancel") from None
         return CancelOutcome(payload, done=False)
     log.info("job %s: stop requested from its worker", job_id)
-    payload = payload_of(fetch_job(job_id, connection))
+    payload = snapshot(job_id, connection)
     return CancelOutcome(payload, done=is_terminal(payload))

@@ -17,6 +17,7 @@ import argparse
 import ctypes
 import logging
 import os
+import resource
 import secrets
 import shlex
 import shutil
@@ -34,7 +35,7 @@ from jobs.connection import RedisSettingsError, target_from
 from scripts import ha as run_ha
 from scripts import watchdog
 from scripts.watchdog import Guard
-from support.servers import kill_group, start_embedded_redis
+from support.servers import kill_group, procfile_commands, start_embedded_redis
 
 ROOT = Path(__file__).resolve().parent.parent
 STOP_GRACE_S = 30.0
@@ -66,14 +67,19 @@ class Managed:
 
 
 def read_procfile(path: Path) -> list[Managed]:
-    """Parse `name: command` lines, skipping blanks and comments."""
-    entries = []
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if line and not line.startswith("#"):
-            name, _, command = line.partition(":")
-            entries.append(Managed(name.strip(), command.strip()))
-    return entries
+    """One entry per Procfile line."""
+    return [Managed(name, command) for name, command in procfile_commands(path).items()]
+
+
+def raise_open_files_limit() -> int:
+    """Raise this process's open-file limit (inherited by every child) to the hard limit; returns it.
+
+    Each open event stream holds a socket: 5,000 streams need more than the usual soft 1,024.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 
 def die_with_parent() -> None:
@@ -223,9 +229,10 @@ def stop_servers(servers: list[Managed], grace_s: float = 5.0) -> None:
             entry.process.wait()
 
 
-def print_banner(env: dict[str, str], where: str, generated: bool) -> None:
+def print_banner(env: dict[str, str], where: str, generated: bool, open_files: int) -> None:
     """Print the app's URL, where Redis is, the dashboard's credentials and how to make a token."""
     print(f"App:   http://127.0.0.1:{env['PORT']}/ (listening on {env['HOST']})", flush=True)
+    print(f"Event streams: port {env['STREAMS_PORT']} (open files allowed: {open_files})", flush=True)
     print(f"Redis: {where}", flush=True)
     if env.get("RQ_DASHBOARD_USERNAME"):
         user = env["RQ_DASHBOARD_USERNAME"]
@@ -257,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("PORT", "5000")
+    # The Procfile's `streams` listener; the page opens event streams there.
+    env.setdefault("STREAMS_PORT", str(int(env["PORT"]) + 1))
+    open_files = raise_open_files_limit()
     # A laptop's app is for this machine only; HOST=0.0.0.0 opens it to the network (the
     # Procfile's own default, for platforms that route to it).
     env.setdefault("HOST", "127.0.0.1")
@@ -270,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     servers: list[Managed] = []
     try:
         where, server, cluster, servers = choose_redis(env, args.ha, guard)
-        print_banner(env, where, generated)
+        print_banner(env, where, generated, open_files)
         if cluster is not None:
             run_ha.print_primary(*cluster.primary_address(), "Sentinel-managed primary:")
             threading.Thread(target=run_ha.watch_failovers, args=(cluster, stopping), daemon=True).start()

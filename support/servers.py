@@ -97,6 +97,17 @@ def stop_process(process: subprocess.Popen, grace_s: float = 10.0) -> None:
     process.wait(timeout=grace_s)
 
 
+def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
+    """The Procfile's `name: command` lines, in order; blanks and comments skipped."""
+    commands = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, command = line.partition(":")
+            commands[name.strip()] = command.strip()
+    return commands
+
+
 def start_worker(
     redis_url: str,
     log_dir: Path,
@@ -150,3 +161,36 @@ def start_web(
         what=f"the web on port {port}",
     )
     return process, base
+
+
+def start_procfile_web(
+    redis_url: str, log_dir: Path, env: dict[str, str] | None = None
+) -> tuple[list[subprocess.Popen], str, str]:
+    """Run the Procfile's `web` and `streams` lines as `make run` does, on free ports, until both answer.
+
+    Returns:
+        The two processes, the web's base URL (the page and JSON) and the streams listener's.
+        Logs are `log_dir/web-<port>.log` and `log_dir/streams-<port>.log`.
+    """
+    import requests
+
+    port, streams_port = free_port(), free_port()
+    settings = {"REDIS_URL": redis_url, "SECRET_KEY": "integration-secret", "WEB_CONCURRENCY": "1"}
+    settings.update(
+        PORT=str(port), STREAMS_PORT=str(streams_port), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
+    )
+    settings.update(env or {})
+    commands = procfile_commands()
+    processes = [
+        spawn(["/bin/sh", "-c", f"exec {commands[name]}"], log_dir / f"{name}-{port}.log", settings)
+        for name in ("web", "streams")
+    ]
+    for answering in (port, streams_port):
+        wait_until(
+            lambda answering=answering: (
+                requests.get(f"http://127.0.0.1:{answering}/status/none", timeout=2).status_code == 404
+            ),
+            START_DEADLINE_S,
+            what=f"the Procfile's listener on port {answering}",
+        )
+    return processes, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{streams_port}"

@@ -109,6 +109,12 @@ def wait_for_file(path: str, timeout_s: float = 60.0) -> str:
     return path
 
 
+def report_then_wait(path: str, timeout_s: float = 60.0) -> str:
+    """Report step 1 of 4, then wait until `path` exists (or it is stopped)."""
+    report(1, 4, "first of four")
+    return wait_for_file(path, timeout_s)
+
+
 def write_lines(messages: list[str], level: str = "info") -> int:
     """Write each message to the job's log; returns how many."""
     from jobs.joblog import log

@@ -108,7 +108,9 @@ def test_unknown_job_is_404_json_and_leaves_no_stream(client, fanout, job_id):
     assert fanout.streams() == 0
 
 
-def test_silence_sends_a_heartbeat_and_the_changed_snapshot(queue, open_stream):
+def test_silence_sends_a_heartbeat_and_the_changed_snapshot(queue, open_stream, fanout):
+    open_stream(queue.enqueue("tests.fixture_jobs.answer").id)
+    wait_until(fanout.is_listening)  # so the stream below gets no re-read at the subscription
     job = queue.enqueue("tests.fixture_jobs.answer")
     _, chunks = open_stream(job.id)
     next(chunks)
@@ -133,6 +135,31 @@ def test_an_update_published_right_after_the_snapshot_read_is_not_lost(
     monkeypatch.setattr(events, "snapshot", snapshot_then_worker_saves)
     _, chunks = open_stream(job.id)
     assert [event["state"] for event in read_json_events(chunks, 2)] == ["PENDING", "PROGRESS"]
+
+
+def test_stream_does_not_wait_for_the_subscription_and_misses_nothing_before_it(
+    app, queue, redis, open_stream, fanout, monkeypatch
+):
+    app.config.update(SSE_HEARTBEAT_S=30.0, SSE_MAX_AGE_S=5.0)
+    subscribe = threading.Event()
+    real_pubsub = redis.pubsub
+
+    def gated_pubsub():
+        pubsub = real_pubsub()
+        real_psubscribe = pubsub.psubscribe
+        pubsub.psubscribe = lambda *patterns: subscribe.wait(10) and real_psubscribe(*patterns)
+        return pubsub
+
+    monkeypatch.setattr(redis, "pubsub", gated_pubsub)
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    assert read_json_events(chunks, 1)[0]["state"] == "PENDING"
+    assert not fanout.is_listening()
+    job.set_status(JobStatus.STARTED)
+    publish(redis, progress(job.id, 1, 2, "2026-01-01T00:00:01.000000Z"))  # nobody subscribed yet
+    subscribe.set()
+    caught_up = next(chunks).decode()  # a re-read at the subscription, not at the next heartbeat
+    assert [event["state"] for event in read_json_events([caught_up])] == ["PROGRESS"], caught_up
 
 
 def test_an_older_progress_update_never_moves_the_bar_back(queue, redis, open_stream):

@@ -217,3 +217,12 @@ def test_a_group_refused_at_the_cap_leaves_nothing_of_itself(app, client, redis,
     assert redis.keys("rq:job:*") == [f"rq:job:{waiting.id}".encode()]
     assert (Queue("high", connection=redis).count, queue.count) == (0, 1)
     assert redis.smembers(Group.REDIS_GROUP_KEY) == set() and not redis.keys("rq:group:*")
+
+
+def test_a_groups_stream_goes_to_the_streams_listener_like_a_jobs(redis):
+    client = create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "EVENTS_PORT": 5001}).test_client()
+    started = start_group(client, DEMO)
+    assert started["events_url"] == f"http://localhost:5001/groups/{started['id']}/events"
+    response = client.get(f"/groups/{started['id']}/events?lastEventId=7")
+    assert response.status_code == 307
+    assert response.headers["Location"] == started["events_url"] + "?lastEventId=7"

@@ -3,7 +3,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq.job import Job, JobStatus
 
+from support.apps import UNIT_SETTINGS
 from tests.helpers import start_demo
+from web import create_app
 
 
 def start(client, **body) -> str:
@@ -71,6 +73,45 @@ def test_expired_job_is_404(client, redis):
     status_url = start(client, steps=2, step_seconds=0)
     Job.fetch(status_url.rsplit("/", 1)[1], connection=redis).delete()
     assert client.get(status_url).status_code == 404
+
+
+@pytest.fixture
+def split_client(redis):
+    """A client of a process that sends clients to the streams listener on port 5001."""
+    return create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "EVENTS_PORT": 5001}).test_client()
+
+
+def test_with_an_events_listener_events_urls_point_at_it_on_the_clients_host(split_client):
+    body = start_demo(split_client)
+    assert body["events_url"] == f"http://localhost:5001/status/{body['id']}/events"
+    assert body["status_url"] == f"/status/{body['id']}"
+    response = split_client.post("/longtask", base_url="http://[::1]:5000")
+    assert response.get_json()["events_url"].startswith("http://[::1]:5001/status/")
+
+
+def test_the_page_may_connect_to_the_streams_listener_and_nowhere_else(split_client):
+    policy = split_client.get("/", base_url="http://localhost:5000").headers["Content-Security-Policy"]
+    assert "connect-src 'self' http://localhost:5001;" in policy
+
+
+def test_a_stream_asked_of_a_process_that_does_not_serve_them_is_redirected(split_client):
+    body = start_demo(split_client)
+    response = split_client.get(f"/status/{body['id']}/events", base_url="http://localhost:5000")
+    assert response.status_code == 307
+    assert response.headers["Location"] == body["events_url"]
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [("http://localhost:5000", True), ("https://evil.example", False), ("null", False), (None, False)],
+)
+def test_a_stream_lets_pages_of_its_own_host_read_it_across_ports(client, redis, origin, allowed):
+    job_id = start_demo(client)["id"]
+    Job.fetch(job_id, connection=redis).set_status(JobStatus.FAILED)  # a terminal state: the stream ends
+    headers = {"Origin": origin} if origin else {}
+    response = client.get(f"/status/{job_id}/events", base_url="http://localhost:5001", headers=headers)
+    assert response.status_code == 200 and response.mimetype == "text/event-stream"
+    assert response.headers.get("Access-Control-Allow-Origin") == (origin if allowed else None)
 
 
 def test_a_running_job_without_saved_progress_for_its_stall_after_s_is_stalled_not_failed(client, redis):

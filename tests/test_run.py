@@ -1,5 +1,7 @@
 """The `make run` supervisor's restart policy, on real (tiny) shell processes."""
 
+import resource
+import subprocess
 import threading
 
 import pytest
@@ -44,3 +46,14 @@ def test_a_process_that_ran_before_is_restarted_for_as_long_as_it_takes(tmp_path
         stopping.set()
         thread.join(timeout=10)
     assert result == {"code": 0}
+
+
+def test_the_open_file_limit_is_raised_to_the_hard_limit_for_every_child():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))
+        assert run.raise_open_files_limit() == hard
+        child = subprocess.run(["/bin/sh", "-c", "ulimit -n"], capture_output=True, text=True, check=True)
+        assert child.stdout.strip() in (str(hard), "unlimited")
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

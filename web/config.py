@@ -48,6 +48,11 @@ DEFAULTS: dict[str, Any] = {
     # longest a stream lives (the browser then reconnects and starts from a fresh snapshot).
     "SSE_HEARTBEAT_S": 15.0,
     "SSE_MAX_AGE_S": 300.0,
+    # Set on processes that do not serve event streams: the port of the listener that does (the
+    # Procfile's `streams` line). Events URLs point there, on the host the client used, and a
+    # stream asked of this process is redirected there. 0: this process serves its streams (the
+    # streams line itself, one server alone, or behind a proxy that routes them by path).
+    "EVENTS_PORT": 0,
     # The session cookie holds the ids of the jobs this browser started.
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

@@ -44,7 +44,7 @@ LISTEN_POLL_S = 1.0
 RECONNECT_DELAY_S = 1.0
 # Updates waiting for one stream; past this its client is not reading and gets a fresh snapshot.
 INBOX_LIMIT = 100
-# Put on every inbox when the listener resubscribes after losing Redis: messages were lost meanwhile.
+# Put on every inbox when the listener (re)subscribes: messages published before were not relayed.
 RESYNC = "resync"
 LOG_EVENT = "log"
 
@@ -73,35 +73,34 @@ class LogLine:
 class Fanout:
     """One pattern subscription for the process, fanned out to the streams watching each job."""
 
-    def __init__(self, connection: Redis, ready_timeout_s: float, listen: bool = True) -> None:
+    def __init__(self, connection: Redis, listen: bool = True) -> None:
         self.connection = connection
-        self.ready_timeout_s = ready_timeout_s
         # Without the listener (BACKGROUND_THREADS off) streams live on snapshot re-reads alone.
         self.listen = listen
         self._inboxes: dict[str, set[Inbox]] = {}
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._idle_since: float | None = None
-        self._resubscribing = False
         self._ready = threading.Event()
         self._closing = threading.Event()
         self._snapshot_slots = threading.BoundedSemaphore(SNAPSHOT_SLOTS)
 
     def watch(self, *job_ids: str) -> Inbox:
-        """Register a stream for its jobs (one, or a group's), with the listener subscribed; returns
-        the stream's inbox, where every message about any of them arrives."""
+        """Register a stream for its jobs (one, or a group's) and make sure the listener runs;
+        returns the stream's inbox, where every message about any of them arrives.
+
+        It does not wait for the subscription (Redis may be down: the snapshot read must fail
+        fast). An update published before the listener holds its subscription is not lost: each
+        time the subscription starts, every registered stream gets RESYNC and re-reads.
+        """
         inbox: Inbox = queue.Queue(maxsize=INBOX_LIMIT)
         with self._lock:
             for job_id in job_ids:
                 self._inboxes.setdefault(job_id, set()).add(inbox)
-            if not self.listen:
-                return inbox
-            if self._listener is None or not self._listener.is_alive():
+            if self.listen and (self._listener is None or not self._listener.is_alive()):
                 self._ready.clear()
                 self._listener = threading.Thread(target=self._listen, name="sse-fanout", daemon=True)
                 self._listener.start()
-        if not self._ready.wait(self.ready_timeout_s):
-            log.warning("event listener not subscribed yet; jobs %s rely on snapshot re-reads", job_ids)
         return inbox
 
     def unwatch(self, job_ids: str | Iterable[str], inbox: Inbox) -> None:
@@ -166,7 +165,6 @@ class Fanout:
                         return
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 self._ready.clear()
-                self._resubscribing = True
                 log.warning("event listener lost Redis (%s); resubscribing in %.0f s", exc, RECONNECT_DELAY_S)
                 self._closing.wait(RECONNECT_DELAY_S)
                 if self._lets_go():
@@ -195,10 +193,9 @@ class Fanout:
         if message["type"] == "psubscribe":
             if message["data"] < len(PATTERNS):
                 return  # ready once every pattern is subscribed
+            # Streams registered before this point may have missed updates: they re-read.
+            self._deliver(None, RESYNC)
             self._ready.set()
-            if self._resubscribing:
-                self._resubscribing = False
-                self._deliver(None, RESYNC)
         elif message["type"] == "pmessage":
             channel = _text(message["channel"])
             try:
@@ -233,9 +230,7 @@ def init_app(app: Flask, listen: bool) -> None:
         listen: whether the listener thread may run (it starts with the first stream); without
             it streams see changes only at their heartbeat's snapshot re-read.
     """
-    redis = app.extensions["rq"]["redis"]
-    timeout_s = min(app.config["REDIS_SOCKET_TIMEOUT_S"], 2.0)
-    app.extensions["events"] = Fanout(redis, ready_timeout_s=timeout_s, listen=listen)
+    app.extensions["events"] = Fanout(app.extensions["rq"]["redis"], listen=listen)
 
 
 def get_fanout() -> Fanout:

@@ -9,6 +9,7 @@ from web.auth import may_act_on
 from web.errors import error_response
 from web.events import get_fanout
 from web.extensions import get_redis
+from web.job_urls import cross_port_headers, on_streams_listener, redirect_to_streams_listener
 from web.openapi import OPTIONAL_BEARER, answer, doc
 from web.relay import relay_group
 
@@ -35,7 +36,12 @@ def status(group_id: str):
     description="Each `data:` line is one GroupStatus payload; comment lines are heartbeats.",
 )
 def events(group_id: str):
-    """The group's payload now, then at every change of one of its jobs, until all have ended."""
+    """The group's payload now, then at every change of one of its jobs, until all have ended.
+
+    With `EVENTS_PORT` set, a 307 to the streams listener instead.
+    """
+    if (elsewhere := redirect_to_streams_listener()) is not None:
+        return elsewhere
     fanout = get_fanout()
     ids = fanout.read(lambda connection: member_ids(connection, group_id))
     if request.method == "HEAD":
@@ -50,7 +56,7 @@ def events(group_id: str):
     config = current_app.config
     timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
     body = relay_group(fanout, group_id, inbox, members, *timing)
-    response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    response = Response(body, mimetype=sse.MEDIA_TYPE, headers={**sse.STREAM_HEADERS, **cross_port_headers()})
     # Also when the client leaves before the first frame (the generator never starts then).
     response.call_on_close(lambda: fanout.unwatch(ids, inbox))
     return response
@@ -91,6 +97,6 @@ def group_urls(group_id: str) -> dict[str, str]:
     """Where a client reads, streams and cancels a group: the 202 answer's and the page's URLs."""
     return {
         "status_url": url_for("group_urls.status", group_id=group_id),
-        "events_url": url_for("group_urls.events", group_id=group_id),
+        "events_url": on_streams_listener(url_for("group_urls.events", group_id=group_id)),
         "cancel_url": url_for("group_urls.cancel", group_id=group_id),
     }

@@ -1,12 +1,15 @@
 """Security headers on every response: a Content-Security-Policy, nosniff, no framing.
 
 Our page loads only its own files and runs no inline script (its initial rows are a JSON data
-block, which no CSP governs), so the policy allows 'self' and nothing else. A blueprint that
+block, which no CSP governs), so the policy allows 'self' and nothing else, but for the page's
+event streams when they have their own listener (`EVENTS_PORT`). A blueprint that
 needs another policy sets its own header first (the dashboard's, in web/operators.py); this one
 fills in only what is missing.
 """
 
 from flask import Flask, Response
+
+from web.job_urls import streams_origin
 
 PAGE_POLICY = "; ".join(
     [
@@ -23,9 +26,17 @@ PAGE_POLICY = "; ".join(
 )
 
 
+def page_policy() -> str:
+    """PAGE_POLICY, letting the page connect to the event-stream listener when it is on another port."""
+    origin = streams_origin()
+    if origin is None:
+        return PAGE_POLICY
+    return PAGE_POLICY.replace("connect-src 'self'", f"connect-src 'self' {origin}")
+
+
 def add_security_headers(response: Response) -> Response:
     """Add the CSP, nosniff and no-framing headers a response does not set itself."""
-    response.headers.setdefault("Content-Security-Policy", PAGE_POLICY)
+    response.headers.setdefault("Content-Security-Policy", page_policy())
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("Referrer-Policy", "same-origin")

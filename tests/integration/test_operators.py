@@ -152,10 +152,7 @@ def json_routes() -> list[tuple[str, str]]:
     """Every route that answers JSON: the API, the operators' routes and the dashboard's data and actions."""
     prefixes = ("jobs_api.", "job_urls.", "group_urls.", "operators.", "rq_dashboard.")
     html = {f"rq_dashboard.{view}" for view in HTML_VIEWS}
-    # An event stream waits up to 2 s for its listener before the snapshot read, so its 503
-    # JSON comes just after 2 s; tests/test_events.py covers it.
-    streams = {"job_urls.events", "group_urls.events"}
-    return dashboard_urls(local_app(), prefixes=prefixes, skip=html | streams)
+    return dashboard_urls(local_app(), prefixes=prefixes, skip=html)
 
 
 def test_redis_outage_gives_503_json_then_recovers_and_finishes_queued_work(tmp_path, logs_dir):
