@@ -19,7 +19,7 @@ from pathlib import Path
 from redis import Redis
 from rq.exceptions import NoSuchJobError
 
-from jobs.snapshot import fetch_job, payload_of
+from jobs.snapshot import fetch_job, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "chaos.json"
@@ -54,7 +54,7 @@ def classify(client: Redis, ids: list[str], taken: Counter) -> dict:
             lost.append(job_id)
             continue
         started += bool(taken[job_id] or job.started_at)
-        payload = payload_of(job)
+        payload = snapshot(job_id, client)
         if payload["state"] == "SUCCESS":
             outcome["succeeded"] += 1
         elif payload["state"] == "FAILURE":
