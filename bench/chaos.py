@@ -299,6 +299,7 @@ def main() -> int:
             "redis": redis_py.__version__,
         },
         "mode": "sentinel" if args.sentinel else "aof",
+        "worker": run.workers[0].command,
         "settings": {k: v for k, v in vars(args).items() if k != "no_readme"},
         "faults": dict(run.faults),
         "refused": refused,

@@ -108,7 +108,8 @@ def render(result: dict) -> str:
     settings = result["settings"]
     head = (
         f"{result['when']}; {mode}; {settings['jobs']} jobs over {result['faults_s']:.0f} s, "
-        f"{settings['workers']} workers, {settings['webs']} web processes. Faults: {faults}. "
+        f"{settings['workers']} workers (`{result.get('worker', '?')}`), {settings['webs']} web processes. "
+        f"Faults: {faults}. "
         + (
             f"Every job had ended {result['settle_s']:.0f} s after the faults stopped."
             if not result["stuck"]
