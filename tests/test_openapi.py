@@ -18,7 +18,7 @@ from jobs.registry import CATALOG
 from support.apps import UNIT_SETTINGS
 from tests.fixture_jobs import flaky_job
 from web import create_app
-from web.openapi import JSON, doc
+from web.openapi_doc import JSON, doc
 
 fuzz_app = create_app(
     {

@@ -22,7 +22,7 @@ from jobs.params import BadParams
 from jobs.registry import DEMO_MAX_S, catalog, demo_duration_s
 from support.apps import UNIT_SETTINGS
 from web import create_app, tokens
-from web.openapi import JSON
+from web.openapi_doc import JSON
 
 
 def _demo_too_long(args: dict[str, Any], defaults: dict[str, Any]) -> bool:

@@ -10,7 +10,7 @@ from web.errors import error_response
 from web.events import get_fanout
 from web.extensions import get_redis
 from web.job_urls import cross_port_headers, on_streams_listener, redirect_to_streams_listener
-from web.openapi import OPTIONAL_BEARER, answer, doc
+from web.openapi_doc import OPTIONAL_BEARER, answer, doc
 from web.relay import relay_group
 
 bp = Blueprint("group_urls", __name__)

@@ -18,7 +18,7 @@ from web.auth import may_act_on
 from web.errors import error_response
 from web.events import get_fanout
 from web.extensions import get_redis
-from web.openapi import OPTIONAL_BEARER, answer, doc
+from web.openapi_doc import OPTIONAL_BEARER, answer, doc
 from web.relay import LogCursor, relay
 
 bp = Blueprint("job_urls", __name__)

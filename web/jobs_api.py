@@ -23,7 +23,7 @@ from web.config import queue_names
 from web.extensions import get_redis, get_replica_ack
 from web.group_urls import group_urls
 from web.job_urls import job_urls
-from web.openapi import OPTIONAL_BEARER, answer, doc
+from web.openapi_doc import OPTIONAL_BEARER, answer, doc
 from web.tokens import START_ANY, start_scope
 
 bp = Blueprint("jobs_api", __name__)

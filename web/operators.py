@@ -19,7 +19,7 @@ from web.config import queue_names
 from web.errors import error_response
 from web.extensions import get_redis
 from web.metrics import render_metrics
-from web.openapi import answer, doc
+from web.openapi_doc import answer, doc
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,149 @@
+"""The OpenAPI components routes name in `@doc`: answers, headers, parameters, the bearer scheme.
+
+Also every payload schema (`web/openapi_schemas.py`) and `StartRequest`, POST /api/jobs's body
+with one variant per registered job, from each job's pydantic model (a newly registered job
+appears with no change here).
+"""
+
+from typing import Annotated, Any, Literal, Union
+
+from apispec import APISpec
+from pydantic import Field, create_model
+
+from jobs.params import Params, json_schema
+from jobs.registry import StartRequest, catalog
+from web.openapi_doc import json_content
+from web.openapi_schemas import LOG_ID_PATTERN, schemas
+
+_COMPONENTS = "#/components/schemas/{model}"
+
+
+def add_components(spec: APISpec, queues: list[str]) -> None:
+    """Register every shared component in `spec`; `queues` are the configured queue names."""
+    components = spec.components
+    components.security_scheme(
+        "bearer",
+        {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "an API token from `flask --app web tokens create NAME --scope ...`; "
+            "scopes: start:<job name>, start:*, cancel:any",
+        },
+    )
+    components.header("WWWAuthenticate", {"description": "`Bearer realm=...`", "schema": {"type": "string"}})
+    components.header("Location", {"description": "the job's status URL", "schema": {"type": "string"}})
+    components.header(
+        "RetryAfter", {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
+    )
+    components.parameter(
+        "job_id",
+        "path",
+        {
+            "description": "the id from the 202 answer that started the job",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        },
+    )
+    components.parameter(
+        "group_id",
+        "path",
+        {
+            "description": "the id from the 202 answer that started the group",
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
+        },
+    )
+    components.parameter(
+        "IdempotencyKey",
+        "header",
+        {
+            "name": "Idempotency-Key",
+            "required": False,
+            "description": "the same key within a day returns the same job (a double click starts one)",
+            "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+        },
+    )
+    for name, where, field, description in (
+        ("LastEventId", "header", "Last-Event-ID", "the id of the last log line the client got"),
+        ("LastEventIdQuery", "query", "lastEventId", "the same, as EventSource polyfills send it"),
+        ("LogAfter", "query", "after", "a line id: the `next` of the previous answer"),
+    ):
+        schema = {"type": "string", "pattern": LOG_ID_PATTERN}
+        components.parameter(name, where, {"name": field, "description": description, "schema": schema})
+    for name, schema in schemas(queues).items():
+        components.schema(name, schema)
+    components.schema("StartRequest", schema_of(spec, _start_request(queues)))
+    for name, response in _responses().items():
+        components.response(name, response)
+
+
+def schema_of(spec: APISpec, declared: Any) -> dict[str, Any]:
+    """A pydantic type's JSON Schema, the models it uses registered as components."""
+    schema = json_schema(declared, ref_template=_COMPONENTS)
+    for name, model_schema in schema.pop("$defs", {}).items():
+        if name not in spec.components.schemas:
+            spec.components.schema(name, model_schema)
+    return schema
+
+
+def _start_request(queues: list[str]) -> Any:
+    """POST /api/jobs's body, one variant per registered job: `StartRequest` with its name and args."""
+    variants = [
+        create_model(
+            f"Start_{job.name}",
+            __base__=StartRequest,
+            name=(Literal[job.name], ...),
+            args=_args_field(job.params),
+            queue=(Literal[tuple(queues)] | None, Field(None, description=f"default: {job.queue}")),
+        )
+        for job in catalog()
+    ]
+    return Annotated[Union[tuple(variants)], Field(discriminator="name")]  # noqa: UP007
+
+
+def _args_field(params: type[Params]) -> tuple[Any, Any]:
+    """`args` may be left out (or null) only when the job needs no argument."""
+    if any(field.is_required() for field in params.model_fields.values()):
+        return params, ...
+    return params | None, None
+
+
+def _responses() -> dict[str, Any]:
+    def error(description: str, **extra: Any) -> dict[str, Any]:
+        return {"description": description, "content": json_content("Error"), **extra}
+
+    return {
+        "Started": {
+            "description": "started (or, for a repeated Idempotency-Key, started before)",
+            "headers": {"Location": "Location"},
+            "content": json_content("Accepted"),
+        },
+        "GroupStarted": {
+            "description": "every job of the group started",
+            "headers": {"Location": {"description": "the group's status URL", "schema": {"type": "string"}}},
+            "content": json_content("GroupAccepted"),
+        },
+        "BadRequest": error("the body or a parameter is wrong; the message names it"),
+        "NotFound": error(
+            "no such job (unknown, malformed or expired id), or no job registered by that name"
+        ),
+        "Conflict": error(
+            "the Idempotency-Key was used for a different request, or the job has already ended"
+        ),
+        "TooLarge": error("the body is over 64 KiB"),
+        "Unauthorized": error(
+            "this needs an API token (none was sent, or it is unknown or revoked)",
+            headers={"WWW-Authenticate": "WWWAuthenticate"},
+        ),
+        "Forbidden": error(
+            "the token lacks the scope the message names; or another client started the job; "
+            "or the request came from another site"
+        ),
+        "UnsupportedMediaType": error("a request body must be application/json"),
+        "TooManyRequests": error(
+            "too many starts from this address without a token (START_RATE_LIMIT a minute)",
+            headers={"Retry-After": "RetryAfter"},
+        ),
+        "Unavailable": error(
+            "Redis is unreachable, or the queue is full: nothing was started; retry later",
+            headers={"Retry-After": "RetryAfter"},
+        ),
+    }
