@@ -15,7 +15,7 @@ from jobs.admission import Claim
 from jobs.keys import idempotency_key
 
 KEY_TTL_S = 24 * 60 * 60
-_KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
+KEY_PATTERN = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 class BadIdempotencyKey(ValueError):
@@ -37,7 +37,7 @@ def claim(key: str, request_fingerprint: str, job_id: str) -> Claim:
     Raises:
         BadIdempotencyKey: the key is not 1-255 printable ASCII characters.
     """
-    if not _KEY_PATTERN.fullmatch(key):
+    if not KEY_PATTERN.fullmatch(key):
         raise BadIdempotencyKey("Idempotency-Key must be 1 to 255 printable ASCII characters")
     value = json.dumps({"job_id": job_id, "fingerprint": request_fingerprint})
     return Claim(idempotency_key(key), value, KEY_TTL_S)

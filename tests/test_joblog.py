@@ -54,7 +54,7 @@ def test_a_job_without_lines_has_an_empty_log(client, queue):
 
 
 @pytest.mark.parametrize(
-    "after", ["", "abc", "1", "1-2-3", "-1-0", "1-x", "18446744073709551616-0", "1" * 21 + "-0"]
+    "after", ["", "abc", "1", "1-2-3", "-1-0", "1-x", "18446744073709551616-0", "1" * 21 + "-0", "\u0661-0"]
 )
 def test_a_bad_after_is_400_json(client, queue, after):
     job = queue.enqueue("tests.fixture_jobs.answer")

@@ -10,10 +10,12 @@ from typing import Annotated, Any, Literal, Union
 from apispec import APISpec
 from pydantic import Field, create_model
 
+from jobs.idempotency import KEY_PATTERN
 from jobs.params import Params, json_schema
 from jobs.registry import StartRequest, catalog
+from jobs.snapshot import JOB_ID_PATTERN
 from web.openapi_doc import json_content
-from web.openapi_schemas import LOG_ID_PATTERN, schemas
+from web.openapi_schemas import LOG_ID_PATTERN, anchored, schemas
 
 _COMPONENTS = "#/components/schemas/{model}"
 
@@ -35,22 +37,10 @@ def add_components(spec: APISpec, queues: list[str]) -> None:
     components.header(
         "RetryAfter", {"description": "seconds to wait before trying again", "schema": {"type": "integer"}}
     )
-    components.parameter(
-        "job_id",
-        "path",
-        {
-            "description": "the id from the 202 answer that started the job",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
-        },
-    )
-    components.parameter(
-        "group_id",
-        "path",
-        {
-            "description": "the id from the 202 answer that started the group",
-            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"},
-        },
-    )
+    for what in ("job", "group"):  # a group's id has a job id's alphabet (jobs/groups.py)
+        schema = {"type": "string", "pattern": anchored(JOB_ID_PATTERN)}
+        description = f"the id from the 202 answer that started the {what}"
+        components.parameter(f"{what}_id", "path", {"description": description, "schema": schema})
     components.parameter(
         "IdempotencyKey",
         "header",
@@ -58,7 +48,7 @@ def add_components(spec: APISpec, queues: list[str]) -> None:
             "name": "Idempotency-Key",
             "required": False,
             "description": "the same key within a day returns the same job (a double click starts one)",
-            "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},
+            "schema": {"type": "string", "pattern": anchored(KEY_PATTERN)},
         },
     )
     for name, where, field, description in (

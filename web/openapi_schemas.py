@@ -3,15 +3,23 @@
 Job parameters are not here: their schemas come from the pydantic models (`web/openapi_components.py`).
 """
 
+import re
 from typing import Any
 
 from jobs.contract import FAILURE, GROUP_JOB_FIELDS, PENDING, PROGRESS, SUCCESS
-from jobs.joblog import LEVELS
+from jobs.joblog import ID_PATTERN, LEVELS
 
-# A log line's id: "<milliseconds>-<sequence>", as Redis Streams number entries.
-LOG_ID_PATTERN = "^[0-9]{1,20}-[0-9]{1,20}$"
 # Every value of a payload's `state`.
 STATES = [PENDING, PROGRESS, SUCCESS, FAILURE]
+
+
+def anchored(pattern: re.Pattern[str]) -> str:
+    """The JSON Schema `pattern` of a regex the server applies with `fullmatch` (JSON Schema's search)."""
+    return f"^{pattern.pattern}$"
+
+
+# A log line's id: "<milliseconds>-<sequence>", as Redis Streams number entries.
+LOG_ID_PATTERN = anchored(ID_PATTERN)
 
 
 def schemas(queues: list[str]) -> dict[str, Any]:
