@@ -2,15 +2,20 @@
 
 from flask import Blueprint, Response, current_app, request, url_for
 
-from jobs.control import JobAlreadyEnded, owner_of
+from jobs.control import owner_of
 from jobs.groups import cancel_group, group_snapshot, member_ids, member_payloads
 from web import sse
 from web.auth import may_act_on
-from web.errors import error_response
 from web.events import get_fanout
 from web.extensions import get_redis
-from web.job_urls import cross_port_headers, on_streams_listener, redirect_to_streams_listener
-from web.openapi_doc import OPTIONAL_BEARER, answer, doc
+from web.job_urls import (
+    cancel_answer,
+    cancel_doc,
+    cross_port_headers,
+    on_streams_listener,
+    redirect_to_streams_listener,
+)
+from web.openapi_doc import answer, doc
 from web.relay import relay_group
 
 bp = Blueprint("group_urls", __name__)
@@ -63,29 +68,17 @@ def events(group_id: str):
 
 
 @bp.post("/groups/<group_id>/cancel")
-@doc(
-    {
-        200: answer("every job has ended now: the group's final payload", "GroupStatus"),
-        202: answer("running jobs were asked to stop: the group's current payload", "GroupStatus"),
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "NotFound",
-        409: "Conflict",
-        415: "UnsupportedMediaType",
-        503: "Unavailable",
-    },
-    security=OPTIONAL_BEARER,
+@cancel_doc(
+    "GroupStatus",
+    ended="every job has ended now: the group's final payload",
+    stopping="running jobs were asked to stop: the group's current payload",
 )
 def cancel(group_id: str):
     """Cancel the group's waiting jobs and stop its running ones (202 while stops are on their way).
 
     Only who started it may (its browser session or token), or a token with `cancel:any`: 403 otherwise.
     """
-    try:
-        outcome = cancel_group(get_redis(), group_id, allowed=may_cancel)
-    except JobAlreadyEnded as exc:
-        return error_response(409, str(exc))
-    return outcome.payload, 200 if outcome.done else 202
+    return cancel_answer(lambda: cancel_group(get_redis(), group_id, allowed=may_cancel))
 
 
 def may_cancel(jobs: list) -> bool:

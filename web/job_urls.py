@@ -6,11 +6,12 @@ the host the client used, and a 307 for a stream asked of it). A stream answers 
 its own host, which open it across ports.
 """
 
+from collections.abc import Callable
 from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, redirect, request, url_for
 
-from jobs.control import JobAlreadyEnded, cancel_job
+from jobs.control import CancelOutcome, JobAlreadyEnded, cancel_job
 from jobs.joblog import FIRST_ID, read_page
 from jobs.snapshot import snapshot
 from web import sse
@@ -100,30 +101,44 @@ def logs(job_id: str):
     return read_page(get_redis(), job_id, request.args.get("after"))
 
 
+def cancel_doc(schema: str, *, ended: str, stopping: str):
+    """The `@doc` of a cancel route, a job's or a group's: 200 `ended`, 202 `stopping`, both `schema`."""
+    return doc(
+        {
+            200: answer(ended, schema),
+            202: answer(stopping, schema),
+            401: "Unauthorized",
+            403: "Forbidden",
+            404: "NotFound",
+            409: "Conflict",
+            415: "UnsupportedMediaType",
+            503: "Unavailable",
+        },
+        security=OPTIONAL_BEARER,
+    )
+
+
+def cancel_answer(cancel: Callable[[], CancelOutcome]):
+    """A cancel route's answer: 200 if all has ended now, 202 while stops are under way; 409 if it had."""
+    try:
+        outcome = cancel()
+    except JobAlreadyEnded as exc:
+        return error_response(409, str(exc))
+    return outcome.payload, 200 if outcome.done else 202
+
+
 @bp.post("/status/<job_id>/cancel")
-@doc(
-    {
-        200: answer("canceled while waiting: the job's final payload", "Status"),
-        202: answer("running: its worker was asked to stop; the job's current payload", "Status"),
-        401: "Unauthorized",
-        403: "Forbidden",
-        404: "NotFound",
-        409: "Conflict",
-        415: "UnsupportedMediaType",
-        503: "Unavailable",
-    },
-    security=OPTIONAL_BEARER,
+@cancel_doc(
+    "Status",
+    ended="canceled while waiting: the job's final payload",
+    stopping="running: its worker was asked to stop; the job's current payload",
 )
 def cancel(job_id: str):
     """Cancel a waiting job (200) or ask its worker to stop a running one (202); 409 JSON if it has ended.
 
     Only who started it may (its browser session or token), or a token with `cancel:any`: 403 otherwise.
     """
-    try:
-        outcome = cancel_job(get_redis(), job_id, allowed=may_act_on)
-    except JobAlreadyEnded as exc:
-        return error_response(409, str(exc))
-    return outcome.payload, 200 if outcome.done else 202
+    return cancel_answer(lambda: cancel_job(get_redis(), job_id, allowed=may_act_on))
 
 
 def job_urls(job_id: str) -> dict[str, str]:
