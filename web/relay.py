@@ -10,8 +10,8 @@ a job's stream sends each line once and the final payload last.
 import logging
 import queue
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -29,6 +29,10 @@ log = logging.getLogger(__name__)
 RETRY_MS = 1000
 # What a silent stream does at each heartbeat: re-read its snapshot (not a job's log).
 _REREAD = "reread"
+# Errors of an unreachable Redis, which a stream rides out.
+_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+
+T = TypeVar("T")
 
 
 class LogCursor:
@@ -58,9 +62,22 @@ class LogCursor:
         """`read`, or None when Redis is unreachable (the stream then ends)."""
         try:
             return self.read(fanout, job_id)
-        except (RedisConnectionError, RedisTimeoutError) as exc:
+        except _UNREACHABLE as exc:
             log.warning("job %s: Redis unavailable on a log read (%s)", job_id, exc)
             return None
+
+
+def _items(inbox: Inbox, heartbeat_s: float, max_age_s: float, ended: Callable[[], bool]) -> Iterator[Any]:
+    """The inbox's items until `ended()` or `max_age_s`; after `heartbeat_s` of silence, `_REREAD`.
+
+    The caller sends a heartbeat for each `_REREAD`, then reads its snapshot again.
+    """
+    deadline = time.monotonic() + max_age_s
+    while not ended() and (remaining := deadline - time.monotonic()) > 0:
+        try:
+            yield inbox.get(timeout=min(heartbeat_s, remaining))
+        except queue.Empty:
+            yield _REREAD
 
 
 def relay(
@@ -85,13 +102,9 @@ def relay(
         yield sse.with_retry(frames[0], RETRY_MS)
         yield from frames[1:]
         last = first
-        deadline = time.monotonic() + max_age_s
-        while not is_terminal(last) and (remaining := deadline - time.monotonic()) > 0:
-            try:
-                item = inbox.get(timeout=min(heartbeat_s, remaining))
-            except queue.Empty:
+        for item in _items(inbox, heartbeat_s, max_age_s, ended=lambda: is_terminal(last)):
+            if item == _REREAD:
                 yield sse.heartbeat()
-                item = _REREAD
             if isinstance(item, LogLine):
                 if cursor.advance(item):
                     yield item.frame
@@ -99,7 +112,7 @@ def relay(
             if item == RESYNC and (missed := cursor.catch_up(fanout, job_id)) is not None:
                 yield from missed
             if item in (RESYNC, _REREAD):
-                payload, frame = _reread(fanout, job_id, last), None
+                payload, frame = _reread(f"job {job_id}", lambda: fanout.snapshot(job_id), last), None
                 if payload is None:
                     return
             else:
@@ -114,15 +127,16 @@ def relay(
         fanout.unwatch(job_id, inbox)
 
 
-def _reread(fanout: Fanout, job_id: str, last: dict[str, Any]) -> dict[str, Any] | None:
-    """The job's payload now, `last` while Redis is unreachable, None when the job is gone."""
+def _reread(what: str, read: Callable[[], T], last: T) -> T | None:
+    """`read()` now (a job's payload, a group's member payloads): `last` while Redis is unreachable,
+    None when `what` ("job <id>", "group <id>") is gone."""
     try:
-        return fanout.snapshot(job_id)
-    except NoSuchJobError:
-        log.info("job %s expired while streamed; ending its stream", job_id)
+        return read()
+    except (NoSuchJobError, NoSuchGroupError):
+        log.info("%s expired while streamed; ending its stream", what)
         return None
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("job %s: Redis unavailable on re-read (%s); the stream waits", job_id, exc)
+    except _UNREACHABLE as exc:
+        log.warning("%s: Redis unavailable on re-read (%s); the stream waits", what, exc)
         return last
 
 
@@ -148,21 +162,21 @@ def relay_group(
     on silence the whole group is read again (while Redis is unreachable, at the next silence).
     """
     order = [member["id"] for member in members]
+
+    def read_members() -> list[dict[str, Any]]:
+        return fanout.read(lambda connection: member_payloads(connection, group_id))
+
     try:
         latest = {member["id"]: member for member in members}
         last = to_group_payload(group_id, members)
         yield sse.format_event(last, retry_ms=RETRY_MS)
-        deadline = time.monotonic() + max_age_s
-        while not is_terminal(last) and (remaining := deadline - time.monotonic()) > 0:
-            try:
-                item = inbox.get(timeout=min(heartbeat_s, remaining))
-            except queue.Empty:
+        for item in _items(inbox, heartbeat_s, max_age_s, ended=lambda: is_terminal(last)):
+            if item == _REREAD:
                 yield sse.heartbeat()
-                item = _REREAD
             if isinstance(item, LogLine):
                 continue
             if item in (RESYNC, _REREAD):
-                fresh = _reread_group(fanout, group_id, list(latest.values()))
+                fresh = _reread(f"group {group_id}", read_members, list(latest.values()))
                 if fresh is None:
                     return
                 latest = {member["id"]: member for member in fresh}
@@ -178,15 +192,3 @@ def relay_group(
                 last = group
     finally:
         fanout.unwatch(order, inbox)
-
-
-def _reread_group(fanout: Fanout, group_id: str, latest: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
-    """The group's member payloads now, `latest` while Redis is unreachable, None when it is gone."""
-    try:
-        return fanout.read(lambda connection: member_payloads(connection, group_id))
-    except NoSuchGroupError:
-        log.info("group %s expired while streamed; ending its stream", group_id)
-        return None
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("group %s: Redis unavailable on re-read (%s); the stream waits", group_id, exc)
-        return latest
