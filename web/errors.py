@@ -7,6 +7,7 @@ gets the page.
 """
 
 import logging
+from functools import partial
 from http import HTTPStatus
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -28,6 +29,14 @@ log = logging.getLogger(__name__)
 _KEPT_HEADERS = frozenset({"Allow", "Retry-After", "WWW-Authenticate"})
 # Paths whose errors are always JSON: the API, a job's own URLs, the operators' routes.
 API_PATHS = ("/api", "/status", "/groups", "/longtask", "/healthz", "/metrics", "/rq")
+# Errors whose message is the answer's as it is, and their status.
+_STATUS_OF: dict[type[Exception], int] = {
+    BadParams: 400,
+    BadIdempotencyKey: 400,
+    BadLogId: 400,
+    UnknownJob: 404,
+    IdempotencyConflict: 409,
+}
 
 
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> tuple[Response, int]:
@@ -56,6 +65,10 @@ def answer_error(status: int, message: str, headers: dict[str, str] | None = Non
     return page, status, {"Content-Type": "text/html; charset=utf-8", **(headers or {})}
 
 
+def _with_message(status: int, exc: Exception):
+    return answer_error(status, str(exc))
+
+
 def init_app(app: Flask) -> None:
     """Register handlers that turn every error into a JSON answer, or a page for people."""
 
@@ -64,21 +77,8 @@ def init_app(app: Flask) -> None:
         kept = {name: value for name, value in exc.get_headers() if name in _KEPT_HEADERS}
         return answer_error(exc.code or 500, exc.description or exc.name, kept)
 
-    @app.errorhandler(BadParams)
-    def bad_params(exc: BadParams):
-        return answer_error(400, str(exc))
-
-    @app.errorhandler(BadIdempotencyKey)
-    def bad_idempotency_key(exc: BadIdempotencyKey):
-        return answer_error(400, str(exc))
-
-    @app.errorhandler(BadLogId)
-    def bad_log_id(exc: BadLogId):
-        return answer_error(400, str(exc))
-
-    @app.errorhandler(IdempotencyConflict)
-    def idempotency_conflict(exc: IdempotencyConflict):
-        return answer_error(409, str(exc))
+    for error, status in _STATUS_OF.items():
+        app.register_error_handler(error, partial(_with_message, status))
 
     @app.errorhandler(QueueFull)
     @app.errorhandler(NotReplicated)
@@ -88,10 +88,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(NotAllowed)
     def not_allowed(exc: NotAllowed):
         return answer_error(403, f"{exc}, or a token with the scope cancel:any")
-
-    @app.errorhandler(UnknownJob)
-    def unknown_job(exc: UnknownJob):
-        return answer_error(404, str(exc))
 
     @app.errorhandler(NoSuchJobError)
     def no_such_job(exc: NoSuchJobError):
