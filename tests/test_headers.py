@@ -3,8 +3,11 @@
 import base64
 import re
 
+import pytest
+
 from support.apps import UNIT_SETTINGS
 from web import create_app
+from web.headers import PAGE_POLICY, content_security_policy
 
 
 def test_the_page_allows_no_inline_script_and_no_framing(client):
@@ -47,3 +50,10 @@ def test_the_dashboard_gets_a_fresh_nonce_for_its_own_inline_script(redis):
     assert nonces[0] != nonces[1]
     static = client.get("/rq/static/js/underscore-umd-min.js", headers=auth)
     assert static.status_code == 200 and "nonce" in static.headers["Content-Security-Policy"]
+
+
+def test_a_policy_replaces_only_the_directives_it_names_and_refuses_others():
+    policy = content_security_policy(connect_src="'self' https://a.test")
+    assert policy == PAGE_POLICY.replace("connect-src 'self'", "connect-src 'self' https://a.test")
+    with pytest.raises(ValueError, match="scrpt-src"):
+        content_security_policy(scrpt_src="'self'")
