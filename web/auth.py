@@ -156,37 +156,28 @@ def ensure_identity() -> str:
     return identity
 
 
-def remember(job_id: str) -> None:
-    """Add a job to this browser's list, newest last, keeping the last MAX_REMEMBERED."""
-    ids = [known for known in remembered() if known != job_id]
-    session[SESSION_KEY] = [*ids, job_id][-MAX_REMEMBERED:]
-    session.permanent = True
+@dataclass(frozen=True)
+class Remembered:
+    """A list of ids this browser's session keeps under `key`: the jobs, or the groups, it started."""
+
+    key: str
+
+    def ids(self) -> list[str]:
+        """The ids, oldest first."""
+        ids = session.get(self.key)
+        return [known for known in ids if isinstance(known, str)] if isinstance(ids, list) else []
+
+    def add(self, new_id: str) -> None:
+        """Add an id, newest last, keeping the last MAX_REMEMBERED."""
+        ids = [known for known in self.ids() if known != new_id]
+        session[self.key] = [*ids, new_id][-MAX_REMEMBERED:]
+        session.permanent = True
+
+    def keep_only(self, ids: list[str]) -> None:
+        """Forget every id but these (the others have expired); the cookie changes only if some went."""
+        if ids != self.ids():
+            session[self.key] = list(ids)
 
 
-def remembered() -> list[str]:
-    """The ids of the jobs this browser started, oldest first."""
-    ids = session.get(SESSION_KEY)
-    return [job_id for job_id in ids if isinstance(job_id, str)] if isinstance(ids, list) else []
-
-
-def remember_group(group_id: str) -> None:
-    """Add a group to this browser's list, newest last, keeping the last MAX_REMEMBERED."""
-    ids = [known for known in remembered_groups() if known != group_id]
-    session[GROUPS_KEY] = [*ids, group_id][-MAX_REMEMBERED:]
-    session.permanent = True
-
-
-def remembered_groups() -> list[str]:
-    """The ids of the groups this browser started, oldest first."""
-    ids = session.get(GROUPS_KEY)
-    return [group_id for group_id in ids if isinstance(group_id, str)] if isinstance(ids, list) else []
-
-
-def forget_all_but(job_ids: list[str]) -> None:
-    """Keep only these jobs in this browser's list (the others have expired)."""
-    session[SESSION_KEY] = list(job_ids)
-
-
-def forget_groups_but(group_ids: list[str]) -> None:
-    """Keep only these groups in this browser's list (the others have expired)."""
-    session[GROUPS_KEY] = list(group_ids)
+REMEMBERED_JOBS = Remembered(SESSION_KEY)
+REMEMBERED_GROUPS = Remembered(GROUPS_KEY)

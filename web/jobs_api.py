@@ -18,7 +18,14 @@ from jobs.registry import (
     get_spec,
     start_job,
 )
-from web.auth import Caller, current_caller, has_session_cookie, remember, remember_group, require_scope
+from web.auth import (
+    REMEMBERED_GROUPS,
+    REMEMBERED_JOBS,
+    Caller,
+    current_caller,
+    has_session_cookie,
+    require_scope,
+)
 from web.config import queue_names
 from web.extensions import get_redis, get_replica_ack
 from web.group_urls import group_urls
@@ -115,7 +122,7 @@ def start_together():
         "jobs": [{"id": job.id, **job_urls(job.id)} for job in jobs],
     }
     if has_session_cookie():
-        remember_group(group_id)
+        REMEMBERED_GROUPS.add(group_id)
     return started, 202, {"Location": started["status_url"]}
 
 
@@ -183,5 +190,5 @@ def accepted(job: Job) -> tuple[dict[str, str], int, dict[str, str]]:
     get_replica_ack().confirm(get_redis(), job.id)
     body = {"id": job.id, **job_urls(job.id)}
     if has_session_cookie():
-        remember(job.id)
+        REMEMBERED_JOBS.add(job.id)
     return body, 202, {"Location": body["status_url"]}

@@ -10,7 +10,7 @@ from rq.exceptions import NoSuchGroupError, NoSuchJobError
 
 from jobs.groups import group_snapshot
 from jobs.snapshot import snapshot
-from web.auth import ensure_identity, forget_all_but, forget_groups_but, remembered, remembered_groups
+from web.auth import REMEMBERED_GROUPS, REMEMBERED_JOBS, ensure_identity
 from web.extensions import get_redis
 from web.group_urls import group_urls
 from web.job_urls import job_urls
@@ -25,15 +25,13 @@ def index():
     """The page: start buttons, and a row per job and group this browser started that Redis still holds."""
     ensure_identity()
     try:
-        rows = job_rows(remembered())
-        groups = group_rows(remembered_groups())
+        rows = job_rows(REMEMBERED_JOBS.ids())
+        groups = group_rows(REMEMBERED_GROUPS.ids())
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("page drawn without its rows: Redis unavailable (%s)", exc)
         return render_template("index.html", rows=[], groups=[], unavailable=True), 503
-    if len(rows) != len(remembered()):
-        forget_all_but([row["id"] for row in rows])
-    if len(groups) != len(remembered_groups()):
-        forget_groups_but([group["id"] for group in groups])
+    REMEMBERED_JOBS.keep_only([row["id"] for row in rows])
+    REMEMBERED_GROUPS.keep_only([group["id"] for group in groups])
     return render_template("index.html", rows=rows, groups=groups, unavailable=False)
 
 
