@@ -135,13 +135,17 @@ def test_make_run_prints_dashboard_credentials_and_restarts_a_killed_worker(supe
     assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0
 
 
-def test_a_second_signal_stops_at_once_without_waiting_for_a_running_job(supervisor):
-    process, port, marker, log_path = supervisor
-    base = f"http://127.0.0.1:{port}"
+def start_ten_minute_job(base: str) -> None:
+    """Once the app at `base` answers, start a 10-minute demo job and wait until it runs."""
     wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=30)
     response = requests.post(f"{base}/longtask", json={"steps": 600, "step_seconds": 1}, timeout=5)
     status_url = base + response.headers["Location"]
     wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "PROGRESS", timeout_s=30)
+
+
+def test_a_second_signal_stops_at_once_without_waiting_for_a_running_job(supervisor):
+    process, port, marker, log_path = supervisor
+    start_ten_minute_job(f"http://127.0.0.1:{port}")
 
     process.send_signal(signal.SIGTERM)  # warm shutdown: the worker would wait for its job
     wait_until(lambda: "Ctrl-C again to stop now" in log_path.read_text(), timeout_s=STOP_DEADLINE_S)
@@ -184,11 +188,7 @@ def alive(pid: int) -> bool:
 
 def test_nothing_outlives_make_run_killed_with_sigkill_mid_job(supervisor):
     process, port, marker, log_path = supervisor
-    base = f"http://127.0.0.1:{port}"
-    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=30)
-    response = requests.post(f"{base}/longtask", json={"steps": 600, "step_seconds": 1}, timeout=5)
-    status_url = base + response.headers["Location"]
-    wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "PROGRESS", timeout_s=30)
+    start_ten_minute_job(f"http://127.0.0.1:{port}")
     tree = descendants(process.pid)
     kinds = " ".join(tree.values())
     assert "gunicorn" in kinds and "rq worker" in kinds and "scripts.watchdog" in kinds, tree
