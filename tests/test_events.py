@@ -162,7 +162,9 @@ def test_stream_does_not_wait_for_the_subscription_and_misses_nothing_before_it(
     assert [event["state"] for event in read_json_events([caught_up])] == ["PROGRESS"], caught_up
 
 
-def test_an_older_progress_update_never_moves_the_bar_back(queue, redis, open_stream):
+def test_an_older_progress_update_never_moves_the_bar_back(app, queue, redis, open_stream):
+    # No heartbeat re-read in between: the job hash (the truth) says PENDING, the updates are only published.
+    app.config["SSE_HEARTBEAT_S"] = 30.0
     job = queue.enqueue("tests.fixture_jobs.answer")
     _, chunks = open_stream(job.id)
     next(chunks)
