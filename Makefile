@@ -26,8 +26,9 @@ run: $(STAMP) ## start web, worker and (without REDIS_URL or REDIS_SENTINELS) an
 run-ha: $(STAMP) ## the same on a local primary, replica and 3 sentinels: kill the primary, watch
 	exec $(BIN)/python -m scripts.run --ha
 
-worker: $(STAMP) ## start one rq worker on REDIS_URL (or REDIS_SENTINELS)
-	exec $(BIN)/rq worker --job-class jobs.logcapture.LoggingJob --with-scheduler --job-monitoring-interval 5 --maintenance-interval 60 -c jobs.worker_settings high default low
+# The Procfile's worker line is the one declaration of the worker command.
+worker: $(STAMP) ## start the Procfile's worker line on REDIS_URL (or REDIS_SENTINELS)
+	PATH="$(CURDIR)/$(BIN):$$PATH" exec sh -c "exec $$(sed -n 's/^worker: *//p' Procfile)"
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check .

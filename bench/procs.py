@@ -6,6 +6,7 @@ Celery worker. Peak memory and Redis connections are read from /proc (Linux only
 """
 
 import os
+import shlex
 import subprocess
 import sys
 import uuid
@@ -15,7 +16,7 @@ import requests
 from redis import Redis
 
 from bench.sse_clients import raise_open_files
-from support.servers import free_port, procfile_commands, start_embedded_redis
+from support.servers import free_port, procfile_commands, start_embedded_redis, worker_args
 from support.wait import wait_until
 from web.config import DEFAULTS
 
@@ -154,13 +155,12 @@ def start_rq_workers(
     redis_url: str, count: int, worker_class: str | None = None, env: dict[str, str] | None = None
 ) -> list[subprocess.Popen]:
     """`count` copies of the Procfile's worker line, optionally with another --worker-class."""
-    command = procfile_command("worker")
     processes = []
     for _ in range(count):
         name = f"bench-{uuid.uuid4().hex[:8]}"
-        extra = f" --name {name}" + (f" --worker-class {worker_class}" if worker_class else "")
-        line = command.replace("rq worker", "rq worker" + extra, 1)
-        processes.append(spawn(line, f"worker-{name}", _env(redis_url, env)))
+        extra = ["--name", name, *(["--worker-class", worker_class] if worker_class else [])]
+        # Options added after the Procfile's own: the last --worker-class is the one the CLI uses.
+        processes.append(spawn(shlex.join(worker_args(*extra)), f"worker-{name}", _env(redis_url, env)))
     return processes
 
 

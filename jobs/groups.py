@@ -24,6 +24,7 @@ from rq.job import Job, JobStatus
 from jobs.admission import FULL, enqueue_group_admitted
 from jobs.contract import PENDING, is_terminal, isoformat, state_for, to_group_payload, to_payload
 from jobs.control import CancelOutcome, JobAlreadyEnded, NotAllowed, cancel_job
+from jobs.dequeue import ReliableQueue
 from jobs.params import Params
 from jobs.registry import BadParams, QueueFull, UnknownJob, get_spec, new_job
 from jobs.snapshot import JOB_ID_PATTERN, last_change
@@ -74,7 +75,7 @@ def start_group(
             kwargs = spec.validate(item["args"] if item["args"] is not None else {})
         except (UnknownJob, BadParams) as exc:
             raise type(exc)(f"jobs[{index}]: {exc}") from None
-        target = Queue(item["queue"] or spec.queue, connection=connection)
+        target = ReliableQueue(item["queue"] or spec.queue, connection=connection)
         job = new_job(target, spec, kwargs, owner)
         job.group_id = group.name
         job.meta[GROUP_INDEX] = index

@@ -66,3 +66,13 @@ def token_last_used_key() -> str:
 def rate_limit_prefix() -> str:
     """The prefix of the rate limiter's counters (Flask-Limiter names the rest)."""
     return f"{PREFIX}:rate-limit"
+
+
+def wake_channel(queue_name: str) -> str:
+    """The pub/sub channel an enqueue on one queue publishes to, waking the workers idle on it."""
+    return f"{PREFIX}:wake:{queue_name}"
+
+
+def stranded_seen_key(queue_name: str) -> str:
+    """The hash of jobs seen stuck in one queue's intermediate list, each with when it was first seen."""
+    return f"{PREFIX}:stranded-seen:{queue_name}"

@@ -23,6 +23,7 @@ from jobs.admission import FULL, REPLAY, enqueue_admitted
 from jobs.callbacks import CALLBACKS, initial_meta
 from jobs.contract import DEFAULT_STALL_AFTER_S
 from jobs.demo import RANDOM_STEPS
+from jobs.dequeue import ReliableQueue
 from jobs.params import JSON_INTEGER, Params, RetryPolicy, check, json_schema, rule_broken
 
 # BadParams is raised through this module's start_job: callers import it from here.
@@ -163,7 +164,7 @@ def start_job(
     spec = get_spec(name)
     kwargs = spec.validate(args if args is not None else {})
     delay_s = check(StartOptions, {"delay_seconds": delay_s})["delay_seconds"]
-    target = Queue(queue or spec.queue, connection=connection)
+    target = ReliableQueue(queue or spec.queue, connection=connection)
     job = new_job(target, spec, kwargs, owner)
     claim = fingerprint = None
     if idempotency_key is not None:

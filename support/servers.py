@@ -6,6 +6,7 @@ too (gunicorn's workers, an rq worker's work horse and scheduler).
 
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -20,8 +21,6 @@ log = logging.getLogger(__name__)
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 START_DEADLINE_S = 30.0
-# The Procfile's worker runs jobs as this class: it captures their `logging` records.
-JOB_CLASS = "jobs.logcapture.LoggingJob"
 # Every log file a process started here writes to, so a failed test can show their tails.
 LOGS: list[Path] = []
 
@@ -108,6 +107,24 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
     return commands
 
 
+def worker_args(*extra: str, queues: tuple[str, ...] | None = None, scheduler: bool = True) -> list[str]:
+    """The Procfile's worker line as argv: `extra` options added, its queues replaced by `queues`.
+
+    The Procfile is the one declaration of the worker command; tests, the bench and `make worker`
+    all start it from there. `scheduler=False` drops `--with-scheduler`.
+    """
+    from rq.cli.cli import main
+
+    argv = shlex.split(procfile_commands()["worker"])
+    listed = main.commands["worker"].make_context("worker", argv[2:], resilient_parsing=True).params["queues"]
+    if listed and tuple(argv[-len(listed) :]) != tuple(listed):
+        raise RuntimeError(f"the Procfile's worker line must end with its queues: {argv}")
+    options = argv[: len(argv) - len(listed)]
+    if not scheduler:
+        options = [arg for arg in options if arg != "--with-scheduler"]
+    return [*options, *extra, *(listed if queues is None else queues)]
+
+
 def start_worker(
     redis_url: str,
     log_dir: Path,
@@ -116,7 +133,7 @@ def start_worker(
     env: dict[str, str] | None = None,
     scheduler: bool = True,
 ) -> tuple[subprocess.Popen, str]:
-    """Start the stock `rq worker` CLI on `queues` with the Procfile's job class; wait until it registers.
+    """Start the Procfile's worker line (the stock `rq worker` CLI) on `queues`; wait until it registers.
 
     Returns:
         The process and the worker's name (its log is `log_dir/worker-<name>.log`).
@@ -125,9 +142,11 @@ def start_worker(
     from rq import Worker
 
     name = f"test-{uuid.uuid4().hex[:8]}"
-    args = [str(BIN / "rq"), "worker", "--job-class", JOB_CLASS, *(["--with-scheduler"] if scheduler else [])]
-    args += ["--url", redis_url, "--path", str(ROOT), "--name", name, *extra, *queues]
-    process = spawn(args, log_dir / f"worker-{name}.log", env)
+    argv = worker_args(
+        "--url", redis_url, "--path", str(ROOT), "--name", name, *extra, queues=queues, scheduler=scheduler
+    )
+    argv[0] = str(BIN / argv[0])
+    process = spawn(argv, log_dir / f"worker-{name}.log", {"REDIS_URL": redis_url, **(env or {})})
     connection = Redis.from_url(redis_url)
     wait_until(
         lambda: any(worker.name == name for worker in Worker.all(connection=connection)),

@@ -15,6 +15,8 @@ def test_every_key_and_channel_is_under_the_one_prefix():
         keys.token_index_key(),
         keys.token_last_used_key(),
         keys.rate_limit_prefix(),
+        keys.wake_channel("high"),
+        keys.stranded_seen_key("high"),
     ]
     assert all(name.startswith(f"{keys.PREFIX}:") for name in names)
     assert len(set(names)) == len(names)

@@ -2,9 +2,9 @@
 
 from flask import Flask, current_app
 from redis import Redis
-from rq import Queue
 
 from jobs.connection import check_sentinels, connect, target_from
+from jobs.dequeue import ReliableQueue
 from jobs.replication import ReplicaAck
 from web.config import queue_names
 
@@ -30,7 +30,7 @@ def init_app(app: Flask) -> None:
     app.extensions["rq"] = {
         "redis": connection,
         "where": where,
-        "queues": {name: Queue(name, connection=connection) for name in names},
+        "queues": {name: ReliableQueue(name, connection=connection) for name in names},
         "replica_ack": ReplicaAck(app.config["REDIS_REPLICA_WAIT_MS"]),
     }
 
@@ -45,7 +45,7 @@ def get_replica_ack() -> ReplicaAck:
     return current_app.extensions["rq"]["replica_ack"]
 
 
-def get_queue(name: str = "default") -> Queue:
+def get_queue(name: str = "default") -> ReliableQueue:
     """One of the current app's configured queues.
 
     Raises:

@@ -20,7 +20,7 @@ from rq.registry import StartedJobRegistry
 
 from jobs.connection import connect, target_from
 from support.sentinel import SentinelCluster
-from support.servers import BIN, ROOT, spawn, start_web, stop_process
+from support.servers import BIN, ROOT, spawn, start_web, stop_process, worker_args
 from support.sse import EventParser
 from support.wait import wait_until
 
@@ -43,8 +43,8 @@ class HA:
 def start_sentinel_worker(env: dict[str, str], logs_dir) -> subprocess.Popen:
     """The Procfile's worker command (settings from `-c jobs.worker_settings`) on the cluster."""
     name = f"ha-{uuid.uuid4().hex[:8]}"
-    args = [str(BIN / "rq"), "worker", "--with-scheduler", "--job-monitoring-interval", "5"]
-    args += ["-c", "jobs.worker_settings", "--path", str(ROOT), "--name", name, *QUEUES]
+    args = worker_args("--path", str(ROOT), "--name", name, queues=QUEUES)
+    args[0] = str(BIN / args[0])
     return spawn(args, logs_dir / f"worker-{name}.log", env), name
 
 

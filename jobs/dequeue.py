@@ -1,0 +1,232 @@
+"""Reliable dequeue over several queues: nothing taken from a queue is lost with its worker.
+
+RQ 3.0 moves a job into its queue's intermediate list (`<queue key>:intermediate`) only when a
+worker listens on one queue; with several it BLPOPs, and a job popped by a worker that then dies
+or loses Redis sits in no queue and no registry for ever. `ReliableQueue.dequeue_any` instead
+moves the first job of the first non-empty queue (priority order kept) into that queue's
+intermediate list and reads its hash, in one Lua script and one round trip. The worker
+(`jobs.worker`) removes it from there in the MULTI that registers it as started, so a job is
+always in its queue, its intermediate list or the StartedJobRegistry.
+
+`rescue_stranded` puts back at the FRONT of its queue a job that sits in an intermediate list
+outside the StartedJobRegistry: seen there twice, at least `STUCK_GAP_S` apart by Redis's
+clock (a live worker holds a job there for milliseconds), in one atomic script per call.
+A job that is no longer queued (failed by the lost-job check, deleted, already back in its
+queue) is only dropped from the list.
+
+Idle workers wait on a wake-up: `push_job_id` adds a PUBLISH on the queue's wake channel to
+the enqueue's own pipeline, so it costs no extra round trip. Enqueues that do not publish (RQ's
+scheduler, plain `rq.Queue` users) are found by the worker's re-check every `FALLBACK_S`.
+"""
+
+import time
+from collections.abc import Iterable, Sequence
+
+from redis import Redis
+from redis.client import Pipeline
+from redis.commands.core import Script
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job
+from rq.utils import as_text, backend_class
+
+from jobs.keys import stranded_seen_key, wake_channel
+
+# How long an idle worker waits for a wake-up before it looks at its queues anyway (seconds).
+FALLBACK_S = 1.0
+# How often a worker looks for stranded jobs (seconds); also once when it starts.
+RESCUE_EVERY_S = 10.0
+# A job must be seen stranded twice at least this far apart (seconds, Redis's clock).
+STUCK_GAP_S = 5.0
+
+# KEYS: per queue, in priority order, its list, its intermediate list and its stranded-seen hash.
+# ARGV: the job hash key prefix. Returns false when every queue is empty, else the queue's
+# number (1-based), the job id and the job's hash (HGETALL). A job whose hash is gone is
+# dropped from the intermediate list and the next one is taken, as RQ skips it.
+_DEQUEUE = Script(
+    None,
+    b"""
+for q = 1, #KEYS / 3 do
+  local queue, held, seen = KEYS[3 * q - 2], KEYS[3 * q - 1], KEYS[3 * q]
+  while true do
+    local id = redis.call('LMOVE', queue, held, 'LEFT', 'RIGHT')
+    if not id then break end
+    redis.call('HDEL', seen, id)
+    local data = redis.call('HGETALL', ARGV[1] .. id)
+    if #data > 0 then return {q, id, data} end
+    redis.call('LREM', held, -1, id)
+  end
+end
+return false
+""",
+)
+
+# KEYS: per queue, its list, intermediate list, StartedJobRegistry and stranded-seen hash.
+# ARGV: the job hash key prefix, the gap in seconds, then each queue's wake channel.
+# Returns {ids put back at the front of their queue, ids only dropped from the intermediate list}.
+_RESCUE = Script(
+    None,
+    b"""
+local prefix, gap = ARGV[1], tonumber(ARGV[2])
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
+local rescued, dropped = {}, {}
+for q = 1, #KEYS / 4 do
+  local queue, held, started, seen = KEYS[4 * q - 3], KEYS[4 * q - 2], KEYS[4 * q - 1], KEYS[4 * q]
+  local ids = redis.call('LRANGE', held, 0, -1)
+  local waiting = {}
+  for _, id in ipairs(ids) do waiting[id] = true end
+  for _, id in ipairs(redis.call('HKEYS', seen)) do
+    if not waiting[id] then redis.call('HDEL', seen, id) end
+  end
+  if #ids > 0 then
+    for _, member in ipairs(redis.call('ZRANGE', started, 0, -1)) do
+      waiting[string.match(member, '^(.*):[^:]*$') or member] = nil
+    end
+    local back = 0
+    for i = #ids, 1, -1 do
+      local id = ids[i]
+      if waiting[id] then
+        waiting[id] = nil
+        local first = redis.call('HGET', seen, id)
+        if not first then
+          redis.call('HSET', seen, id, string.format('%.6f', now))
+        elseif now - tonumber(first) >= gap then
+          redis.call('LREM', held, 0, id)
+          redis.call('HDEL', seen, id)
+          if redis.call('HGET', prefix .. id, 'status') == 'queued' and not redis.call('LPOS', queue, id) then
+            redis.call('LPUSH', queue, id)
+            table.insert(rescued, id)
+            back = back + 1
+          else
+            table.insert(dropped, id)
+          end
+        end
+      end
+    end
+    if back > 0 then redis.call('PUBLISH', ARGV[2 + q], '') end
+  end
+end
+return {rescued, dropped}
+""",
+)
+
+
+class ReliableQueue(Queue):
+    """An RQ queue whose multi-queue dequeue is reliable and whose enqueues wake idle workers."""
+
+    def push_job_id(self, job_id: str, pipeline: Pipeline | None = None, at_front: bool = False) -> None:
+        """Push the id as RQ does, and publish on the queue's wake channel in the same round trip."""
+        if pipeline is not None:
+            super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
+            pipeline.publish(wake_channel(self.name), b"")
+            return
+        with self.connection.pipeline() as pipe:
+            super().push_job_id(job_id, pipeline=pipe, at_front=at_front)
+            pipe.publish(wake_channel(self.name), b"")
+            pipe.execute()
+
+    @property
+    def intermediate_queue(self) -> IntermediateQueue:
+        """This queue's intermediate list, whose cleanup (run by RQ's maintenance) rescues."""
+        return RescuingIntermediateQueue(self.key, self.connection)
+
+    @classmethod
+    def dequeue_any(
+        cls,
+        queues: Iterable[Queue],
+        timeout: int | None,
+        connection: Redis,
+        job_class: type[Job] | None = None,
+        serializer=None,
+        death_penalty_class=None,
+    ) -> tuple[Job, Queue] | None:
+        """The first job of the first non-empty queue, moved to that queue's intermediate list.
+
+        Args:
+            queues: in priority order.
+            timeout: None to return at once; else look again every `FALLBACK_S` for up to
+                `timeout` seconds (the worker waits on wake-ups instead, see `jobs.worker`).
+
+        Returns:
+            (job, queue) as RQ's `Queue.dequeue_any`, or None when every queue is empty.
+
+        Raises:
+            DequeueTimeout: `timeout` passed with every queue empty.
+        """
+        queues = list(queues)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = pop(queues, connection, job_class, serializer, death_penalty_class)
+            if found is not None or deadline is None:
+                return found
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise DequeueTimeout(timeout, [queue.key for queue in queues])
+            time.sleep(min(FALLBACK_S, left))
+
+
+def pop(
+    queues: Sequence[Queue],
+    connection: Redis,
+    job_class: type[Job] | None = None,
+    serializer=None,
+    death_penalty_class=None,
+) -> tuple[Job, Queue] | None:
+    """One try of `ReliableQueue.dequeue_any`: one script call; None when every queue is empty."""
+    if not queues:
+        return None
+    job_cls: type[Job] = backend_class(queues[0], "job_class", override=job_class)
+    keys = [key for queue in queues for key in (queue.key, queue.intermediate_queue_key, seen_key(queue))]
+    reply = _DEQUEUE(keys=keys, args=[job_cls.redis_job_namespace_prefix], client=connection)
+    if not reply:
+        return None
+    number, job_id, data = reply
+    origin = queues[int(number) - 1]
+    queue = type(origin).from_queue_key(
+        origin.key,
+        connection=connection,
+        job_class=job_cls,
+        serializer=serializer,
+        death_penalty_class=death_penalty_class,
+    )
+    job = job_cls(as_text(job_id), connection=connection, serializer=serializer)
+    try:
+        job.restore(dict(zip(data[::2], data[1::2], strict=True)))
+    except Exception as exc:
+        exc.job_id, exc.queue = job.id, queue  # as RQ's dequeue_any reports a job it cannot load
+        raise
+    return job, queue
+
+
+def rescue_stranded(
+    queues: Sequence[Queue], connection: Redis, gap_s: float = STUCK_GAP_S
+) -> tuple[list[str], list[str]]:
+    """Put back at the front of its queue every job stranded in these queues' intermediate lists.
+
+    Returns:
+        The ids put back, and the ids only dropped from an intermediate list (no longer queued).
+    """
+    if not queues:
+        return [], []
+    keys = []
+    for queue in queues:
+        keys += [queue.key, queue.intermediate_queue_key, queue.started_job_registry.key, seen_key(queue)]
+    prefix = queues[0].job_class.redis_job_namespace_prefix
+    args = [prefix, gap_s, *(wake_channel(queue.name) for queue in queues)]
+    rescued, dropped = _RESCUE(keys=keys, args=args, client=connection)
+    return [as_text(i) for i in rescued], [as_text(i) for i in dropped]
+
+
+def seen_key(queue: Queue) -> str:
+    """The queue's stranded-seen hash."""
+    return stranded_seen_key(queue.name)
+
+
+class RescuingIntermediateQueue(IntermediateQueue):
+    """RQ's intermediate list whose periodic cleanup puts stranded jobs back instead of failing them."""
+
+    def cleanup(self, worker, queue: Queue) -> None:
+        """Run `rescue_stranded` on `queue` (RQ's own fails a job stuck there for a minute)."""
+        rescue_stranded([queue], self.connection)

@@ -1,0 +1,141 @@
+"""The worker class the stock CLI loads: `rq worker -w jobs.worker.Worker` (the Procfile's worker).
+
+It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.dequeue`):
+- jobs are taken with `ReliableQueue` (the CLI's default `rq.Queue` is replaced by it), so a
+  taken job waits in its queue's intermediate list until the MULTI that registers it as started
+  (`prepare_execution`) also removes it from there;
+- when every queue is empty it waits for a wake-up published by enqueues (on the pub/sub
+  connection RQ's worker already holds for its commands), looking again every `FALLBACK_S`;
+- every `RESCUE_EVERY_S` while idle or between jobs, and once at start, it puts jobs stranded by
+  dead workers back at the front of their queues (`rescue_stranded`).
+Running jobs (execute_job, the work horse) are RQ's own.
+"""
+
+import threading
+import time
+
+import redis
+import rq
+from rq import Queue
+from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job
+from rq.utils import ensure_job_list, get_connection_from_queues, import_queue_class
+from rq.worker import WorkerStatus
+
+from jobs.dequeue import FALLBACK_S, RESCUE_EVERY_S, ReliableQueue, pop, rescue_stranded
+from jobs.keys import wake_channel
+
+
+class Worker(rq.Worker):
+    """RQ's forking worker with a reliable multi-queue dequeue and a rescue of stranded jobs."""
+
+    queue_class = ReliableQueue
+
+    def __init__(self, queues, *args, queue_class=None, connection=None, **kwargs):
+        """As `rq.Worker`; a queue class other than `ReliableQueue` (or a subclass) is refused.
+
+        Raises:
+            TypeError: `queue_class` is neither RQ's default `rq.Queue` nor a `ReliableQueue`.
+        """
+        chosen = import_queue_class(queue_class) if isinstance(queue_class, str) else queue_class
+        if chosen is None or chosen is Queue:  # the CLI passes rq.Queue unless told otherwise
+            chosen = ReliableQueue
+        if not issubclass(chosen, ReliableQueue):
+            raise TypeError(f"jobs.worker.Worker needs a ReliableQueue (jobs.dequeue), not {chosen!r}")
+        listed = ensure_job_list(queues)
+        connection = connection or get_connection_from_queues(listed)
+        names = [queue.name if isinstance(queue, Queue) else queue for queue in listed]
+        super().__init__(names, *args, queue_class=chosen, connection=connection, **kwargs)
+        self._wake = threading.Event()
+        self._rescued_at: float | None = None
+
+    def subscribe(self) -> None:
+        """Subscribe to RQ's command channel and to each queue's wake channel, on one connection."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
+        self.pubsub = self.connection.pubsub()
+        wakes = {wake_channel(queue.name): self._woken for queue in self.queues}
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload}, **wakes)
+        self.pubsub_thread = self.pubsub.run_in_thread(
+            sleep_time=60, daemon=True, exception_handler=self._pubsub_exception_handler
+        )
+
+    def _woken(self, message) -> None:
+        self._wake.set()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        """Take the next job as RQ's does, with `jobs.dequeue.pop` and wake-ups instead of BLPOP.
+
+        Returns:
+            (job, queue), or None in burst mode with every queue empty, or after `max_idle_time`.
+        """
+        names = ",".join(self.queue_names())
+        self.set_state(WorkerStatus.IDLE)
+        self.procline("Listening on " + names)
+        backoff_s = 1.0
+        idle_since = time.monotonic()
+        beat_due = 0.0
+        result = None
+        while True:
+            try:
+                if time.monotonic() >= beat_due:  # as often as RQ's own (one BLPOP timeout)
+                    self.heartbeat()
+                    beat_due = time.monotonic() + self.dequeue_timeout
+                if self.should_run_maintenance_tasks:
+                    self.run_maintenance_tasks()
+                self.rescue_if_due()
+                self._wake.clear()  # before looking: a wake-up from now on ends the wait below
+                queues, penalty = self._ordered_queues, self.death_penalty_class
+                result = pop(queues, self.connection, self.job_class, self.serializer, penalty)
+                if result is not None:
+                    self._took(*result)
+                    break
+                if timeout is None:
+                    break
+                if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
+                    break
+                self._wake.wait(FALLBACK_S)
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                self.log.error(
+                    "Worker %s: could not connect to Redis instance: %s retrying in %d seconds...",
+                    self.name,
+                    exc,
+                    backoff_s,
+                )
+                time.sleep(backoff_s)
+                backoff_s = min(backoff_s * self.exponential_backoff_factor, self.max_connection_wait_time)
+        self.heartbeat()
+        return result
+
+    def _took(self, job: Job, queue: Queue) -> None:
+        """What RQ does with a job it has just taken: the queue order, the server version, a log line."""
+        self.reorder_queues(reference_queue=queue)
+        job.redis_server_version = self.get_redis_server_version()
+        if self.log_job_description:
+            self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
+        else:
+            self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
+
+    def rescue_if_due(self) -> None:
+        """Put stranded jobs back, at most every RESCUE_EVERY_S (the first call always runs)."""
+        now = time.monotonic()
+        if self._rescued_at is not None and now - self._rescued_at < RESCUE_EVERY_S:
+            return
+        self._rescued_at = now
+        rescued, dropped = rescue_stranded(self.queues, self.connection)
+        if rescued:
+            self.log.warning("Worker %s: stranded jobs put back at the front: %s", self.name, rescued)
+        if dropped:
+            self.log.info("Worker %s: not queued, dropped from intermediate lists: %s", self.name, dropped)
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """RQ's `prepare_execution`, whose MULTI also takes the job out of its intermediate list."""
+        with self.connection.pipeline() as pipeline:
+            heartbeat_ttl = self.get_heartbeat_ttl(job)
+            execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
+            self.executions[execution.id] = execution
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
+            pipeline.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job.id)
+            pipeline.execute()
+        return execution

@@ -1,0 +1,111 @@
+"""The reliable dequeue's two scripts and the worker's bookkeeping, on fakeredis (which runs Lua)."""
+
+import pytest
+from rq import Queue
+from rq.registry import StartedJobRegistry
+
+from jobs.dequeue import ReliableQueue, pop, rescue_stranded
+from jobs.keys import wake_channel
+from jobs.worker import Worker
+
+NAMES = ("high", "default", "low")
+
+
+@pytest.fixture
+def queues(redis) -> list[ReliableQueue]:
+    return [ReliableQueue(name, connection=redis) for name in NAMES]
+
+
+def held(queue: Queue) -> list[str]:
+    """The ids in a queue's intermediate list."""
+    return [i.decode() for i in queue.connection.lrange(queue.intermediate_queue_key, 0, -1)]
+
+
+def test_pop_takes_high_before_default_before_low_into_the_intermediate_list(queues, redis):
+    high, default, low = queues
+    jobs = [queue.enqueue("tests.fixture_jobs.answer") for queue in (low, default, high, high)]
+    taken = [pop(queues, redis) for _ in range(4)]
+    assert [(job.id, queue.name) for job, queue in taken] == [
+        (jobs[2].id, "high"),
+        (jobs[3].id, "high"),
+        (jobs[1].id, "default"),
+        (jobs[0].id, "low"),
+    ]
+    assert taken[0][0].func_name == "tests.fixture_jobs.answer"  # the job's hash came with it
+    assert held(high) == [jobs[2].id, jobs[3].id] and held(low) == [jobs[0].id]
+    assert pop(queues, redis) is None
+
+
+def test_pop_skips_a_job_deleted_while_queued_and_forgets_it(queues, redis):
+    high = queues[0]
+    gone, kept = high.enqueue("tests.fixture_jobs.answer"), high.enqueue("tests.fixture_jobs.answer")
+    redis.delete(gone.key)
+    job, _ = pop(queues, redis)
+    assert job.id == kept.id and held(high) == [kept.id]
+
+
+def test_the_start_multi_takes_the_job_out_of_the_intermediate_list(queues, redis):
+    job = queues[1].enqueue("tests.fixture_jobs.answer")
+    worker = Worker(list(NAMES), connection=redis)
+    taken, _ = pop(worker.queues, redis)
+    worker.prepare_execution(taken)
+    assert held(queues[1]) == []
+    assert job.id in StartedJobRegistry("default", connection=redis)
+
+
+def test_a_stranded_job_goes_back_at_the_front_only_when_seen_twice_the_gap_apart(queues, redis):
+    high = queues[0]
+    first, second, later = (high.enqueue("tests.fixture_jobs.answer") for _ in range(3))
+    pop(queues, redis), pop(queues, redis)  # two workers took them and died
+    assert rescue_stranded(queues, redis, gap_s=60) == ([], [])  # seen once
+    assert rescue_stranded(queues, redis, gap_s=60) == ([], [])  # seen again, too soon
+    assert rescue_stranded(queues, redis, gap_s=0) == ([second.id, first.id], [])
+    assert high.job_ids == [first.id, second.id, later.id] and held(high) == []
+
+
+def test_a_job_taken_again_after_a_sighting_is_not_rescued_on_the_old_sighting(queues, redis):
+    high = queues[0]
+    job = high.enqueue("tests.fixture_jobs.answer")
+    pop(queues, redis)
+    rescue_stranded(queues, redis, gap_s=0)  # seen once
+    redis.lmove(high.intermediate_queue_key, high.key)  # as if put back and taken again
+    pop(queues, redis)
+    assert rescue_stranded(queues, redis, gap_s=0) == ([], [])  # a new sighting, not the second
+    assert held(high) == [job.id]
+
+
+def test_a_started_job_is_left_alone_and_one_no_longer_queued_is_only_dropped(queues, redis):
+    high = queues[0]
+    started, failed, requeued = (high.enqueue("tests.fixture_jobs.answer") for _ in range(3))
+    for _ in range(3):
+        pop(queues, redis)
+    # Registered as started and still in the list (RQ's one-queue worker, until its horse starts).
+    redis.zadd(StartedJobRegistry("high", connection=redis).key, {f"{started.id}:execution": 2e9})
+    failed.set_status("failed")
+    high.push_job_id(requeued.id)  # requeued by hand while still held
+    for _ in range(2):
+        rescued, dropped = rescue_stranded(queues, redis, gap_s=0)
+    assert rescued == [] and sorted(dropped) == sorted([failed.id, requeued.id])
+    assert held(high) == [started.id] and high.job_ids == [requeued.id]
+
+
+def test_an_enqueue_publishes_a_wake_up_on_its_queue_channel(queues, redis):
+    pubsub = redis.pubsub()
+    pubsub.subscribe(wake_channel("low"))
+    pubsub.get_message(timeout=1)  # the subscribe confirmation
+    queues[2].enqueue("tests.fixture_jobs.answer")
+    message = pubsub.get_message(timeout=1)
+    assert message and message["channel"] == wake_channel("low").encode()
+
+
+def test_the_worker_uses_reliable_queues_even_when_the_cli_hands_it_rq_queue(redis):
+    worker = Worker([Queue("high", connection=redis), "low"], queue_class=Queue)
+    assert all(type(queue) is ReliableQueue for queue in worker.queues)
+
+
+def test_the_worker_refuses_a_queue_class_that_would_not_be_reliable(redis):
+    class Other(Queue):
+        pass
+
+    with pytest.raises(TypeError, match="ReliableQueue"):
+        Worker(["high"], connection=redis, queue_class=Other)
