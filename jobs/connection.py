@@ -167,7 +167,7 @@ class BlockingSentinelConnectionPool(SentinelConnectionPool, BlockingConnectionP
 
 
 class SentinelConnection(SentinelManagedConnection):
-    """redis-py's Sentinel connection, dropped when a read is cut short, as a plain connection is.
+    """redis-py's Sentinel connection, dropped when a read is cut short, re-homed when it reconnects.
 
     redis-py's `SentinelManagedConnection.read_response` defaults `disconnect_on_error` to False,
     unlike every other connection: a read interrupted by an exception (RQ's warm shutdown raises
@@ -179,6 +179,17 @@ class SentinelConnection(SentinelManagedConnection):
         return super().read_response(
             disable_decoding, timeout=timeout, disconnect_on_error=disconnect_on_error, **kwargs
         )
+
+    def send_packed_command(self, command, check_health=True):
+        """Reconnect through the sentinels, as `connect()` does, before sending on a dropped socket.
+
+        redis-py 8's `send_packed_command` reconnects a dropped connection with
+        `connect_check_health`, to the address it had: a command retried across a failover kept
+        dialling the dead primary until its retries ran out, never asking the sentinels.
+        """
+        if not self._sock:
+            self.connect()
+        return super().send_packed_command(command, check_health)
 
 
 def connection_options(timeout_s: float | None, ride_out_s: float = 0.0) -> dict[str, Any]:

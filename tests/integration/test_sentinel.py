@@ -15,14 +15,17 @@ from dataclasses import dataclass
 import pytest
 import requests
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from rq import Queue, Worker
 from rq.registry import StartedJobRegistry
 
-from jobs.connection import connect, target_from
+from jobs.connection import SentinelConnection, connect, target_from
 from support.sentinel import SentinelCluster
-from support.servers import BIN, ROOT, spawn, start_web, stop_process, worker_args
+from support.servers import BIN, ROOT, free_port, spawn, start_web, stop_process, worker_args
 from support.sse import EventParser
 from support.wait import wait_until
+from tests.integration.conftest import LOCAL_REDIS_URL
 
 QUEUES = ("high", "default", "low")
 REPLICA_WAIT_MS = 300
@@ -64,6 +67,26 @@ def ha(tmp_path_factory, logs_dir) -> Iterator[HA]:
         stop_process(worker)
         stop_process(web)
         cluster.stop()
+
+
+def test_a_dropped_sentinel_connection_redials_the_primary_the_sentinels_name_now():
+    """redis-py 8 reconnects a dropped connection to its old address; ours asks the sentinels again."""
+    live = Redis.from_url(LOCAL_REDIS_URL).connection_pool.connection_kwargs
+
+    class Sentinels:  # what a connection asks of redis-py's pool proxy: the primary named now
+        is_master, check_connection = True, False
+
+        def get_master_address(self):
+            return live["host"], live["port"]
+
+    dead = free_port()
+    connection = SentinelConnection(
+        connection_pool=Sentinels(), host="127.0.0.1", port=dead, retry=Retry(NoBackoff(), 0)
+    )
+    connection.send_command("PING")
+    assert connection.read_response() in (b"PONG", "PONG")
+    assert (connection.host, connection.port) == (live["host"], live["port"])
+    connection.disconnect()
 
 
 def start(base: str, steps: int, step_seconds: float, **headers: str) -> requests.Response:
