@@ -37,6 +37,7 @@ from rq.job import Job, JobStatus
 from bench.chaos_report import classify, render, save, taken_counts
 from jobs.connection import connect, target_from
 from scripts.run import read_procfile
+from support.proctree import group_leaders_under
 from support.sentinel import SentinelCluster
 from support.servers import free_port, kill_group, spawn
 from support.wait import wait_until
@@ -112,7 +113,12 @@ class Run:
             elif kind == "worker":
                 self.kill(rng.choice(self.workers), "worker")
             else:
-                horses = [pid for proc in self.workers if proc.alive() for pid in horses_of(proc.process.pid)]
+                horses = [
+                    pid
+                    for proc in self.workers
+                    if proc.alive()
+                    for pid in group_leaders_under(proc.process.pid)
+                ]
                 if horses:
                     _sigkill(rng.choice(horses))
                     self.faults["work horse SIGKILLed"] += 1
@@ -136,20 +142,6 @@ class Run:
             self.faults["Redis SIGKILLed and restarted (AOF)"] += 1
             time.sleep(1.0)
         self.cluster.start_node(node)
-
-
-def horses_of(pid: int) -> list[int]:
-    """Work horses of a worker: its children that lead a process group of their own (RQ's setpgrp)."""
-    horses = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid and int(fields[2]) == int(entry.name):
-                horses.append(int(entry.name))
-    return horses
 
 
 def _sigkill(pid: int) -> None:

@@ -16,6 +16,7 @@ import requests
 from redis import Redis
 
 from bench.sse_clients import raise_open_files
+from support.proctree import descendants
 from support.servers import free_port, procfile_commands, start_embedded_redis, worker_args
 from support.wait import wait_until
 from web.config import DEFAULTS
@@ -191,21 +192,8 @@ def start_celery_worker(redis_url: str, concurrency: int | None = None) -> subpr
 
 
 def process_tree(pid: int) -> list[int]:
-    """A process and all its descendants (from /proc)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            children.setdefault(int(fields[1]), []).append(int(entry.name))
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        todo.extend(children.get(current, []))
-    return tree
+    """A process and all its descendants."""
+    return [pid, *descendants(pid)]
 
 
 def peak_rss_mib(pid: int) -> float:

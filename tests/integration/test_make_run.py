@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from support import proctree
 from support.servers import ROOT, free_port, is_listening
 from support.sse import read_json_events
 from support.wait import wait_until
@@ -156,25 +157,14 @@ def test_a_second_signal_stops_at_once_without_waiting_for_a_running_job(supervi
     assert "asked again: killing what is still running" in log_path.read_text()
 
 
-def descendants(root: int) -> dict[int, str]:
+def command_lines_under(root: int) -> dict[int, str]:
     """Every living process under `root` (children, grandchildren...), pid -> command line."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if fields[0] != "Z":
-                children.setdefault(int(fields[1]), []).append(int(entry.name))
-    found, todo = {}, list(children.get(root, []))
-    while todo:
-        pid = todo.pop()
+    found = {}
+    for pid in proctree.descendants(root):
         try:
             found[pid] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
         except OSError:
             continue
-        todo.extend(children.get(pid, []))
     return found
 
 
@@ -189,7 +179,7 @@ def alive(pid: int) -> bool:
 def test_nothing_outlives_make_run_killed_with_sigkill_mid_job(supervisor):
     process, port, marker, log_path = supervisor
     start_ten_minute_job(f"http://127.0.0.1:{port}")
-    tree = descendants(process.pid)
+    tree = command_lines_under(process.pid)
     kinds = " ".join(tree.values())
     assert "gunicorn" in kinds and "rq worker" in kinds and "scripts.watchdog" in kinds, tree
     assert len([cmd for cmd in tree.values() if "rq worker" in cmd]) >= 3  # worker, scheduler, horse
@@ -208,7 +198,7 @@ def test_make_run_ha_fails_over_when_the_primary_is_killed(ha_supervisor):
     response = requests.post(f"{base}/longtask", json={"steps": 30, "step_seconds": 0.2}, timeout=5)
     status_url = base + response.headers["Location"]
     wait_until(lambda: requests.get(status_url, timeout=2).json()["state"] == "PROGRESS", timeout_s=30)
-    tree = descendants(process.pid)
+    tree = command_lines_under(process.pid)
 
     os.kill(primary, signal.SIGKILL)
     wait_until(lambda: "failover: the primary is now" in log_path.read_text(), timeout_s=30)
