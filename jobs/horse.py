@@ -31,7 +31,7 @@ from typing import Any
 
 from rq.exceptions import InvalidJobOperation
 from rq.executions import Execution
-from rq.job import Job, JobStatus
+from rq.job import UNEVALUATED, Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker.base import SHUTDOWN_SIGNAL
@@ -69,7 +69,7 @@ class WarmHorse:
     def execute_job(self, job: Job, queue: Any) -> None:
         """Run one job on the warm horse (forking it first when there is none) and watch it."""
         execution = self.prepare_execution(job)
-        message = (job.id, queue.name, execution.id, execution.created_at)
+        message = (_state_of(job), queue.name, execution.id, execution.created_at)
         for _attempt in range(2):
             with self._horse_lock:
                 self._horse_job_id = job.id
@@ -241,11 +241,11 @@ class WarmHorse:
         served = 0
         while True:
             try:
-                job_id, queue_name, execution_id, created_at = jobs_in.recv()
+                job_state, queue_name, execution_id, created_at = jobs_in.recv()
             except (EOFError, OSError):
                 os._exit(0)
             try:
-                self._run_in_horse(job_id, queue_name, execution_id, created_at)
+                self._run_in_horse(job_state, queue_name, execution_id, created_at)
             except BaseException:
                 os._exit(1)
             served += 1
@@ -257,17 +257,32 @@ class WarmHorse:
             if retire:
                 os._exit(0)
 
-    def _run_in_horse(self, job_id: str, queue_name: str, execution_id: str, created_at: Any) -> None:
+    def _run_in_horse(self, job_state: dict, queue_name: str, execution_id: str, created_at: Any) -> None:
         """Rebuild the job, its queue and its execution in the horse and run RQ's perform_job."""
-        os.environ["RQ_JOB_ID"] = job_id
-        job = self.job_class.fetch(job_id, connection=self.connection, serializer=self.serializer)
+        job = self.job_class(connection=self.connection, serializer=self.serializer)
+        job.__dict__.update(job_state)
+        os.environ["RQ_JOB_ID"] = job.id
         queue = next(queue for queue in self.queues if queue.name == queue_name)
-        execution = Execution(execution_id, job_id, connection=self.connection, worker_name=self.name)
+        execution = Execution(execution_id, job.id, connection=self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = created_at
         execution._job = job
         self.executions.clear()
         self.executions[execution.id] = execution
         self.perform_job(job, queue, execution)
+
+
+def _state_of(job: Job) -> dict:
+    """The job object as the parent holds it, to send to the horse (saves the horse a read of its hash).
+
+    A forking worker's horse gets the same: the parent's job object, copied by fork(). Left out:
+    the Redis client, and RQ's "not yet decoded" marker, which compares by identity (a pickled
+    copy would not be it); the horse's fresh job has that marker already.
+    """
+    return {
+        name: value
+        for name, value in job.__dict__.items()
+        if name != "connection" and value is not UNEVALUATED
+    }
 
 
 def _closed_within(end: Connection, timeout_s: float) -> bool:

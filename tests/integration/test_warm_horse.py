@@ -84,8 +84,10 @@ def is_gone(pid: int) -> bool:
 
 
 def test_one_horse_runs_many_jobs(warm):
-    pids = {warm.run("tests.fixture_jobs.horse_pid").return_value() for _ in range(3)}
-    assert len(pids) == 1 and pids != {warm.process.pid}
+    jobs = [warm.run("tests.fixture_jobs.horse_pid") for _ in range(3)]
+    assert {job.get_status() for job in jobs} == {JobStatus.FINISHED}
+    pids = {job.return_value() for job in jobs}
+    assert len(pids) == 1 and isinstance(next(iter(pids)), int) and pids != {warm.process.pid}
 
 
 def test_the_horse_is_forked_again_after_its_max_jobs(redis_url, redis_client, logs_dir):
@@ -94,6 +96,7 @@ def test_the_horse_is_forked_again_after_its_max_jobs(redis_url, redis_client, l
         pids = [worker.run("tests.fixture_jobs.horse_pid").return_value() for _ in range(4)]
     finally:
         stop_process(worker.process)
+    assert all(isinstance(pid, int) for pid in pids), pids
     assert pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
 
 
