@@ -69,15 +69,15 @@ class WarmHorse:
     def execute_job(self, job: Job, queue: Any) -> None:
         """Run one job on the warm horse (forking it first when there is none) and watch it."""
         execution = self.prepare_execution(job)
-        message = (_state_of(job), queue.name, execution.id, execution.created_at)
-        for _attempt in range(2):
+        message = (state_of(job), queue.name, execution.id, execution.created_at)
+        for last in (False, True):
             with self._horse_lock:
                 self._horse_job_id = job.id
             if not self._send_to_horse(message):
                 self._discard_horse()
                 self._fork_warm_horse()
                 self._send_to_horse(message)
-            if self._monitor_warm_horse(job, queue, execution):
+            if self._monitor_warm_horse(job, queue, execution, resend_unstarted=not last):
                 return
 
     def _send_to_horse(self, message: tuple) -> bool:
@@ -100,20 +100,23 @@ class WarmHorse:
         if child_pid == 0:
             jobs_out.close()
             replies_in.close()
-            os.setpgrp()
-            self._warm_horse_main(jobs_in, replies_out)
-            os._exit(0)  # never reached: the horse's loop exits itself
+            try:
+                os.setpgrp()
+                self._warm_horse_main(jobs_in, replies_out)
+            finally:
+                os._exit(1)  # the loop exits by itself; this stops anything raised reaching the worker's code
         jobs_in.close()
         replies_out.close()
         self._to_horse, self._from_horse = jobs_out, replies_in
         self._horse_pid = child_pid
         self.procline(f"Forked warm horse {child_pid}")
 
-    def _monitor_warm_horse(self, job: Job, queue: Any, execution: Execution) -> bool:
+    def _monitor_warm_horse(self, job: Job, queue: Any, execution: Execution, resend_unstarted: bool) -> bool:
         """Wait for the horse's answer, with RQ's heartbeats and hard kill; handle a horse that died.
 
         Returns:
-            False when the horse died before it took the job (killed while idle): send it again.
+            False when the horse died before it took the job (killed while idle) and
+            `resend_unstarted` is set: send it again.
         """
         job.started_at = now()
         timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
@@ -144,13 +147,13 @@ class WarmHorse:
                 self._stopped_job_id = None
                 self._discard_horse()
             return True
-        return self._handle_dead_horse(job, queue, execution)
+        return self._handle_dead_horse(job, queue, execution, resend_unstarted)
 
-    def _handle_dead_horse(self, job: Job, queue: Any, execution: Execution) -> bool:
+    def _handle_dead_horse(self, job: Job, queue: Any, execution: Execution, resend_unstarted: bool) -> bool:
         """A horse died with a job: RQ's stopped or "terminated unexpectedly" path, as its monitor.
 
         Returns:
-            False when the job never started (the horse died idle): the caller sends it again.
+            False when the job never started (the horse died idle) and `resend_unstarted` is set.
         """
         retpid, ret_val, rusage = self.wait_for_horse()
         self._close_pipes()
@@ -160,7 +163,7 @@ class WarmHorse:
         except InvalidJobOperation:
             self.executions.pop(execution.id, None)
             return True  # the job ended and expired already
-        if self._stopped_job_id != job.id and job_status == JobStatus.QUEUED:
+        if resend_unstarted and self._stopped_job_id != job.id and job_status == JobStatus.QUEUED:
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             return False
         self.executions.pop(execution.id, None)
@@ -259,8 +262,7 @@ class WarmHorse:
 
     def _run_in_horse(self, job_state: dict, queue_name: str, execution_id: str, created_at: Any) -> None:
         """Rebuild the job, its queue and its execution in the horse and run RQ's perform_job."""
-        job = self.job_class(connection=self.connection, serializer=self.serializer)
-        job.__dict__.update(job_state)
+        job = job_from_state(self.job_class, job_state, self.connection, self.serializer)
         os.environ["RQ_JOB_ID"] = job.id
         queue = next(queue for queue in self.queues if queue.name == queue_name)
         execution = Execution(execution_id, job.id, connection=self.connection, worker_name=self.name)
@@ -271,7 +273,14 @@ class WarmHorse:
         self.perform_job(job, queue, execution)
 
 
-def _state_of(job: Job) -> dict:
+def job_from_state(job_class: type[Job], state: dict, connection: Any, serializer: Any = None) -> Job:
+    """The job `state_of()` described, on this process's Redis client."""
+    job = job_class(connection=connection, serializer=serializer)
+    job.__dict__.update(state)
+    return job
+
+
+def state_of(job: Job) -> dict:
     """The job object as the parent holds it, to send to the horse (saves the horse a read of its hash).
 
     A forking worker's horse gets the same: the parent's job object, copied by fork(). Left out:

@@ -136,6 +136,13 @@ def test_a_job_that_kills_its_horse_fails_alone_and_the_same_worker_runs_the_nex
     assert warm.registered_pid() == warm.process.pid and warm.process.poll() is None
 
 
+def test_a_horse_killed_while_idle_is_replaced_and_the_next_job_runs(warm):
+    idle_horse = warm.run("tests.fixture_jobs.horse_pid").return_value()
+    os.kill(idle_horse, signal.SIGKILL)  # as the OOM killer would
+    following = warm.run("tests.fixture_jobs.horse_pid")
+    assert following.get_status() == JobStatus.FINISHED and following.return_value() != idle_horse
+
+
 def test_a_job_past_its_timeout_fails_and_the_next_runs_on_a_new_horse(warm):
     before = warm.run("tests.fixture_jobs.horse_pid").return_value()
     slow = warm.run("tests.fixture_jobs.sleep_for", 30, job_timeout=1, timeout_s=10)

@@ -1,0 +1,37 @@
+"""The warm horse's pure parts: the job state it is sent, and its memory reading.
+
+Its behaviour with real processes is tested in tests/integration/test_warm_horse.py.
+"""
+
+import pickle
+
+from rq import Queue
+
+from jobs.horse import _rss_mib, job_from_state, state_of
+from jobs.logcapture import LoggingJob
+
+
+def test_a_job_sent_to_the_horse_arrives_whole(redis):
+    queue = Queue("default", connection=redis, job_class=LoggingJob)
+    enqueued = queue.enqueue("tests.fixture_jobs.answer", 7, job_timeout=30, meta={"owner": "me"})
+    job = LoggingJob.fetch(enqueued.id, connection=redis)
+
+    arrived = job_from_state(LoggingJob, pickle.loads(pickle.dumps(state_of(job))), redis)
+
+    assert isinstance(arrived, LoggingJob) and arrived.connection is redis
+    assert (arrived.id, arrived.origin, arrived.timeout, arrived.meta) == (
+        job.id,
+        "default",
+        30,
+        {"owner": "me"},
+    )
+    assert (arrived.func_name, arrived.args, arrived.perform()) == ("tests.fixture_jobs.answer", (7,), 7)
+
+
+def test_the_state_leaves_out_the_redis_client():
+    job = LoggingJob(connection=object())
+    assert "connection" not in state_of(job)
+
+
+def test_resident_memory_is_read():
+    assert 1 < _rss_mib() < 10_000
