@@ -26,6 +26,7 @@ import random
 import resource
 import signal
 import threading
+import time
 from multiprocessing.connection import Connection, Pipe
 from typing import Any
 
@@ -44,6 +45,8 @@ HORSE_MAX_JOBS = int(os.environ.get("HORSE_MAX_JOBS", "1000"))
 HORSE_MAX_RSS_MIB = int(os.environ.get("HORSE_MAX_RSS_MIB", "512"))
 # RQ kills a horse this long after its job's timeout (monitor_work_horse's fixed 60 s).
 HARD_KILL_GRACE_S = 60
+# A heartbeat this soon after one with at least the same TTL is folded into it.
+HEARTBEAT_FOLD_S = 1.0
 # How long teardown waits for an idle horse to exit before killing it.
 HORSE_EXIT_WAIT_S = 5.0
 _PAGE_MIB = resource.getpagesize() / (1024 * 1024)
@@ -63,6 +66,7 @@ class WarmHorse:
         self._horse_job_id: str | None = None
         self._to_horse: Connection | None = None
         self._from_horse: Connection | None = None
+        self._last_heartbeat_sent = (float("-inf"), 0)
 
     # The parent's side.
 
@@ -220,12 +224,23 @@ class WarmHorse:
         super().teardown()
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        """RQ's heartbeat (three commands) in one round trip when not already in a pipeline."""
+        """RQ's heartbeat in one round trip, and none when the last one, under a second ago, covers it.
+
+        RQ's loop sends three in a row around each job (after it, before and after the dequeue);
+        a worker key kept for minutes loses nothing when one of those is folded into the last.
+        A heartbeat inside a pipeline (RQ's job bookkeeping) always goes.
+        """
         if pipeline is not None:
             return super().heartbeat(timeout, pipeline=pipeline)
+        ttl = timeout or self.worker_ttl + 60
+        sent_at, sent_ttl = self._last_heartbeat_sent
+        if time.monotonic() - sent_at < HEARTBEAT_FOLD_S and sent_ttl >= ttl:
+            return None
         with self.connection.pipeline(transaction=False) as own:
-            super().heartbeat(timeout, pipeline=own)
+            super().heartbeat(ttl, pipeline=own)
             own.execute()
+        self._last_heartbeat_sent = (time.monotonic(), ttl)
+        return None
 
     # The horse's side.
 
