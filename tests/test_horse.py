@@ -35,3 +35,16 @@ def test_the_state_leaves_out_the_redis_client():
 
 def test_resident_memory_is_read():
     assert 1 < _rss_mib() < 10_000
+
+
+def test_a_heartbeat_right_after_one_is_folded_into_it(redis):
+    from support.workers import WarmWorker
+
+    worker = WarmWorker(["default"], connection=redis)
+    worker.heartbeat()
+    assert redis.ttl(worker.key) > 400
+    redis.delete(worker.key)
+    worker.heartbeat()  # under a second later, same TTL: nothing sent
+    assert not redis.exists(worker.key)
+    worker.heartbeat(worker.worker_ttl + 600)  # a longer TTL is always sent
+    assert redis.ttl(worker.key) > worker.worker_ttl + 500
