@@ -1,10 +1,12 @@
 """A warm work horse: one forked child runs job after job, so a short job pays no fork.
 
 `WarmHorse` is a mixin for RQ's forking `Worker` (put it first: `class W(WarmHorse, rq.Worker)`).
-RQ's worker forks a horse per job; this one forks a horse once, sends it each job's id over a
-pipe, and waits for its one-line answer while it keeps RQ's heartbeats, exactly as RQ's
-`monitor_work_horse` does. The horse runs RQ's own `perform_job`, so results, retries,
-callbacks, job classes and timeouts (SIGALRM inside the horse) are RQ's.
+RQ's worker forks a horse per job; this one forks a horse once, sends it each job over a pipe
+(the parent's job object, as fork() would have given it), and waits for its one-line answer
+while it keeps RQ's heartbeats, as RQ's `monitor_work_horse` does. The horse runs RQ's own
+`perform_job`, so results, retries, callbacks, job classes and timeouts (SIGALRM inside the
+horse) are RQ's. The worker's own heartbeats go in one round trip, and RQ's three around each
+job are folded into one.
 
 What stays as safe as the forking worker, and how:
 - A stop (`send_stop_job_command`, or RQ's stop-execution command) kills the horse's process
