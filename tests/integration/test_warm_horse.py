@@ -5,6 +5,7 @@ Procfile's job class and the scheduler, and checks that the forking worker's saf
 stop, crash, timeout, lost heartbeats, warm and cold shutdown, retries, progress and job logs.
 """
 
+import json
 import os
 import signal
 import time
@@ -22,6 +23,7 @@ from rq.registry import StartedJobRegistry
 
 from jobs.callbacks import CALLBACKS
 from jobs.joblog import lines_after
+from jobs.keys import channel_for
 from jobs.snapshot import snapshot
 from support.servers import start_worker, stop_process
 from support.wait import wait_until
@@ -214,10 +216,23 @@ def test_retries_run_again_after_their_interval_under_the_scheduler(warm, redis_
 
 
 def test_progress_callbacks_and_job_logs_work_in_the_warm_horse(warm, redis_client):
+    published = redis_client.pubsub(ignore_subscribe_messages=True)
+    published.psubscribe(channel_for("*"))
+    wait_until(lambda: redis_client.publish(channel_for("probe"), "{}"), what="the subscription")
     counted = warm.run("tests.fixture_jobs.count", 5)
     payload = snapshot(counted.id, redis_client)
     assert (payload["state"], payload["result"]) == ("SUCCESS", {"counted": 5})
     assert counted.get_meta(refresh=True)["progress"]["current"] == 5
+    states: list[str] = []
+    deadline = time.monotonic() + 10
+    while "SUCCESS" not in states:  # the success callback's payload, after the saves'
+        assert time.monotonic() < deadline, states
+        # None also stands for a subscribe confirmation, so keep reading until the deadline.
+        message = published.get_message(timeout=1)
+        if message and message["channel"].decode() == channel_for(counted.id):
+            states.append(json.loads(message["data"])["state"])
+    assert states[0] == "PROGRESS"
+    published.close()
     logged = warm.run("tests.fixture_jobs.log_records")
     messages = [line["message"] for line in lines_after(redis_client, logged.id)]
     assert "fetching page 1" in messages and "rq's own line" not in messages
