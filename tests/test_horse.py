@@ -5,10 +5,14 @@ Its behaviour with real processes is tested in tests/integration/test_warm_horse
 
 import pickle
 
+import pytest
 from rq import Queue
+from rq.suspension import suspend
+from rq.worker.base import StopRequested
 
 from jobs.horse import _rss_mib, job_from_state, state_of
 from jobs.logcapture import LoggingJob
+from support.workers import WarmWorker
 
 
 def test_a_job_sent_to_the_horse_arrives_whole(redis):
@@ -38,8 +42,6 @@ def test_resident_memory_is_read():
 
 
 def test_a_heartbeat_right_after_one_is_folded_into_it(redis):
-    from support.workers import WarmWorker
-
     worker = WarmWorker(["default"], connection=redis)
     worker.heartbeat()
     assert redis.ttl(worker.key) > 400
@@ -48,3 +50,13 @@ def test_a_heartbeat_right_after_one_is_folded_into_it(redis):
     assert not redis.exists(worker.key)
     worker.heartbeat(worker.worker_ttl + 600)  # a longer TTL is always sent
     assert redis.ttl(worker.key) > worker.worker_ttl + 500
+
+
+def test_rq_suspend_is_seen_by_the_first_check_and_then_once_a_second(redis):
+    worker = WarmWorker(["default"], connection=redis)
+    worker.check_for_suspension(burst=True)
+    suspend(redis)
+    worker.check_for_suspension(burst=True)  # within the second: not asked again
+    worker._suspension_checked_at -= 1.0
+    with pytest.raises(StopRequested):
+        worker.check_for_suspension(burst=True)
