@@ -14,7 +14,8 @@ What stays as safe as the forking worker, and how:
   nothing. The job ends `stopped` through RQ's own path; the next job gets a fresh horse.
 - A horse that dies mid-job (`os._exit`, a segfault, the OOM killer) fails that job alone with
   RQ's "Work-horse terminated unexpectedly"; the worker forks a new horse for the next one.
-- A job still running 60 s past its timeout is killed from the parent, as RQ does.
+- A job still running 60 s past its timeout (`HORSE_HARD_KILL_GRACE_S`) is killed from the
+  parent, as RQ does, and fails as a horse that died.
 - The horse retires (exits, to be forked again) after a timed-out job, after
   `HORSE_MAX_JOBS` jobs, or once its resident memory passes `HORSE_MAX_RSS_MIB`.
 - Warm shutdown (SIGTERM) finishes the running job, then closes the pipe: the idle horse exits.
@@ -45,8 +46,8 @@ log = logging.getLogger(__name__)
 # A horse is forked again after this many jobs, or once its resident set passes this size.
 HORSE_MAX_JOBS = int(os.environ.get("HORSE_MAX_JOBS", "1000"))
 HORSE_MAX_RSS_MIB = int(os.environ.get("HORSE_MAX_RSS_MIB", "512"))
-# RQ kills a horse this long after its job's timeout (monitor_work_horse's fixed 60 s).
-HARD_KILL_GRACE_S = 60
+# The parent kills a horse this long after its job's timeout (RQ's monitor_work_horse: 60 s).
+HARD_KILL_GRACE_S = int(os.environ.get("HORSE_HARD_KILL_GRACE_S", "60"))
 # A heartbeat this soon after one with at least the same TTL is folded into it; `rq suspend` is
 # checked at most this often.
 HEARTBEAT_FOLD_S = 1.0

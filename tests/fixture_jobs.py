@@ -203,3 +203,12 @@ def sleep_for(seconds: float) -> float:
     """Sleep `seconds` without reporting; returns them."""
     time.sleep(seconds)
     return seconds
+
+
+def ignore_timeout(seconds: float) -> float:
+    """Ignore RQ's SIGALRM job timeout, then sleep `seconds`: only a kill from outside ends it."""
+    import signal
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    time.sleep(seconds)
+    return seconds

@@ -154,6 +154,21 @@ def test_a_job_past_its_timeout_fails_and_the_next_runs_on_a_new_horse(warm):
     assert after.get_status() == JobStatus.FINISHED and after.return_value() != before
 
 
+def test_a_job_deaf_to_its_timeout_is_killed_by_the_worker_and_the_next_runs(
+    redis_url, redis_client, logs_dir
+):
+    settings = {"HORSE_HARD_KILL_GRACE_S": "1"}  # RQ's 60 s grace, shortened for the test
+    worker = start_warm(redis_url, redis_client, logs_dir, "--job-monitoring-interval", "1", env=settings)
+    try:
+        deaf = worker.run("tests.fixture_jobs.ignore_timeout", 30, job_timeout=1, timeout_s=15)
+        following = worker.run("tests.fixture_jobs.answer", 7)
+    finally:
+        stop_process(worker.process)
+    assert deaf.get_status() == JobStatus.FAILED
+    assert "Work-horse terminated unexpectedly" in exc_string(deaf) and "signal 9" in exc_string(deaf)
+    assert (following.get_status(), following.return_value()) == (JobStatus.FINISHED, 7)
+
+
 def test_heartbeats_keep_a_running_job_alive_and_a_killed_worker_is_reported_lost(
     redis_url, redis_client, logs_dir, tmp_path
 ):
