@@ -158,10 +158,8 @@ def start_rq_workers(
     processes = []
     for _ in range(count):
         name = f"bench-{uuid.uuid4().hex[:8]}"
-        line = command.replace("rq worker", f"rq worker --name {name}", 1)
-        if worker_class:
-            # Last on the line, so it wins over a --worker-class the Procfile's line may carry.
-            line += f" --worker-class {worker_class}"
+        extra = f" --name {name}" + (f" --worker-class {worker_class}" if worker_class else "")
+        line = command.replace("rq worker", "rq worker" + extra, 1)
         processes.append(spawn(line, f"worker-{name}", _env(redis_url, env)))
     return processes
 
