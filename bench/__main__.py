@@ -18,54 +18,14 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from redis import Redis
-
-from bench import chart, figures, procs, report, rounds, time_left, wrk
-from bench.figures import CELERY, OURS, PLAIN
+from bench import chart, figures, procs, report, rounds, short_jobs, time_left, wrk
 from bench.rounds import stop_all
 
 RESULTS = Path(__file__).resolve().parent
-WORKER_COUNTS = (1, 2, 4)
-# Jobs per short-job throughput sample, sized so each sample takes one to three seconds.
-SHORT_JOBS = {"fork": 60, "simple": 200, "celery": 300}
 
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def short_jobs_round(server, raw, quick) -> None:
-    from rq import Queue
-
-    from jobs.registry import start_job
-
-    connection = Redis.from_url(server.url)
-    queue = Queue("default", connection=connection)
-    scale = 0.5 if quick else 1.0
-    enqueue = {
-        OURS: lambda: start_job(connection, "long_task", {"steps": 1, "step_seconds": 0}).id,
-        PLAIN: lambda: queue.enqueue("bench.jobs.noop").id,
-    }
-    for count in WORKER_COUNTS:
-        for stack in (OURS, PLAIN):
-            for kind, worker_class in (("fork", None), ("simple", "rq.worker.SimpleWorker")):
-                workers = procs.start_rq_workers(server.url, count, worker_class)
-                try:
-                    procs.wait_rq_workers(server.url, count)
-                    rate = figures.short_jobs_rq(server.url, enqueue[stack], int(SHORT_JOBS[kind] * scale))
-                    raw[f"short_{kind}_{count}", stack].append(rate)
-                finally:
-                    stop_all(workers)
-                    server.flush()
-        worker = procs.start_celery_worker(server.url, count)
-        try:
-            figures.celery_ready(server.url)
-            rate = figures.short_jobs_celery(server.url, int(SHORT_JOBS["celery"] * scale))
-            raw[f"short_prefork_{count}", CELERY].append(rate)
-        finally:
-            stop_all([worker])
-            server.flush()
-        log(f"short jobs through {count} worker(s) done")
 
 
 def growth(server, saves, quick) -> dict:
@@ -144,8 +104,7 @@ def one_run(bench: rounds.Bench, streams: int) -> None:
         round_(bench)
         log(f"run {bench.run + 1}: {round_.__name__} done")
     rounds.plain_round(bench)
-    # bench/short_jobs.py takes this over (same arguments) when it lands.
-    short_jobs_round(bench.server, bench.raw, bench.quick)
+    short_jobs.short_jobs_round(bench.server, bench.raw, bench.quick, bench.run)
     rounds.push_round(bench, streams)
     log(f"run {bench.run + 1}: push latency done")
 

@@ -55,8 +55,10 @@ def draw(results: dict, path: Path) -> None:
     ax = axes[1][1]
     counts = [1, 2, 4]
     for stack, kind, style in (
+        (OURS, "warm", ":"),
         (OURS, "fork", "-"),
         (OURS, "simple", "--"),
+        (PLAIN, "warm", ":"),
         (PLAIN, "fork", "-"),
         (PLAIN, "simple", "--"),
     ):

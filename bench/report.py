@@ -50,7 +50,7 @@ def summarize(raw: dict) -> dict:
         ratios[f"{figure}_ok_per_s_ours_over_tutorial"] = _ratio_runs(raw, figure, "ok_per_s", OURS, CELERY)
         ratios[f"{figure}_p99_ours_over_tutorial"] = _ratio_runs(raw, figure, "p99_ms", OURS, CELERY)
     for count in (1, 2, 4):
-        for kind in ("fork", "simple"):
+        for kind in ("warm", "fork", "simple"):
             ratios[f"short_{kind}_{count}_ours_over_plain"] = _ratio_runs(
                 raw, f"short_{kind}_{count}", None, OURS, PLAIN
             )

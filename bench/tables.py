@@ -8,6 +8,8 @@ HTTP = {
     "post": "`POST /longtask`, waiting cap out of reach, workers stopped",
     "post_default": "`POST /longtask`, every default (ours: the waiting cap), one worker draining",
 }
+# The RQ worker kinds of the short-job rows, in the order the cells list them.
+SHORT_KINDS = ("warm", "fork", "simple")
 PUSH = {"push_1": "1 event stream", "push_100": "100 event streams"}
 
 
@@ -189,17 +191,40 @@ def rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
         ),
     ]
     for n in (1, 2, 4):
-        fork, simple = f"short_fork_{n}", f"short_simple_{n}"
+        kinds = [f"short_{kind}_{n}" for kind in SHORT_KINDS]
         rows.append(
             (
-                f"Short jobs/s, {n} worker process(es): RQ fork / RQ SimpleWorker; Celery prefork -c {n}",
-                f"{fmt(get(summary, fork, OURS))} / {fmt(get(summary, simple, OURS))}",
+                f"Short jobs/s, {n} worker process(es): warm horse / RQ fork / RQ SimpleWorker; "
+                f"Celery prefork -c {n}",
+                " / ".join(fmt(get(summary, kind, OURS)) for kind in kinds),
                 fmt(get(summary, f"short_prefork_{n}", CELERY)),
-                f"{fmt(get(summary, fork, PLAIN))} / {fmt(get(summary, simple, PLAIN))}",
-                f"fork: x{fmt(r[f'short_fork_{n}_ours_over_tutorial'])} of tutorial, "
-                f"x{fmt(r[f'short_fork_{n}_ours_over_plain'])} of plain",
+                " / ".join(fmt(get(summary, kind, PLAIN)) for kind in kinds),
+                f"warm: x{fmt(r.get(f'short_warm_{n}_ours_over_tutorial'))} of tutorial, "
+                f"x{fmt(r.get(f'short_warm_{n}_ours_over_plain'))} of plain; "
+                f"fork: x{fmt(r.get(f'short_fork_{n}_ours_over_tutorial'))} of tutorial",
             )
         )
+    rows.append(
+        (
+            "Short-job start latency p50 / p95, enqueue to started, 1 idle process: "
+            "warm horse; RQ fork; RQ SimpleWorker; Celery prefork -c 1",
+            "; ".join(pair(summary, f"short_start_{kind}", OURS, "p50_ms", "p95_ms") for kind in SHORT_KINDS),
+            pair(summary, "short_start_prefork", CELERY, "p50_ms", "p95_ms"),
+            "; ".join(
+                pair(summary, f"short_start_{kind}", PLAIN, "p50_ms", "p95_ms") for kind in SHORT_KINDS
+            ),
+            "",
+        )
+    )
+    rows.append(
+        (
+            "Redis commands per short job, enqueue to end, 1 process: warm horse / RQ fork / RQ SimpleWorker",
+            " / ".join(fmt(get(summary, f"short_cost_{kind}", OURS)) for kind in SHORT_KINDS),
+            fmt(get(summary, "short_cost_prefork", CELERY)) + " (prefork -c 1)",
+            " / ".join(fmt(get(summary, f"short_cost_{kind}", PLAIN)) for kind in SHORT_KINDS),
+            "",
+        )
+    )
     rows += [
         (
             "Redis commands per 1-step job, start to end (ours and tutorial: 2 progress saves included)",

@@ -172,3 +172,43 @@ def odd_result(kind: str):
 def markup() -> str:
     """Return markup that would run script if a page rendered it unescaped."""
     return "<img src=x onerror=\"document.title='pwned'\">"
+
+
+def horse_pid() -> int:
+    """Return the pid of the process running the job (the work horse)."""
+    return os.getpid()
+
+
+def pid_then_wait(key: str, path: str, timeout_s: float = 60.0) -> str:
+    """Store this process's pid under `key`, then wait until `path` exists."""
+    from rq import get_current_job
+
+    get_current_job().connection.set(key, os.getpid())
+    return wait_for_file(path, timeout_s)
+
+
+def exit_hard(code: int = 3) -> None:
+    """End the work horse with os._exit(code), skipping every handler."""
+    os._exit(code)
+
+
+def segfault() -> None:
+    """Crash the interpreter with a segmentation fault."""
+    import ctypes
+
+    ctypes.string_at(0)
+
+
+def sleep_for(seconds: float) -> float:
+    """Sleep `seconds` without reporting; returns them."""
+    time.sleep(seconds)
+    return seconds
+
+
+def ignore_timeout(seconds: float) -> float:
+    """Ignore RQ's SIGALRM job timeout, then sleep `seconds`: only a kill from outside ends it."""
+    import signal
+
+    signal.signal(signal.SIGALRM, signal.SIG_IGN)
+    time.sleep(seconds)
+    return seconds
