@@ -1,7 +1,7 @@
 """Short jobs: throughput, start latency and Redis commands per job, for each worker kind.
 
-Kinds: RQ's forking `Worker` ("fork"), `SimpleWorker` ("simple"), the warm work horse ("warm",
-the class `WARM_WORKER_CLASS` names) and Celery's prefork pool, each started with 1, 2 and 4
+Kinds: RQ's forking `Worker` ("fork"), `SimpleWorker` ("simple"), the Procfile's own `jobs.worker.Worker`
+("warm": its warm work horse) and Celery's prefork pool, each started with 1, 2 and 4
 processes, for ours (1-step demo jobs through `start_job`, so our callbacks and progress saves
 run) and plain RQ (no-op jobs). The kinds run one after the other in an order that turns over
 from run to run, each on freshly started processes against the same server.
@@ -21,11 +21,10 @@ from redis import Redis
 from bench import figures, procs
 from bench.figures import CELERY, OURS, PLAIN, percentile
 from bench.rounds import stop_all
-from support.workers import WARM_WORKER_CLASS
 
 WORKER_COUNTS = (1, 2, 4)
 # `rq worker --worker-class` of each RQ kind (None: the Procfile's own).
-RQ_KINDS = {"warm": WARM_WORKER_CLASS, "fork": "rq.worker.Worker", "simple": "rq.worker.SimpleWorker"}
+RQ_KINDS = {"warm": None, "fork": "rq.worker.Worker", "simple": "rq.worker.SimpleWorker"}
 # Jobs per throughput sample, sized so each sample takes one to three seconds.
 SHORT_JOBS = {"fork": 60, "simple": 200, "warm": 200, "prefork": 300}
 # One-at-a-time jobs for start latency and commands per job.

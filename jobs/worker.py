@@ -8,7 +8,8 @@ It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.d
   connection RQ's worker already holds for its commands), looking again every `FALLBACK_S`;
 - every `RESCUE_EVERY_S` while idle or between jobs, and once at start, it puts jobs stranded by
   dead workers back at the front of their queues (`rescue_stranded`).
-Running jobs (execute_job, the work horse) are RQ's own.
+Jobs run in a warm work horse (`jobs.horse.WarmHorse`): forked once, reused for many jobs, forked
+again after a stop, a crash, a timeout, `HORSE_MAX_JOBS` jobs or `HORSE_MAX_RSS_MIB`.
 """
 
 import threading
@@ -24,11 +25,12 @@ from rq.utils import ensure_job_list, get_connection_from_queues, import_queue_c
 from rq.worker import WorkerStatus
 
 from jobs.dequeue import FALLBACK_S, RESCUE_EVERY_S, ReliableQueue, pop, rescue_stranded
+from jobs.horse import WarmHorse
 from jobs.keys import wake_channel
 
 
-class Worker(rq.Worker):
-    """RQ's forking worker with a reliable multi-queue dequeue and a rescue of stranded jobs."""
+class Worker(WarmHorse, rq.Worker):
+    """RQ's forking worker: a warm work horse, a reliable multi-queue dequeue, stranded jobs rescued."""
 
     queue_class = ReliableQueue
 

@@ -12,7 +12,7 @@ from rq.worker.base import StopRequested
 
 from jobs.horse import _rss_mib, job_from_state, state_of
 from jobs.logcapture import LoggingJob
-from support.workers import WarmWorker
+from jobs.worker import Worker
 
 
 def test_a_job_sent_to_the_horse_arrives_whole(redis):
@@ -42,7 +42,7 @@ def test_resident_memory_is_read():
 
 
 def test_a_heartbeat_right_after_one_is_folded_into_it(redis):
-    worker = WarmWorker(["default"], connection=redis)
+    worker = Worker(["default"], connection=redis)
     worker.heartbeat()
     assert redis.ttl(worker.key) > 400
     redis.delete(worker.key)
@@ -53,7 +53,7 @@ def test_a_heartbeat_right_after_one_is_folded_into_it(redis):
 
 
 def test_rq_suspend_is_seen_by_the_first_check_and_then_once_a_second(redis):
-    worker = WarmWorker(["default"], connection=redis)
+    worker = Worker(["default"], connection=redis)
     worker.check_for_suspension(burst=True)
     suspend(redis)
     worker.check_for_suspension(burst=True)  # within the second: not asked again

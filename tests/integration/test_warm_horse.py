@@ -22,12 +22,12 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from jobs.callbacks import CALLBACKS
+from jobs.dequeue import ReliableQueue
 from jobs.joblog import lines_after
 from jobs.keys import channel_for
 from jobs.snapshot import snapshot
 from support.servers import start_worker, stop_process
 from support.wait import wait_until
-from support.workers import WARM_WORKER_CLASS
 from web.reaper import LOOKAHEAD_S, reap_lost_jobs
 
 ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED}
@@ -61,16 +61,14 @@ def ended(job: Job, timeout_s: float = 20) -> Job:
 
 
 def start_warm(redis_url: str, redis_client: Redis, logs_dir: Path, *extra: str, env=None) -> Warm:
-    queue = Queue(f"warm-{uuid.uuid4().hex[:8]}", connection=redis_client)
-    process, name = start_worker(
-        redis_url, logs_dir, "-w", WARM_WORKER_CLASS, *extra, queues=(queue.name,), env=env
-    )
+    queue = ReliableQueue(f"warm-{uuid.uuid4().hex[:8]}", connection=redis_client)
+    process, name = start_worker(redis_url, logs_dir, *extra, queues=(queue.name,), env=env)
     return Warm(process, name, queue)
 
 
 @pytest.fixture
 def warm(redis_url, redis_client, logs_dir) -> Iterator[Warm]:
-    """A warm-horse worker on a queue of its own, with the Procfile's job class and the scheduler."""
+    """The Procfile's worker (warm horse) on a queue of its own, with its job class and the scheduler."""
     worker = start_warm(redis_url, redis_client, logs_dir)
     yield worker
     stop_process(worker.process)
