@@ -167,7 +167,9 @@ def start_web(
     import requests
 
     port = free_port()
+    # Open event streams (a browser's) would hold a graceful stop for gunicorn's default 30 s.
     args = [str(BIN / "gunicorn"), "--worker-class", "gevent", "--no-control-socket", "--workers", "1"]
+    args += ["--graceful-timeout", "2"]
     args += ["--bind", f"127.0.0.1:{port}", "web:create_app()"]
     # The start rate limit still runs (its Redis hit is paid) but never refuses a test's starts.
     settings = {"REDIS_URL": redis_url, "SECRET_KEY": "integration-secret", "START_RATE_LIMIT": "1000000"}
