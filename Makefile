@@ -61,7 +61,7 @@ bench: $(BENCH_STAMP) wrk ## benchmarks vs the tutorial's stack (~15 min): bench
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # CHAOS_ARGS passes options to both runs, e.g. CHAOS_ARGS="--jobs 200 --duration 60".
-chaos: $(STAMP) ## jobs under SIGKILLs, Redis restarts, failovers (~12 min): bench/chaos.json
+chaos: $(STAMP) ## jobs under SIGKILLs, Redis restarts, failovers (~8 min): bench/chaos.json
 	@# Both runs always happen; the target fails when either lost or left a job stuck.
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS); first=$$?; \
 		$(BIN)/python -m bench.chaos --sentinel $(CHAOS_ARGS) && exit $$first
