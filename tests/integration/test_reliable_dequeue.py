@@ -14,6 +14,7 @@ from jobs.dequeue import RESCUE_EVERY_S, STUCK_GAP_S, ReliableQueue, rescue_stra
 from support.sentinel import SentinelCluster
 from support.servers import start_worker, stop_process
 from support.wait import wait_until
+from tests.integration.conftest import ON_EMBEDDED_ONLY
 
 # The promise: a stranded job runs within this long of its worker's death (README, "Processes").
 RESCUE_BOUND_S = 30
@@ -42,6 +43,7 @@ def strand(redis_url: str, logs_dir, queue: ReliableQueue, names: list[str]) -> 
     return job
 
 
+@ON_EMBEDDED_ONLY
 def test_a_job_whose_worker_died_right_after_the_pop_runs_on_the_restarted_worker(
     redis_url, redis_client, logs_dir
 ):
@@ -62,6 +64,7 @@ def test_a_job_whose_worker_died_right_after_the_pop_runs_on_the_restarted_worke
         stop_process(worker)
 
 
+@ON_EMBEDDED_ONLY
 def test_a_rescued_job_goes_back_at_the_front_of_its_queue_and_priority_is_kept(
     redis_url, redis_client, logs_dir
 ):

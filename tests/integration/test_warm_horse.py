@@ -3,6 +3,7 @@
 Each test starts its own worker on a queue of its own, loaded with the warm-horse class, the
 Procfile's job class and the scheduler, and checks that the forking worker's safety holds:
 stop, crash, timeout, lost heartbeats, warm and cold shutdown, retries, progress and job logs.
+On the embedded server only: what is tested is the worker's processes, not Redis.
 """
 
 import json
@@ -28,7 +29,10 @@ from jobs.keys import channel_for
 from jobs.snapshot import snapshot
 from support.servers import start_worker, stop_process
 from support.wait import wait_until
+from tests.integration.conftest import ON_EMBEDDED_ONLY
 from web.reaper import LOOKAHEAD_S, reap_lost_jobs
+
+pytestmark = ON_EMBEDDED_ONLY
 
 ENDED = {JobStatus.FINISHED, JobStatus.FAILED, JobStatus.STOPPED}
 
