@@ -80,6 +80,10 @@ class RedisServer:
             self.server.stop()
 
 
+# RQ's stock forking worker: "plain RQ" in the tables, and the "fork" kind of the short jobs.
+PLAIN_RQ_WORKER = "rq.worker.Worker"
+
+
 def _env(redis_url: str, extra: dict[str, str] | None = None) -> dict[str, str]:
     """The caller's environment without the settings that change what is measured, plus `extra`."""
     env = {name: value for name, value in os.environ.items() if name not in MEASURED_SETTINGS}

@@ -156,7 +156,7 @@ def celery_round(bench: Bench) -> None:
 
 def plain_round(bench: Bench) -> None:
     server, saves, raw = bench.server, bench.saves, bench.raw
-    workers = procs.start_rq_workers(server.url, 1)
+    workers = procs.start_rq_workers(server.url, 1, procs.PLAIN_RQ_WORKER)  # RQ alone: its stock worker
     procs.wait_rq_workers(server.url, 1)
     try:
         raw["start", PLAIN].append(

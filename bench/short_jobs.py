@@ -21,10 +21,11 @@ from redis import Redis
 from bench import figures, procs
 from bench.figures import CELERY, OURS, PLAIN, percentile
 from bench.rounds import stop_all
+from jobs.dequeue import ReliableQueue
 
 WORKER_COUNTS = (1, 2, 4)
 # `rq worker --worker-class` of each RQ kind (None: the Procfile's own).
-RQ_KINDS = {"warm": None, "fork": "rq.worker.Worker", "simple": "rq.worker.SimpleWorker"}
+RQ_KINDS = {"warm": None, "fork": procs.PLAIN_RQ_WORKER, "simple": "rq.worker.SimpleWorker"}
 # Jobs per throughput sample, sized so each sample takes one to three seconds.
 SHORT_JOBS = {"fork": 60, "simple": 200, "warm": 200, "prefork": 300}
 # One-at-a-time jobs for start latency and commands per job.
@@ -44,17 +45,22 @@ def short_jobs_round(server, raw, quick, run: int = 0) -> None:
 
     connection = Redis.from_url(server.url)
     queue = Queue("default", connection=connection)
+    # Our worker class with bare no-op jobs: enqueued through our queue class, whose enqueue
+    # wakes an idle worker (RQ's own `Queue` does not; our worker then looks once a second).
+    ours_bare = ReliableQueue("default", connection=connection)
     scale = 0.5 if quick else 1.0
     enqueue = {
         OURS: lambda: start_job(connection, "long_task", {"steps": 1, "step_seconds": 0}).id,
         PLAIN: lambda: queue.enqueue("bench.jobs.noop").id,
     }
+    bare = {**enqueue, PLAIN: lambda: ours_bare.enqueue("bench.jobs.noop").id}
     kinds = [*RQ_KINDS, "prefork"]
     if run % 2:
         kinds.reverse()
     for count in WORKER_COUNTS:
         for kind in kinds:
             stacks = (CELERY,) if kind == "prefork" else (OURS, PLAIN)
+            starters = bare if RQ_KINDS.get(kind, "") is None else enqueue
             for stack in stacks:
                 workers = _start(server.url, kind, count)
                 try:
@@ -62,14 +68,14 @@ def short_jobs_round(server, raw, quick, run: int = 0) -> None:
                     if kind == "prefork":
                         rate = figures.short_jobs_celery(server.url, jobs)
                     else:
-                        rate = figures.short_jobs_rq(server.url, enqueue[stack], jobs)
+                        rate = figures.short_jobs_rq(server.url, starters[stack], jobs)
                     raw[f"short_{kind}_{count}", stack].append(rate)
                     if count == 1:
                         samples = 5 if quick else SAMPLES
                         one = (
                             _celery_one(server.url)
                             if kind == "prefork"
-                            else _rq_one(connection, enqueue[stack])
+                            else _rq_one(connection, starters[stack])
                         )
                         latency, commands = one_at_a_time(server, one, samples)
                         raw[f"short_start_{kind}", stack].append(latency)
