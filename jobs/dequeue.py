@@ -118,14 +118,13 @@ class ReliableQueue(Queue):
 
     def push_job_id(self, job_id: str, pipeline: Pipeline | None = None, at_front: bool = False) -> None:
         """Push the id as RQ does, and publish on the queue's wake channel in the same round trip."""
-        if pipeline is not None:
-            super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
-            pipeline.publish(wake_channel(self.name), b"")
+        if pipeline is None:
+            with self.connection.pipeline() as pipe:
+                self.push_job_id(job_id, pipeline=pipe, at_front=at_front)
+                pipe.execute()
             return
-        with self.connection.pipeline() as pipe:
-            super().push_job_id(job_id, pipeline=pipe, at_front=at_front)
-            pipe.publish(wake_channel(self.name), b"")
-            pipe.execute()
+        super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
+        pipeline.publish(wake_channel(self.name), b"")
 
     @property
     def intermediate_queue(self) -> IntermediateQueue:

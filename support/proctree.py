@@ -3,17 +3,20 @@
 from pathlib import Path
 
 
+def _stat(pid: str | int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, parent, group...); None if gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
 def children() -> dict[int, list[int]]:
     """Every living (not zombie) process's children, by parent pid."""
     found: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                state, parent = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:2]
-            except (OSError, ValueError):
-                continue
-            if state != "Z":
-                found.setdefault(int(parent), []).append(int(entry.name))
+        if entry.name.isdigit() and (stat := _stat(entry.name)) and stat[0] != "Z":
+            found.setdefault(int(stat[1]), []).append(int(entry.name))
     return found
 
 
@@ -30,12 +33,4 @@ def descendants(pid: int) -> list[int]:
 
 def group_leaders_under(pid: int) -> list[int]:
     """Children of `pid` that lead a process group of their own (an RQ work horse calls setpgrp)."""
-    leaders = []
-    for child in children().get(pid, []):
-        try:
-            stat = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(stat[2]) == child:
-            leaders.append(child)
-    return leaders
+    return [child for child in children().get(pid, []) if (stat := _stat(child)) and int(stat[2]) == child]
