@@ -3,14 +3,19 @@
 Every enqueue passes `CALLBACKS` (by dotted path, so the web process never imports job code).
 Each callback publishes a payload built from its own arguments, because RQ has not yet stored
 FINISHED or FAILED when it runs, and gives the job's log (`jobs.joblog`) the TTL RQ gives the job;
-a final one also drops the job's stop request, in the same round trip.
+a final one also drops the job's stop request and counts the run time, in the same round trip,
+or in the worker's own MULTI that ends the job when the worker lends one (`joined_to`).
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Callback
 from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
 from rq.exceptions import AbandonedJobError
@@ -19,7 +24,7 @@ from rq.job import Job, JobStatus
 from jobs.channel import publish
 from jobs.contract import DEFAULT_STALL_AFTER_S, exception_message, to_payload
 from jobs.control import OWNER_META_KEY, StopRequested, clear_stop
-from jobs.durations import record_duration
+from jobs.durations import count_duration
 from jobs.joblog import expire_with
 from jobs.progress import discard, flush
 
@@ -34,6 +39,8 @@ CALLBACKS = {
     "on_failure": Callback(f"{__name__}.on_failure"),
     "on_stopped": Callback(f"{__name__}.on_stopped"),
 }
+# The pipeline a worker lends while a callback runs (`joined_to`); None: callbacks send their own.
+_joined: ContextVar[Pipeline | None] = ContextVar("joined_end_writes", default=None)
 
 
 def initial_meta(
@@ -59,8 +66,7 @@ def on_success(job: Job, connection: Redis, result: Any) -> None:
     """RQ success callback: save the last deferred update and publish SUCCESS."""
     flush(job)
     payload = to_payload(job.id, JobStatus.FINISHED, job.meta, result=result)
-    _publish_end(connection, payload, job.get_result_ttl(DEFAULT_RESULT_TTL))
-    log_end(job, connection, "success", payload["status"])
+    _end(job, connection, payload, job.get_result_ttl(DEFAULT_RESULT_TTL), "success", payload["status"])
 
 
 def on_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseException, traceback: Any) -> None:
@@ -78,10 +84,9 @@ def on_failure(job: Job, connection: Redis, exc_type: type, exc_value: BaseExcep
         publish(connection, _schedule_retry(job))
         return
     job.save_meta()
-    _publish_end(connection, to_payload(job.id, JobStatus.FAILED, job.meta), failure_ttl(job))
-    log_end(
-        job, connection, "lost" if isinstance(exc_value, AbandonedJobError) else "failure", job.meta["error"]
-    )
+    outcome = "lost" if isinstance(exc_value, AbandonedJobError) else "failure"
+    payload = to_payload(job.id, JobStatus.FAILED, job.meta)
+    _end(job, connection, payload, failure_ttl(job), outcome, job.meta["error"])
 
 
 def _schedule_retry(job: Job) -> dict[str, Any]:
@@ -101,8 +106,7 @@ def on_stopped(job: Job, connection: Redis) -> None:
     """RQ stopped callback: publish FAILURE with the status "stopped"."""
     discard(job)
     payload = to_payload(job.id, JobStatus.STOPPED, job.meta)
-    _publish_end(connection, payload, failure_ttl(job))
-    log_end(job, connection, "stopped", payload["status"])
+    _end(job, connection, payload, failure_ttl(job), "stopped", payload["status"])
 
 
 def failure_ttl(job: Job) -> int:
@@ -110,21 +114,17 @@ def failure_ttl(job: Job) -> int:
     return DEFAULT_FAILURE_TTL if job.failure_ttl is None else job.failure_ttl
 
 
-def _publish_end(connection: Redis, payload: dict[str, Any], ttl_s: int) -> None:
-    """Publish a final payload, give the job's log the job's TTL, drop its stop request; one round trip."""
-    pipe = connection.pipeline(transaction=False)
-    publish(pipe, payload)
-    clear_stop(pipe, payload["id"])
-    expire_with(pipe, payload["id"], ttl_s)
-    pipe.execute()
-
-
-def log_end(job: Job, connection: Redis, outcome: str, status: str) -> None:
-    """Log the job's end line (id, function, outcome, run time) and count its run time for /metrics.
-
-    Runs in the work horse, or in the web process for a job whose worker was lost.
-    """
+def _end(job: Job, connection: Redis, payload: dict[str, Any], ttl_s: int, outcome: str, status: str) -> None:
+    """A job's end, in one round trip (or in the worker's MULTI, see `joined_to`): publish its final
+    payload, give its log the job's TTL, drop its stop request, count its run time for /metrics;
+    and log its end line (id, function, outcome, run time). Runs in the work horse, or in the web
+    process for a job whose worker was lost."""
     seconds = run_seconds(job)
+    with _end_writes(connection) as pipe:
+        publish(pipe, payload)
+        clear_stop(pipe, payload["id"])
+        expire_with(pipe, payload["id"], ttl_s)
+        count_duration(pipe, job.origin, outcome, seconds)
     job_log.info(
         "job %s ended: %s %s in %.3f s on %s (%s)",
         job.id,
@@ -134,7 +134,29 @@ def log_end(job: Job, connection: Redis, outcome: str, status: str) -> None:
         job.origin,
         status,
     )
-    record_duration(connection, job.origin, outcome, seconds)
+
+
+@contextmanager
+def joined_to(pipeline: Pipeline) -> Iterator[None]:
+    """Inside, our callbacks queue their end writes on `pipeline` (a worker's MULTI ending the job)
+    instead of sending them: the worker sends them with the job's own end (`jobs.bookkeeping`)."""
+    token = _joined.set(pipeline)
+    try:
+        yield
+    finally:
+        _joined.reset(token)
+
+
+@contextmanager
+def _end_writes(connection: Redis) -> Iterator[Pipeline]:
+    """The pipeline a job's end writes go on: the worker's lent MULTI, else one sent on leaving."""
+    lent = _joined.get()
+    if lent is not None:
+        yield lent
+        return
+    with connection.pipeline(transaction=False) as pipe:
+        yield pipe
+        pipe.execute()
 
 
 def run_seconds(job: Job, now: datetime | None = None) -> float:

@@ -4,32 +4,24 @@ A Prometheus histogram per (queue, outcome), kept as one Redis hash of plain cou
 web replica serves the same numbers and no worker needs an HTTP port of its own.
 """
 
-import logging
 import math
 
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.client import Pipeline
 
 from jobs.keys import durations_key
-
-log = logging.getLogger(__name__)
 
 # Upper bounds in seconds, the last one +Inf: jobs here run from milliseconds to ten minutes.
 BUCKETS_S = (0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 600.0, math.inf)
 
 
-def record_duration(connection: Redis, queue: str, outcome: str, seconds: float) -> None:
-    """Count one run of `seconds` in its bucket; a Redis error is logged, not raised (metrics are a hint)."""
+def count_duration(pipe: Pipeline, queue: str, outcome: str, seconds: float) -> None:
+    """Queue on `pipe` the counts of one run of `seconds` (its bucket, the count, the sum)."""
     bucket = next(bound for bound in BUCKETS_S if seconds <= bound)
     prefix = f"{queue}|{outcome}"
-    try:
-        with connection.pipeline(transaction=False) as pipe:
-            pipe.hincrby(durations_key(), f"{prefix}|le|{bucket}", 1)
-            pipe.hincrby(durations_key(), f"{prefix}|count", 1)
-            pipe.hincrbyfloat(durations_key(), f"{prefix}|sum", seconds)
-            pipe.execute()
-    except RedisError as exc:
-        log.warning("could not record a job duration for %s: %s", prefix, exc)
+    pipe.hincrby(durations_key(), f"{prefix}|le|{bucket}", 1)
+    pipe.hincrby(durations_key(), f"{prefix}|count", 1)
+    pipe.hincrbyfloat(durations_key(), f"{prefix}|sum", seconds)
 
 
 def read_durations(connection: Redis) -> dict[tuple[str, str], dict]:

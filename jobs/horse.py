@@ -23,6 +23,7 @@ What stays as safe as the forking worker, and how:
   worker is SIGKILLed finishes its job, reads the closed pipe, and exits.
 """
 
+import ctypes
 import logging
 import os
 import random
@@ -31,6 +32,7 @@ import signal
 import threading
 import time
 from multiprocessing.connection import Connection, Pipe
+from multiprocessing.sharedctypes import RawValue
 from typing import Any
 
 from rq.exceptions import InvalidJobOperation
@@ -72,6 +74,9 @@ class WarmHorse:
         self._from_horse: Connection | None = None
         self._last_heartbeat_sent = (float("-inf"), 0)
         self._suspension_checked_at = float("-inf")
+        # Jobs sent to the current horse, and (in memory shared with it) jobs it has taken.
+        self._sent_to_horse = 0
+        self._taken_by_horse: Any = None
 
     # The parent's side.
 
@@ -98,12 +103,14 @@ class WarmHorse:
         except (BrokenPipeError, OSError):
             # It died while idle (killed from outside): the next horse takes the job.
             return False
+        self._sent_to_horse += 1
         return True
 
     def _fork_warm_horse(self) -> None:
         """Fork a horse with a pipe each way; the horse keeps only its own ends."""
         jobs_in, jobs_out = Pipe(duplex=False)
         replies_in, replies_out = Pipe(duplex=False)
+        self._taken_by_horse, self._sent_to_horse = RawValue(ctypes.c_ulonglong, 0), 0
         os.environ["RQ_WORKER_ID"] = self.name
         child_pid = os.fork()
         if child_pid == 0:
@@ -172,7 +179,8 @@ class WarmHorse:
         except InvalidJobOperation:
             self.executions.pop(execution.id, None)
             return True  # the job ended and expired already
-        if resend_unstarted and self._stopped_job_id != job.id and job_status == JobStatus.QUEUED:
+        taken = self._taken_by_horse.value >= self._sent_to_horse
+        if resend_unstarted and self._stopped_job_id != job.id and not taken:
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             return False
         self.executions.pop(execution.id, None)
@@ -236,6 +244,9 @@ class WarmHorse:
         A heartbeat inside a pipeline (RQ's job bookkeeping) always goes.
         """
         if pipeline is not None:
+            # Counted as sent: RQ sends its pipelines. A shorter TTL (its job heartbeats set one)
+            # makes the next heartbeat here go out.
+            self._last_heartbeat_sent = (time.monotonic(), timeout or self.worker_ttl + 60)
             return super().heartbeat(timeout, pipeline=pipeline)
         ttl = timeout or self.worker_ttl + 60
         sent_at, sent_ttl = self._last_heartbeat_sent
@@ -274,6 +285,7 @@ class WarmHorse:
                 job_state, queue_name, execution_id, created_at = jobs_in.recv()
             except (EOFError, OSError):
                 os._exit(0)
+            self._taken_by_horse.value += 1
             try:
                 self._run_in_horse(job_state, queue_name, execution_id, created_at)
             except BaseException:

@@ -136,14 +136,19 @@ def _save(
     progress["rate"] = fold(earlier, progress["current"], at_s)
     progress["updated_at"] = isoformat(datetime.now(UTC))
     job.meta["progress"] = progress
-    job.save_meta()
-    # The PUBLISH and the stop-request check share one round trip; Redis runs them after the
-    # save, so a subscriber that re-reads the job sees the saved meta.
-    pipe = job.connection.pipeline(transaction=False)
-    pipe.publish(channel_for(job.id), encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
-    pipe.exists(stop_key(job.id))
-    joblog.append(pipe, job, lines or [])
-    return bool(pipe.execute()[1])
+    with job.connection.pipeline(transaction=False) as pipe:
+        # One round trip: `job.save_meta()` writes through `job.connection`, pointed at the
+        # pipeline for that call; the PUBLISH and the stop-request check follow it, so a
+        # subscriber that re-reads the job sees the saved meta.
+        connection, job.connection = job.connection, pipe
+        try:
+            job.save_meta()
+        finally:
+            job.connection = connection
+        pipe.publish(channel_for(job.id), encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
+        pipe.exists(stop_key(job.id))
+        joblog.append(pipe, job, lines or [])
+        return bool(pipe.execute()[2])
 
 
 def __getattr__(name: str) -> Any:

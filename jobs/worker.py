@@ -9,7 +9,9 @@ It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.d
 - every `RESCUE_EVERY_S` while idle or between jobs, and once at start, it puts jobs stranded by
   dead workers back at the front of their queues (`rescue_stranded`).
 Jobs run in a warm work horse (`jobs.horse.WarmHorse`): forked once, reused for many jobs, forked
-again after a stop, a crash, a timeout, `HORSE_MAX_JOBS` jobs or `HORSE_MAX_RSS_MIB`.
+again after a stop, a crash, a timeout, `HORSE_MAX_JOBS` jobs or `HORSE_MAX_RSS_MIB`. A job's
+bookkeeping takes one MULTI to start it and one to end a success (`jobs.bookkeeping`); the
+worker is marked idle only when it finds every queue empty, not between back-to-back jobs.
 """
 
 import threading
@@ -18,19 +20,19 @@ import time
 import redis
 import rq
 from rq import Queue
-from rq.executions import Execution
-from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.utils import ensure_job_list, get_connection_from_queues, import_queue_class
 from rq.worker import WorkerStatus
 
+from jobs.bookkeeping import Bookkeeping
 from jobs.dequeue import FALLBACK_S, RESCUE_EVERY_S, ReliableQueue, pop, rescue_stranded
 from jobs.horse import WarmHorse
 from jobs.keys import wake_channel
 
 
-class Worker(WarmHorse, rq.Worker):
-    """RQ's forking worker: a warm work horse, a reliable multi-queue dequeue, stranded jobs rescued."""
+class Worker(Bookkeeping, WarmHorse, rq.Worker):
+    """RQ's forking worker: a warm work horse, a reliable multi-queue dequeue, stranded jobs rescued,
+    each job's bookkeeping in two round trips."""
 
     queue_class = ReliableQueue
 
@@ -71,9 +73,6 @@ class Worker(WarmHorse, rq.Worker):
         Returns:
             (job, queue), or None in burst mode with every queue empty, or after `max_idle_time`.
         """
-        names = ",".join(self.queue_names())
-        self.set_state(WorkerStatus.IDLE)
-        self.procline("Listening on " + names)
         backoff_s = 1.0
         idle_since = time.monotonic()
         beat_due = 0.0
@@ -92,6 +91,9 @@ class Worker(WarmHorse, rq.Worker):
                 if result is not None:
                     self._took(*result)
                     break
+                if self.get_state() != WorkerStatus.IDLE:
+                    self.set_state(WorkerStatus.IDLE)
+                    self.procline("Listening on " + ",".join(self.queue_names()))
                 if timeout is None:
                     break
                 if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
@@ -129,15 +131,3 @@ class Worker(WarmHorse, rq.Worker):
             self.log.warning("Worker %s: stranded jobs put back at the front: %s", self.name, rescued)
         if dropped:
             self.log.info("Worker %s: not queued, dropped from intermediate lists: %s", self.name, dropped)
-
-    def prepare_execution(self, job: Job) -> Execution:
-        """RQ's `prepare_execution`, whose MULTI also takes the job out of its intermediate list."""
-        with self.connection.pipeline() as pipeline:
-            heartbeat_ttl = self.get_heartbeat_ttl(job)
-            execution = Execution.create(job, heartbeat_ttl, pipeline=pipeline, worker_name=self.name)
-            self.executions[execution.id] = execution
-            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
-            queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
-            pipeline.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job.id)
-            pipeline.execute()
-        return execution

@@ -2,6 +2,7 @@
 
 import pytest
 from rq import Queue
+from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
 from jobs.dequeue import ReliableQueue, pop, rescue_stranded
@@ -48,9 +49,12 @@ def test_the_start_multi_takes_the_job_out_of_the_intermediate_list(queues, redi
     job = queues[1].enqueue("tests.fixture_jobs.answer")
     worker = Worker(list(NAMES), connection=redis)
     taken, _ = pop(worker.queues, redis)
-    worker.prepare_execution(taken)
+    worker.prepare_execution(taken)  # the parent's part: the job is still held
+    assert held(queues[1]) == [job.id] and job.id not in StartedJobRegistry("default", connection=redis)
+    worker.prepare_job_execution(taken)  # the horse's MULTI
     assert held(queues[1]) == []
     assert job.id in StartedJobRegistry("default", connection=redis)
+    assert taken.get_status() == JobStatus.STARTED
 
 
 def test_a_stranded_job_goes_back_at_the_front_only_when_seen_twice_the_gap_apart(queues, redis):

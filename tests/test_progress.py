@@ -70,7 +70,7 @@ def two_steps(trips: list) -> tuple[int, int]:
     return middle - before, len(trips) - middle
 
 
-def test_a_steps_log_line_rides_in_the_saves_round_trips(redis, monkeypatch):
+def test_a_save_with_its_log_line_is_one_round_trip(redis, monkeypatch):
     trips: list = []
     send = AbstractConnection.send_packed_command
 
@@ -80,7 +80,7 @@ def test_a_steps_log_line_rides_in_the_saves_round_trips(redis, monkeypatch):
 
     job = Job.create(two_steps, args=[trips], connection=redis)
     monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
-    assert job.perform() == (2, 2)
+    assert job.perform() == (1, 1)
     monkeypatch.undo()
     assert [line["message"] for line in lines_after(redis, job.id)] == ["step 3 of 4: logged"]
 

@@ -1,0 +1,121 @@
+"""A job's Redis bookkeeping in two round trips, one to start it and one to end it.
+
+RQ's forking worker spends a dozen round trips on each job's bookkeeping: the parent registers
+the execution, the horse then marks the job started, refreshes two heartbeats at its end, runs
+the success callback (whose writes go on their own), watches the job's dependents, reads them,
+and only then stores the result. `Bookkeeping` is a mixin for `jobs.worker.Worker`, whose parent
+watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job runs:
+
+- **Start.** The horse sends, in one MULTI, what RQ's parent writes in `prepare_execution`
+  (the execution, the started registry, the worker busy) and what RQ's horse writes in
+  `prepare_job_execution` (status "started", start time, worker name, the job key made
+  persistent), and takes the job out of its intermediate list. The parent only makes the
+  execution's id, so its part of a job is the dequeue and a message to the horse; until the
+  horse's MULTI the job is in its intermediate list, where a dead worker's job is rescued.
+- **End of a success.** RQ's result, registries, worker counters and execution clean-up, the
+  writes of our success callback (`jobs.callbacks.joined_to`: the final payload, the job log's
+  TTL, the run-time histogram), and a read of the job's dependents go in one MULTI. No WATCH is
+  needed: a job enqueued with `depends_on` watches this job's hash, so it either was added to
+  the dependents before the MULTI (and is read by it) or sees the job FINISHED. Dependents, when
+  there are any, are then moved with RQ's own WATCH loop.
+- **Log lines.** The end line of our callback (id, function, outcome, run time, queue) replaces
+  RQ's three success lines; a job without our callback gets RQ's "Job OK" line.
+
+A `Retry` returned by the job, a repeating job, failures and stops take RQ's own path.
+"""
+
+from typing import Any
+from uuid import uuid4
+
+from rq.callbacks import execute_success_callback
+from rq.executions import Execution, ExecutionRegistry
+from rq.intermediate_queue import IntermediateQueue
+from rq.job import Job, JobStatus, Retry
+from rq.rate_limit import release_slot
+from rq.utils import now
+from rq.worker import WorkerStatus
+
+from jobs.callbacks import joined_to, on_success
+
+
+class Bookkeeping:
+    """Mixin for RQ's `Worker` with a watching parent: a job's start and end in one MULTI each."""
+
+    def prepare_execution(self, job: Job) -> Execution:
+        """In the parent: the job's execution, made here, written by the horse as it starts the job."""
+        execution = Execution(uuid4().hex, job.id, connection=self.connection, worker_name=self.name)
+        execution._job = job
+        self.executions[execution.id] = execution
+        # Busy from here, as RQ's `set_state` would say (a SIGTERM then waits for the job); the
+        # horse writes it to Redis with the job's start.
+        self._state = WorkerStatus.BUSY
+        return execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """In the horse: RQ's `prepare_job_execution` and its parent's `prepare_execution` in one
+        MULTI, which also takes the job out of its intermediate list (`jobs.dequeue`)."""
+        execution = self.execution
+        with self.connection.pipeline() as pipeline:
+            ttl = self.get_heartbeat_ttl(job)
+            # What `Execution.create` writes, for the execution the parent made.
+            execution.save(ttl=ttl, pipeline=pipeline)
+            ExecutionRegistry(job_id=job.id, connection=pipeline).add(
+                execution=execution, ttl=ttl, pipeline=pipeline
+            )
+            job.started_job_registry.add_execution(execution, pipeline=pipeline, ttl=ttl, xx=False)
+            pipeline.sadd(execution.worker_executions_key, execution.composite_key)
+            pipeline.expire(execution.worker_executions_key, ttl + 60)
+            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+            queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
+            pipeline.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job.id)
+            job.prepare_for_execution(self.name, pipeline=pipeline)
+            pipeline.persist(job.key)
+            pipeline.execute()
+        self.procline(f"Processing {job.func_name} from {job.origin} since {now().timestamp()}")
+
+    def handle_execution_ended(self, job: Job, queue: Any, heartbeat_ttl: int) -> None:
+        """RQ's, without its job heartbeat: the parent keeps heartbeats until the horse answers."""
+        job.ended_at = now()
+
+    def _finalize_success(self, job: Job, queue: Any, execution: Execution, return_value: Any) -> None:
+        """RQ's, with the success callback's writes and the job's end in one MULTI (module docstring)."""
+        if isinstance(return_value, Retry) or job.repeats_left:
+            super()._finalize_success(job, queue, execution, return_value)
+            return
+        self.handle_execution_ended(job, queue, job.success_callback_timeout)
+        job._result = return_value
+        job._status = JobStatus.FINISHED
+        with self.connection.pipeline() as pipeline:
+            # A callback that raises leaves its writes unsent: RQ fails the job instead.
+            with joined_to(pipeline):
+                execute_success_callback(job, self.death_penalty_class, return_value)
+            dependents = self._end_success(job, execution, pipeline)
+        if dependents:
+            queue.enqueue_ready_jobs_by_queue(queue.move_dependents_to_ready(job))
+        release_slot(job)
+        job.send_webhooks(JobStatus.FINISHED)
+        if job.success_callback is not on_success:  # ours logs the job's end line
+            self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
+
+    def _end_success(self, job: Job, execution: Execution, pipeline: Any) -> int:
+        """RQ's `handle_job_success` writes on `pipeline`, sent with a count of the job's dependents.
+
+        Returns:
+            How many jobs depend on this one.
+        """
+        self.increment_successful_job_count(pipeline=pipeline)
+        self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+        result_ttl = job.get_result_ttl(self.default_result_ttl)
+        if result_ttl != 0:
+            job._handle_success(
+                result_ttl,
+                pipeline=pipeline,
+                worker_name=self.name,
+                execution_id=execution.id,
+                execution_started_at=execution.created_at,
+                execution_ended_at=job.ended_at,
+            )
+        job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
+        self.cleanup_execution(job, pipeline=pipeline, execution=execution)
+        pipeline.scard(job.dependents_key)
+        return pipeline.execute()[-1]
