@@ -253,3 +253,23 @@ def test_progress_callbacks_and_job_logs_work_in_the_warm_horse(warm, redis_clie
     logged = warm.run("tests.fixture_jobs.log_records")
     messages = [line["message"] for line in lines_after(redis_client, logged.id)]
     assert "fetching page 1" in messages and "rq's own line" not in messages
+
+
+def test_dependents_run_once_the_job_they_wait_for_ends_in_its_one_multi(warm, tmp_path):
+    gate = tmp_path / "gate"
+    first = warm.queue.enqueue("tests.fixture_jobs.wait_for_file", str(gate), **CALLBACKS)
+    wait_until(lambda: first.get_status(refresh=True) == JobStatus.STARTED, what="the first job running")
+    dependent = warm.queue.enqueue("tests.fixture_jobs.answer", 7, depends_on=first, **CALLBACKS)
+    assert dependent.get_status() == JobStatus.DEFERRED
+    gate.touch()
+    assert ended(dependent).get_status() == JobStatus.FINISHED and dependent.return_value() == 7
+    assert ended(first).get_status() == JobStatus.FINISHED
+    # One that depends on a job already finished runs at once.
+    assert warm.run("tests.fixture_jobs.answer", 8, depends_on=first).return_value() == 8
+
+
+def test_a_job_with_its_result_discarded_ends_without_leaving_keys(warm, redis_client):
+    job = warm.queue.enqueue("tests.fixture_jobs.answer", result_ttl=0, **CALLBACKS)
+    wait_until(lambda: not redis_client.exists(job.key), what="the job deleted at its end")
+    assert not redis_client.keys(f"rq:execution:{job.id}:*")
+    assert job.id not in StartedJobRegistry(warm.queue.name, connection=redis_client)
