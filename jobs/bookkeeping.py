@@ -6,12 +6,14 @@ the success callback (whose writes go on their own), watches the job's dependent
 and only then stores the result. `Bookkeeping` is a mixin for `jobs.worker.Worker`, whose parent
 watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job runs:
 
-- **Start.** The horse sends, in one MULTI, what RQ's parent writes in `prepare_execution`
+- **Start.** The horse sends, in one script, what RQ's parent writes in `prepare_execution`
   (the execution, the started registry, the worker busy) and what RQ's horse writes in
   `prepare_job_execution` (status "started", start time, worker name, the job key made
-  persistent), and takes the job out of its intermediate list. The parent only makes the
-  execution's id, so its part of a job is the dequeue and a message to the horse; until the
-  horse's MULTI the job is in its intermediate list, where a dead worker's job is rescued.
+  persistent), and takes the job out of its intermediate list; the script first checks that
+  the job still waits there and is still queued, so a job canceled, deleted or rescued since
+  its dequeue is skipped, never run. The parent only makes the execution's id, so its part of a
+  job is the dequeue and a message to the horse; until the start the job is in its
+  intermediate list, where a dead worker's job is rescued.
 - **End of a success.** RQ's result, registries, worker counters and execution clean-up, the
   writes of our success callback (`jobs.callbacks.joined_to`: the final payload, the job log's
   TTL, the run-time histogram), and a read of the job's dependents go in one MULTI. No WATCH is
@@ -27,6 +29,7 @@ A `Retry` returned by the job, a repeating job, failures and stops take RQ's own
 from typing import Any
 from uuid import uuid4
 
+from redis.commands.core import Script
 from rq.callbacks import execute_success_callback
 from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
@@ -37,9 +40,28 @@ from rq.worker import WorkerStatus
 
 from jobs.callbacks import joined_to, on_success
 
+# Starts a job only if it still waits: still in the intermediate list its worker took it into (not
+# rescued meanwhile) and still "queued" (not canceled or deleted). KEYS: that list, the job's hash.
+# ARGV: the job id, then each command to run as its argument count and its arguments.
+# Returns 1 when the job was started.
+_START = Script(
+    None,
+    b"""
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then return 0 end
+local i = 2
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+return 1
+""",
+)
+
 
 class Bookkeeping:
-    """Mixin for RQ's `Worker` with a watching parent: a job's start and end in one MULTI each."""
+    """Mixin for RQ's `Worker` with a watching parent: a job's start and end in one round trip each."""
 
     def prepare_execution(self, job: Job) -> Execution:
         """In the parent: the job's execution, made here, written by the horse as it starts the job."""
@@ -51,26 +73,48 @@ class Bookkeeping:
         self._state = WorkerStatus.BUSY
         return execution
 
-    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        """In the horse: RQ's `prepare_job_execution` and its parent's `prepare_execution` in one
-        MULTI, which also takes the job out of its intermediate list (`jobs.dequeue`)."""
-        execution = self.execution
-        with self.connection.pipeline() as pipeline:
-            ttl = self.get_heartbeat_ttl(job)
-            # What `Execution.create` writes, for the execution the parent made.
-            execution.save(ttl=ttl, pipeline=pipeline)
-            ExecutionRegistry(job_id=job.id, connection=pipeline).add(
-                execution=execution, ttl=ttl, pipeline=pipeline
+    def perform_job(self, job: Job, queue: Any, execution: Execution) -> bool:
+        """In the horse: start the job (`start_if_waiting`), then RQ's `perform_job`; a job that no longer
+        waits is skipped."""
+        if not self.start_if_waiting(job, execution):
+            self.log.info(
+                "Worker %s: %s: job %s no longer waits (canceled, deleted or rescued)",
+                self.name,
+                job.origin,
+                job.id,
             )
-            job.started_job_registry.add_execution(execution, pipeline=pipeline, ttl=ttl, xx=False)
-            pipeline.sadd(execution.worker_executions_key, execution.composite_key)
-            pipeline.expire(execution.worker_executions_key, ttl + 60)
-            self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
-            queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
-            pipeline.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job.id)
-            job.prepare_for_execution(self.name, pipeline=pipeline)
-            pipeline.persist(job.key)
-            pipeline.execute()
+            return False
+        return super().perform_job(job, queue, execution)
+
+    def start_if_waiting(self, job: Job, execution: Execution) -> bool:
+        """What RQ's parent writes in `prepare_execution` and its horse in `prepare_job_execution`,
+        in one script that first takes the job out of its intermediate list and checks it is still
+        queued (`_START`).
+
+        Returns:
+            Whether the job was started.
+        """
+        writes = self.connection.pipeline(transaction=False)  # records the commands, never sent
+        ttl = self.get_heartbeat_ttl(job)
+        # What `Execution.create` writes, for the execution the parent made.
+        execution.save(ttl=ttl, pipeline=writes)
+        ExecutionRegistry(job_id=job.id, connection=writes).add(execution=execution, ttl=ttl, pipeline=writes)
+        job.started_job_registry.add_execution(execution, pipeline=writes, ttl=ttl, xx=False)
+        writes.sadd(execution.worker_executions_key, execution.composite_key)
+        writes.expire(execution.worker_executions_key, ttl + 60)
+        self.set_state(WorkerStatus.BUSY, pipeline=writes)
+        job.prepare_for_execution(self.name, pipeline=writes)
+        writes.persist(job.key)
+        args: list[Any] = [job.id]
+        for command, _ in writes.command_stack:
+            args += [len(command), *command]
+        writes.reset()
+        queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
+        keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key]
+        return bool(_START(keys=keys, args=args, client=self.connection))
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """In the horse, within RQ's `perform_job`: nothing left to send (`start_if_waiting` did it)."""
         self.procline(f"Processing {job.func_name} from {job.origin} since {now().timestamp()}")
 
     def handle_execution_ended(self, job: Job, queue: Any, heartbeat_ttl: int) -> None:

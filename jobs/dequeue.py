@@ -113,6 +113,20 @@ return {rescued, dropped}
 )
 
 
+# KEYS: the queue, its intermediate list, the job's hash. ARGV: the job id, the queue's wake channel.
+# Returns 1 when the job, still held there and still queued, went back at the front of its queue.
+_GIVE_BACK = Script(
+    None,
+    b"""
+if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
+if redis.call('HGET', KEYS[3], 'status') ~= 'queued' then return 0 end
+redis.call('LPUSH', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[2], '')
+return 1
+""",
+)
+
+
 class ReliableQueue(Queue):
     """An RQ queue whose multi-queue dequeue is reliable and whose enqueues wake idle workers."""
 
@@ -197,6 +211,17 @@ def pop(
         exc.job_id, exc.queue = job.id, queue  # as RQ's dequeue_any reports a job it cannot load
         raise
     return job, queue
+
+
+def give_back(job: Job, queue: Queue) -> bool:
+    """Put a job this worker took but did not start back at the front of its queue.
+
+    Returns:
+        False when it was no longer held (rescued already) or no longer queued: then it is only
+        dropped from the intermediate list.
+    """
+    keys = [queue.key, queue.intermediate_queue_key, job.key]
+    return bool(_GIVE_BACK(keys=keys, args=[job.id, wake_channel(queue.name)], client=queue.connection))
 
 
 def rescue_stranded(

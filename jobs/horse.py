@@ -94,6 +94,12 @@ class WarmHorse:
             if self._monitor_warm_horse(job, queue, execution, resend_unstarted=not last):
                 return
 
+    def while_horse_works(self, elapsed_s: float) -> float | None:
+        """Called when the horse has been sent a job (`elapsed_s` 0), then, while it works on it,
+        again after the seconds this returns (None: not again). `jobs.worker.Worker` takes its
+        next job here."""
+        return None
+
     def _send_to_horse(self, message: tuple) -> bool:
         """Hand a job to the horse; False when there is no live horse to take it."""
         if not self.horse_pid or self._to_horse is None:
@@ -136,10 +142,13 @@ class WarmHorse:
         """
         job.started_at = now()
         timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
+        sent_at = time.monotonic()
+        beat_at = sent_at + self.job_monitoring_interval
+        call_at = _later(sent_at, self.while_horse_works(0.0))
         reply = None
         while reply is None:
             try:
-                if self._from_horse.poll(self.job_monitoring_interval):
+                if self._from_horse.poll(max(0.0, min(beat_at, call_at) - time.monotonic())):
                     with self._horse_lock:
                         # From here a stop command finds no job in the horse and kills nothing.
                         self._horse_job_id = None
@@ -147,6 +156,11 @@ class WarmHorse:
                     continue
             except (EOFError, OSError):
                 break  # the horse died
+            if time.monotonic() >= call_at:
+                call_at = _later(time.monotonic(), self.while_horse_works(time.monotonic() - sent_at))
+            if time.monotonic() < beat_at:
+                continue
+            beat_at = time.monotonic() + self.job_monitoring_interval
             working_s = (now() - job.started_at).total_seconds()
             if timeout != -1 and working_s > timeout + HARD_KILL_GRACE_S:
                 self.heartbeat(self.job_monitoring_interval + 60)
@@ -331,6 +345,11 @@ def state_of(job: Job) -> dict:
         for name, value in job.__dict__.items()
         if name != "connection" and value is not UNEVALUATED
     }
+
+
+def _later(now_s: float, after_s: float | None) -> float:
+    """The monotonic time `after_s` seconds from `now_s` (never, for None)."""
+    return float("inf") if after_s is None else now_s + after_s
 
 
 def _closed_within(end: Connection, timeout_s: float) -> bool:

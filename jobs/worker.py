@@ -10,8 +10,12 @@ It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.d
   dead workers back at the front of their queues (`rescue_stranded`).
 Jobs run in a warm work horse (`jobs.horse.WarmHorse`): forked once, reused for many jobs, forked
 again after a stop, a crash, a timeout, `HORSE_MAX_JOBS` jobs or `HORSE_MAX_RSS_MIB`. A job's
-bookkeeping takes one MULTI to start it and one to end a success (`jobs.bookkeeping`); the
-worker is marked idle only when it finds every queue empty, not between back-to-back jobs.
+bookkeeping takes one round trip to start it and one to end a success (`jobs.bookkeeping`);
+the worker is marked idle only when it finds every queue empty, not between back-to-back jobs.
+While the horse runs a job the worker takes the next one (`while_horse_works`), so back-to-back
+short jobs cost no dequeue round trip between them; a job taken so is held at most
+`PREFETCH_HOLD_S` (then given back to its queue), started only if it still waits (not
+canceled, deleted or rescued meanwhile), and given back on shutdown.
 """
 
 import threading
@@ -25,9 +29,24 @@ from rq.utils import ensure_job_list, get_connection_from_queues, import_queue_c
 from rq.worker import WorkerStatus
 
 from jobs.bookkeeping import Bookkeeping
-from jobs.dequeue import FALLBACK_S, RESCUE_EVERY_S, ReliableQueue, pop, rescue_stranded
+from jobs.dequeue import (
+    FALLBACK_S,
+    RESCUE_EVERY_S,
+    STUCK_GAP_S,
+    ReliableQueue,
+    give_back,
+    pop,
+    rescue_stranded,
+)
 from jobs.horse import WarmHorse
 from jobs.keys import wake_channel
+
+# A job taken while the horse runs the one before it waits at most this long for it (seconds);
+# past that it goes back to the front of its queue, for any worker.
+PREFETCH_HOLD_S = 0.1
+# ... and is started only if taken this recently (a SIGSTOP, `rq suspend`): far below the time a
+# rescue needs to see a job stranded, so a rescued job is never started here as well.
+PREFETCH_MAX_AGE_S = min(1.0, STUCK_GAP_S / 5)
 
 
 class Worker(Bookkeeping, WarmHorse, rq.Worker):
@@ -53,6 +72,7 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
         super().__init__(names, *args, queue_class=chosen, connection=connection, **kwargs)
         self._wake = threading.Event()
         self._rescued_at: float | None = None
+        self._next: tuple[Job, Queue, float] | None = None  # a job taken early, and when
 
     def subscribe(self) -> None:
         """Subscribe to RQ's command channel and to each queue's wake channel, on one connection."""
@@ -87,7 +107,9 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
                 self.rescue_if_due()
                 self._wake.clear()  # before looking: a wake-up from now on ends the wait below
                 queues, penalty = self._ordered_queues, self.death_penalty_class
-                result = pop(queues, self.connection, self.job_class, self.serializer, penalty)
+                result = self._take_next() or pop(
+                    queues, self.connection, self.job_class, self.serializer, penalty
+                )
                 if result is not None:
                     self._took(*result)
                     break
@@ -110,6 +132,55 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
                 backoff_s = min(backoff_s * self.exponential_backoff_factor, self.max_connection_wait_time)
         self.heartbeat()
         return result
+
+    def while_horse_works(self, elapsed_s: float) -> float | None:
+        """Take the next job as the horse starts this one (the dequeue then costs no round trip
+        between jobs); give it back if this job is still running `PREFETCH_HOLD_S` later."""
+        if elapsed_s > 0:
+            self._give_back_next()
+            return None
+        if self._next is None and not self._stop_requested:
+            try:
+                found = pop(
+                    self._ordered_queues,
+                    self.connection,
+                    self.job_class,
+                    self.serializer,
+                    self.death_penalty_class,
+                )
+            except redis.exceptions.RedisError as exc:
+                self.log.debug("Worker %s: could not take the next job early: %s", self.name, exc)
+                found = None
+            if found is not None:
+                self._next = (*found, time.monotonic())
+        return PREFETCH_HOLD_S if self._next is not None else None
+
+    def _take_next(self) -> tuple[Job, Queue] | None:
+        """The job taken early, if it was taken under `PREFETCH_MAX_AGE_S` ago (else it goes back)."""
+        if self._next is None:
+            return None
+        job, queue, taken_at = self._next
+        if time.monotonic() - taken_at > PREFETCH_MAX_AGE_S:
+            self._give_back_next()
+            return None
+        self._next = None
+        return job, queue
+
+    def _give_back_next(self) -> None:
+        """Put the job taken early back at the front of its queue (a rescue does it if this fails)."""
+        if self._next is None:
+            return
+        job, queue, _ = self._next
+        self._next = None
+        try:
+            give_back(job, queue)
+        except redis.exceptions.RedisError as exc:
+            self.log.warning("Worker %s: job %s left for the rescue (%s)", self.name, job.id, exc)
+
+    def teardown(self) -> None:
+        """Give back the job taken early, then the warm horse's and RQ's teardown."""
+        self._give_back_next()
+        super().teardown()
 
     def _took(self, job: Job, queue: Queue) -> None:
         """What RQ does with a job it has just taken: the queue order, the server version, a log line."""

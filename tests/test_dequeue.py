@@ -2,10 +2,10 @@
 
 import pytest
 from rq import Queue
-from rq.job import JobStatus
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from jobs.dequeue import ReliableQueue, pop, rescue_stranded
+from jobs.dequeue import ReliableQueue, give_back, pop, rescue_stranded
 from jobs.keys import wake_channel
 from jobs.worker import Worker
 
@@ -49,12 +49,42 @@ def test_the_start_multi_takes_the_job_out_of_the_intermediate_list(queues, redi
     job = queues[1].enqueue("tests.fixture_jobs.answer")
     worker = Worker(list(NAMES), connection=redis)
     taken, _ = pop(worker.queues, redis)
-    worker.prepare_execution(taken)  # the parent's part: the job is still held
+    execution = worker.prepare_execution(taken)  # the parent's part: the job is still held
     assert held(queues[1]) == [job.id] and job.id not in StartedJobRegistry("default", connection=redis)
-    worker.prepare_job_execution(taken)  # the horse's MULTI
+    assert worker.start_if_waiting(taken, execution)  # the horse's
     assert held(queues[1]) == []
     assert job.id in StartedJobRegistry("default", connection=redis)
-    assert taken.get_status() == JobStatus.STARTED
+    assert taken.get_status(refresh=True) == JobStatus.STARTED
+    assert worker.get_state() == "busy" and redis.hget(worker.key, "state") == b"busy"
+
+
+@pytest.mark.parametrize("meanwhile", ["canceled", "deleted", "rescued"])
+def test_a_job_that_no_longer_waits_is_not_started(queues, redis, meanwhile):
+    job = queues[1].enqueue("tests.fixture_jobs.answer")
+    worker = Worker(list(NAMES), connection=redis)
+    taken, _ = pop(worker.queues, redis)
+    execution = worker.prepare_execution(taken)
+    if meanwhile == "canceled":
+        job.cancel()
+    elif meanwhile == "deleted":
+        job.delete()
+    else:
+        rescue_stranded(queues, redis, gap_s=0)
+        rescue_stranded(queues, redis, gap_s=0)
+        assert queues[1].job_ids == [job.id]
+    assert not worker.start_if_waiting(taken, execution)
+    assert held(queues[1]) == [] and job.id not in StartedJobRegistry("default", connection=redis)
+    if meanwhile != "deleted":
+        assert Job.fetch(job.id, connection=redis).get_status() != JobStatus.STARTED
+
+
+def test_a_job_taken_early_goes_back_at_the_front_unless_it_no_longer_waits(queues, redis):
+    first, second = (queues[1].enqueue("tests.fixture_jobs.answer") for _ in range(2))
+    taken, queue = pop(queues, redis)
+    assert give_back(taken, queue) and queues[1].job_ids == [first.id, second.id] and held(queues[1]) == []
+    taken, queue = pop(queues, redis)
+    first.cancel()
+    assert not give_back(taken, queue) and queues[1].job_ids == [second.id] and held(queues[1]) == []
 
 
 def test_a_stranded_job_goes_back_at_the_front_only_when_seen_twice_the_gap_apart(queues, redis):

@@ -273,3 +273,20 @@ def test_a_job_with_its_result_discarded_ends_without_leaving_keys(warm, redis_c
     wait_until(lambda: not redis_client.exists(job.key), what="the job deleted at its end")
     assert not redis_client.keys(f"rq:execution:{job.id}:*")
     assert job.id not in StartedJobRegistry(warm.queue.name, connection=redis_client)
+
+
+def test_a_job_taken_early_goes_back_to_its_queue_while_a_long_job_runs(warm, redis_url, logs_dir, tmp_path):
+    gate = tmp_path / "gate"
+    long = warm.queue.enqueue("tests.fixture_jobs.wait_for_file", str(gate), **CALLBACKS)
+    short = warm.queue.enqueue("tests.fixture_jobs.answer", 5, **CALLBACKS)  # `warm` takes it early
+    wait_until(lambda: long.get_status(refresh=True) == JobStatus.STARTED, what="the long job running")
+    other, other_name = start_worker(redis_url, logs_dir, queues=(warm.queue.name,))
+    try:
+        # Given back within the hold, not left to a rescue (which needs two sightings 5 s apart).
+        assert ended(short, timeout_s=4).get_status() == JobStatus.FINISHED
+        short.refresh()
+        assert short.worker_name == other_name and long.get_status(refresh=True) == JobStatus.STARTED
+    finally:
+        gate.touch()
+        stop_process(other)
+    assert ended(long).get_status() == JobStatus.FINISHED
