@@ -70,14 +70,15 @@ def draw(results: dict, path: Path) -> None:
             color=colors[stack],
             label=f"{stack} ({kind})",
         )
-    ax.plot(
-        counts,
-        [get(s, f"short_prefork_{n}", CELERY) for n in counts],
-        "-",
-        marker="s",
-        color=colors[CELERY],
-        label=f"{CELERY} (prefork)",
-    )
+    for figure, style, label in (("short_prefork_task", "-", "1-step task"), ("short_prefork", ":", "no-op")):
+        ax.plot(
+            counts,
+            [get(s, f"{figure}_{n}", CELERY) for n in counts],
+            style,
+            marker="s",
+            color=colors[CELERY],
+            label=f"{CELERY} (prefork, {label})",
+        )
     ax.set_xticks(counts)
     ax.set_xlabel("worker processes")
     ax.set_ylabel("jobs/s")

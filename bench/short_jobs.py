@@ -3,7 +3,9 @@
 Kinds: RQ's forking `Worker` ("fork"), `SimpleWorker` ("simple"), the Procfile's own `jobs.worker.Worker`
 ("warm": its warm work horse) and Celery's prefork pool, each started with 1, 2 and 4
 processes, for ours (1-step demo jobs through `start_job`, so our callbacks and progress saves
-run) and plain RQ (no-op jobs). The kinds run one after the other in an order that turns over
+run) and plain RQ (no-op jobs; on the warm kind, no-op jobs through our worker class). Celery
+runs both a no-op task and the tutorial's own task with one step (`short_prefork_task_*`), the
+like-for-like peer of our 1-step demo job. The kinds run one after the other in an order that turns over
 from run to run, each on freshly started processes against the same server.
 
 Start latency (one process, idle) runs from the enqueue to the job's start as the worker
@@ -67,6 +69,8 @@ def short_jobs_round(server, raw, quick, run: int = 0) -> None:
                     jobs = int(SHORT_JOBS[kind] * scale)
                     if kind == "prefork":
                         rate = figures.short_jobs_celery(server.url, jobs)
+                        task_rate = figures.short_jobs_celery(server.url, jobs, task="long_task")
+                        raw[f"short_prefork_task_{count}", stack].append(task_rate)
                     else:
                         rate = figures.short_jobs_rq(server.url, starters[stack], jobs)
                     raw[f"short_{kind}_{count}", stack].append(rate)

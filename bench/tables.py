@@ -194,14 +194,16 @@ def rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
         kinds = [f"short_{kind}_{n}" for kind in SHORT_KINDS]
         rows.append(
             (
-                f"Short jobs/s, {n} worker process(es): warm horse / RQ fork / RQ SimpleWorker; "
-                f"Celery prefork -c {n}",
+                f"Short jobs/s, {n} worker process(es): warm horse / RQ fork / RQ SimpleWorker "
+                f"(ours: 1-step demo jobs; plain RQ: no-op jobs); Celery prefork -c {n}: "
+                "the tutorial's 1-step task / no-op tasks",
                 " / ".join(fmt(get(summary, kind, OURS)) for kind in kinds),
-                fmt(get(summary, f"short_prefork_{n}", CELERY)),
+                f"{fmt(get(summary, f'short_prefork_task_{n}', CELERY))} / "
+                f"{fmt(get(summary, f'short_prefork_{n}', CELERY))}",
                 " / ".join(fmt(get(summary, kind, PLAIN)) for kind in kinds),
-                f"warm: x{fmt(r.get(f'short_warm_{n}_ours_over_tutorial'))} of tutorial, "
-                f"x{fmt(r.get(f'short_warm_{n}_ours_over_plain'))} of plain; "
-                f"fork: x{fmt(r.get(f'short_fork_{n}_ours_over_tutorial'))} of tutorial",
+                f"1-step, warm: x{fmt(r.get(f'short_warm_{n}_ours_over_tutorial'))} of tutorial; "
+                f"no-op, warm: x{fmt(r.get(f'short_warm_{n}_noop_over_tutorial'))} of tutorial; "
+                f"1-step, fork: x{fmt(r.get(f'short_fork_{n}_ours_over_tutorial'))} of tutorial",
             )
         )
     rows.append(

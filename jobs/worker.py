@@ -148,8 +148,8 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
                     self.serializer,
                     self.death_penalty_class,
                 )
-            except redis.exceptions.RedisError as exc:
-                self.log.debug("Worker %s: could not take the next job early: %s", self.name, exc)
+            except Exception as exc:  # the dequeue after this job meets it again (or a rescue does)
+                self.log.warning("Worker %s: could not take the next job early: %r", self.name, exc)
                 found = None
             if found is not None:
                 self._next = (*found, time.monotonic())
