@@ -283,10 +283,13 @@ def short_jobs_celery(redis_url: str, count: int, task: str = "noop", timeout_s:
     ids = [client.send_task(f"app.{task}", kwargs=kwargs).id for _ in range(count)]
     connection = Redis.from_url(redis_url)
     keys = [f"celery-task-meta-{task_id}" for task_id in ids]
-    metas = wait_until(
-        lambda: (values := connection.mget(keys)) and all(values) and values, timeout_s, what=f"{count} tasks"
-    )
-    results = [json.loads(meta) for meta in metas]
+
+    def ended() -> list[dict] | None:
+        # The tutorial's task stores a PROGRESS state first: wait for every SUCCESS.
+        results = [json.loads(value) if value else {} for value in connection.mget(keys)]
+        return results if all(result.get("status") == "SUCCESS" for result in results) else None
+
+    results = wait_until(ended, timeout_s, what=f"{count} tasks")
     if task == "noop":
         times = [result["result"] for result in results]
     else:

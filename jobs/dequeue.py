@@ -5,8 +5,11 @@ worker listens on one queue; with several it BLPOPs, and a job popped by a worke
 or loses Redis sits in no queue and no registry for ever. `ReliableQueue.dequeue_any` instead
 moves the first job of the first non-empty queue (priority order kept) into that queue's
 intermediate list and reads its hash, in one Lua script and one round trip. The worker
-(`jobs.worker`) removes it from there in the MULTI that registers it as started, so a job is
+(`jobs.bookkeeping`) removes it from there in the script that registers it as started, so a job is
 always in its queue, its intermediate list or the StartedJobRegistry.
+
+`give_back` puts a job a worker took but will not start (it took it early and holds it too long,
+or it shuts down) back at the FRONT of its queue, in one script.
 
 `rescue_stranded` puts back at the FRONT of its queue a job that sits in an intermediate list
 outside the StartedJobRegistry: seen there twice, at least `STUCK_GAP_S` apart by Redis's

@@ -2,8 +2,8 @@
 
 It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.dequeue`):
 - jobs are taken with `ReliableQueue` (the CLI's default `rq.Queue` is replaced by it), so a
-  taken job waits in its queue's intermediate list until the MULTI that registers it as started
-  (`prepare_execution`) also removes it from there;
+  taken job waits in its queue's intermediate list until the script that registers it as
+  started (`jobs.bookkeeping`) also removes it from there;
 - when every queue is empty it waits for a wake-up published by enqueues (on the pub/sub
   connection RQ's worker already holds for its commands), looking again every `FALLBACK_S`;
 - every `RESCUE_EVERY_S` while idle or between jobs, and once at start, it puts jobs stranded by
@@ -44,8 +44,9 @@ from jobs.keys import wake_channel
 # A job taken while the horse runs the one before it waits at most this long for it (seconds);
 # past that it goes back to the front of its queue, for any worker.
 PREFETCH_HOLD_S = 0.1
-# ... and is started only if taken this recently (a SIGSTOP, `rq suspend`): far below the time a
-# rescue needs to see a job stranded, so a rescued job is never started here as well.
+# ... and is sent to the horse only if taken this recently (after `rq suspend`, a SIGSTOP or a long
+# maintenance it goes back instead): below the time a rescue needs to see a job stranded, so a
+# rescued job is not even offered here (were it, its start script would refuse it).
 PREFETCH_MAX_AGE_S = min(1.0, STUCK_GAP_S / 5)
 
 
