@@ -16,10 +16,14 @@ watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job
   intermediate list, where a dead worker's job is rescued.
 - **End of a success.** RQ's result, registries, worker counters and execution clean-up, the
   writes of our success callback (`jobs.callbacks.joined_to`: the final payload, the job log's
-  TTL, the run-time histogram), and a read of the job's dependents go in one MULTI. No WATCH is
-  needed: a job enqueued with `depends_on` watches this job's hash, so it either was added to
-  the dependents before the MULTI (and is read by it) or sees the job FINISHED. Dependents, when
-  there are any, are then moved with RQ's own WATCH loop.
+  TTL, the run-time histogram), and a count of the job's dependents run in one script, as
+  atomic as RQ's MULTI (a script returns one reply where a MULTI returns one per command). No
+  WATCH is needed: a job enqueued with `depends_on` watches this job's hash, so it either was
+  added to the dependents before the script (and is counted) or sees the job FINISHED.
+  Dependents, when there are any, are then moved with RQ's own WATCH loop.
+
+Both scripts take the commands RQ's own code queues on a pipeline (`_flat`), so what is written
+is RQ's, only sent differently.
 - **Log lines.** The end line of our callback (id, function, outcome, run time, queue) replaces
   RQ's three success lines; a job without our callback gets RQ's "Job OK" line.
 
@@ -44,20 +48,28 @@ from jobs.callbacks import joined_to, on_success
 # rescued meanwhile) and still "queued" (not canceled or deleted). KEYS: that list, the job's hash.
 # ARGV: the job id, then each command to run as its argument count and its arguments.
 # Returns 1 when the job was started.
+# Runs the commands given in ARGV from its `first`, each as its argument count and its arguments;
+# `reply` is the last one's reply.
+_RUN_FROM = b"""
+local i, reply = first, nil
+while i <= #ARGV do
+  local n = tonumber(ARGV[i])
+  reply = redis.call(unpack(ARGV, i + 1, i + n))
+  i = i + n + 1
+end
+"""
 _START = Script(
     None,
     b"""
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
 if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then return 0 end
-local i = 2
-while i <= #ARGV do
-  local n = tonumber(ARGV[i])
-  redis.call(unpack(ARGV, i + 1, i + n))
-  i = i + n + 1
-end
-return 1
-""",
+local first = 2
+"""
+    + _RUN_FROM
+    + b"return 1",
 )
+# Runs the commands given in ARGV atomically (see `_RUN_FROM`); returns the last one's reply.
+_RUN = Script(None, b"local first = 1\n" + _RUN_FROM + b"return reply")
 
 
 class Bookkeeping:
@@ -94,7 +106,7 @@ class Bookkeeping:
         Returns:
             Whether the job was started.
         """
-        writes = self.connection.pipeline(transaction=False)  # records the commands, never sent
+        writes = self.connection.pipeline(transaction=False)  # records the commands (`_flat`)
         ttl = self.get_heartbeat_ttl(job)
         # What `Execution.create` writes, for the execution the parent made.
         execution.save(ttl=ttl, pipeline=writes)
@@ -105,13 +117,9 @@ class Bookkeeping:
         self.set_state(WorkerStatus.BUSY, pipeline=writes)
         job.prepare_for_execution(self.name, pipeline=writes)
         writes.persist(job.key)
-        args: list[Any] = [job.id]
-        for command, _ in writes.command_stack:
-            args += [len(command), *command]
-        writes.reset()
         queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
         keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key]
-        return bool(_START(keys=keys, args=args, client=self.connection))
+        return bool(_START(keys=keys, args=[job.id, *_flat(writes)], client=self.connection))
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """In the horse, within RQ's `perform_job`: nothing left to send (`start_if_waiting` did it)."""
@@ -122,18 +130,20 @@ class Bookkeeping:
         job.ended_at = now()
 
     def _finalize_success(self, job: Job, queue: Any, execution: Execution, return_value: Any) -> None:
-        """RQ's, with the success callback's writes and the job's end in one MULTI (module docstring)."""
+        """RQ's, with the success callback's writes and the job's end in one script (module docstring)."""
         if isinstance(return_value, Retry) or job.repeats_left:
             super()._finalize_success(job, queue, execution, return_value)
             return
         self.handle_execution_ended(job, queue, job.success_callback_timeout)
         job._result = return_value
         job._status = JobStatus.FINISHED
-        with self.connection.pipeline() as pipeline:
+        with self.connection.pipeline(transaction=False) as writes:
             # A callback that raises leaves its writes unsent: RQ fails the job instead.
-            with joined_to(pipeline):
+            with joined_to(writes):
                 execute_success_callback(job, self.death_penalty_class, return_value)
-            dependents = self._end_success(job, execution, pipeline)
+            self._end_success(job, execution, writes)
+            writes.scard(job.dependents_key)
+            dependents = _RUN(args=_flat(writes), client=self.connection)
         if dependents:
             queue.enqueue_ready_jobs_by_queue(queue.move_dependents_to_ready(job))
         release_slot(job)
@@ -141,12 +151,8 @@ class Bookkeeping:
         if job.success_callback is not on_success:  # ours logs the job's end line
             self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
 
-    def _end_success(self, job: Job, execution: Execution, pipeline: Any) -> int:
-        """RQ's `handle_job_success` writes on `pipeline`, sent with a count of the job's dependents.
-
-        Returns:
-            How many jobs depend on this one.
-        """
+    def _end_success(self, job: Job, execution: Execution, pipeline: Any) -> None:
+        """RQ's `handle_job_success` writes, on `pipeline`."""
         self.increment_successful_job_count(pipeline=pipeline)
         self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
         result_ttl = job.get_result_ttl(self.default_result_ttl)
@@ -161,5 +167,12 @@ class Bookkeeping:
             )
         job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
         self.cleanup_execution(job, pipeline=pipeline, execution=execution)
-        pipeline.scard(job.dependents_key)
-        return pipeline.execute()[-1]
+
+
+def _flat(pipeline: Any) -> list[Any]:
+    """The commands queued on a pipeline (then emptied, never sent) as `_RUN_FROM` takes them."""
+    args: list[Any] = []
+    for command, _ in pipeline.command_stack:
+        args += [len(command), *command]
+    pipeline.reset()
+    return args

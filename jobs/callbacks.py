@@ -4,7 +4,7 @@ Every enqueue passes `CALLBACKS` (by dotted path, so the web process never impor
 Each callback publishes a payload built from its own arguments, because RQ has not yet stored
 FINISHED or FAILED when it runs, and gives the job's log (`jobs.joblog`) the TTL RQ gives the job;
 a final one also drops the job's stop request and counts the run time, in the same round trip,
-or in the worker's own MULTI that ends the job when the worker lends one (`joined_to`).
+or with the worker's own writes that end the job when the worker lends its pipeline (`joined_to`).
 """
 
 import logging
@@ -115,7 +115,7 @@ def failure_ttl(job: Job) -> int:
 
 
 def _end(job: Job, connection: Redis, payload: dict[str, Any], ttl_s: int, outcome: str, status: str) -> None:
-    """A job's end, in one round trip (or in the worker's MULTI, see `joined_to`): publish its final
+    """A job's end, in one round trip (or with the worker's end writes, see `joined_to`): publish its final
     payload, give its log the job's TTL, drop its stop request, count its run time for /metrics;
     and log its end line (id, function, outcome, run time). Runs in the work horse, or in the web
     process for a job whose worker was lost."""
@@ -138,7 +138,7 @@ def _end(job: Job, connection: Redis, payload: dict[str, Any], ttl_s: int, outco
 
 @contextmanager
 def joined_to(pipeline: Pipeline) -> Iterator[None]:
-    """Inside, our callbacks queue their end writes on `pipeline` (a worker's MULTI ending the job)
+    """Inside, our callbacks queue their end writes on `pipeline` (the worker's writes ending the job)
     instead of sending them: the worker sends them with the job's own end (`jobs.bookkeeping`)."""
     token = _joined.set(pipeline)
     try:
@@ -149,7 +149,7 @@ def joined_to(pipeline: Pipeline) -> Iterator[None]:
 
 @contextmanager
 def _end_writes(connection: Redis) -> Iterator[Pipeline]:
-    """The pipeline a job's end writes go on: the worker's lent MULTI, else one sent on leaving."""
+    """The pipeline a job's end writes go on: the worker's lent one, else one sent on leaving."""
     lent = _joined.get()
     if lent is not None:
         yield lent

@@ -255,7 +255,7 @@ def test_progress_callbacks_and_job_logs_work_in_the_warm_horse(warm, redis_clie
     assert "fetching page 1" in messages and "rq's own line" not in messages
 
 
-def test_dependents_run_once_the_job_they_wait_for_ends_in_its_one_multi(warm, tmp_path):
+def test_dependents_run_once_the_job_they_wait_for_has_ended(warm, tmp_path):
     gate = tmp_path / "gate"
     first = warm.queue.enqueue("tests.fixture_jobs.wait_for_file", str(gate), **CALLBACKS)
     wait_until(lambda: first.get_status(refresh=True) == JobStatus.STARTED, what="the first job running")
