@@ -17,7 +17,8 @@ What stays as safe as the forking worker, and how:
 - A job still running 60 s past its timeout (`HORSE_HARD_KILL_GRACE_S`) is killed from the
   parent, as RQ does, and fails as a horse that died.
 - The horse retires (exits, to be forked again) after a timed-out job, after
-  `HORSE_MAX_JOBS` jobs, or once its resident memory passes `HORSE_MAX_RSS_MIB`.
+  `HORSE_MAX_JOBS` jobs, or once its resident memory passes `HORSE_MAX_RSS_MIB` (read after a
+  job, at most once a second).
 - Warm shutdown (SIGTERM) finishes the running job, then closes the pipe: the idle horse exits.
   A second SIGTERM kills the horse with the worker, as RQ's cold shutdown does. A horse whose
   worker is SIGKILLed finishes its job, reads the closed pipe, and exits.
@@ -53,6 +54,9 @@ HARD_KILL_GRACE_S = int(os.environ.get("HORSE_HARD_KILL_GRACE_S", "60"))
 # A heartbeat this soon after one with at least the same TTL is folded into it; `rq suspend` is
 # checked at most this often.
 HEARTBEAT_FOLD_S = 1.0
+# The horse reads its resident memory after a job at most this often (seconds): a read costs more
+# than a short job's bookkeeping.
+MEMORY_READ_EVERY_S = 1.0
 # How long teardown waits for an idle horse to exit before killing it.
 HORSE_EXIT_WAIT_S = 5.0
 _PAGE_MIB = resource.getpagesize() / (1024 * 1024)
@@ -293,7 +297,7 @@ class WarmHorse:
             timed_out[0] = timed_out[0] or issubclass(exc_type, JobTimeoutException)
 
         self._exc_handlers.insert(0, note_timeout)
-        served = 0
+        served, memory_read_at = 0, float("-inf")
         while True:
             try:
                 job_state, queue_name, execution_id, created_at = jobs_in.recv()
@@ -305,7 +309,10 @@ class WarmHorse:
             except BaseException:
                 os._exit(1)
             served += 1
-            retire = timed_out[0] or served >= self.horse_max_jobs or _rss_mib() > self.horse_max_rss_mib
+            retire = timed_out[0] or served >= self.horse_max_jobs
+            if not retire and time.monotonic() - memory_read_at >= MEMORY_READ_EVERY_S:
+                memory_read_at = time.monotonic()
+                retire = _rss_mib() > self.horse_max_rss_mib
             try:
                 replies_out.send({"retire": retire})
             except OSError:

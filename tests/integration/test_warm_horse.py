@@ -104,6 +104,15 @@ def test_the_horse_is_forked_again_after_its_max_jobs(redis_url, redis_client, l
     assert pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
 
 
+def test_a_horse_past_its_memory_ceiling_is_forked_again(redis_url, redis_client, logs_dir):
+    worker = start_warm(redis_url, redis_client, logs_dir, env={"HORSE_MAX_RSS_MIB": "1"})
+    try:
+        pids = [worker.run("tests.fixture_jobs.horse_pid").return_value() for _ in range(3)]
+    finally:
+        stop_process(worker.process)
+    assert len(set(pids)) == 3, pids  # each horse read its memory after its first job, and retired
+
+
 def test_a_stop_ends_the_running_job_within_a_second_and_the_next_job_runs(warm, redis_client, tmp_path):
     key = f"pid-{uuid.uuid4().hex}"
     job = warm.queue.enqueue("tests.fixture_jobs.pid_then_wait", key, str(tmp_path / "never"), **CALLBACKS)
