@@ -42,10 +42,11 @@ browser: ## install chromium for the browser tests when missing (apt-get, as roo
 	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| { test -z "$$CI" && echo "chromium missing: browser tests will skip"; }
 
-# Units (fakeredis, CPU-bound) on two processes; then the tests that start real processes, one at a time.
+# Units (fakeredis, CPU-bound) on two processes; then the tests that start real processes, on two
+# processes too, a file to each (its tests one at a time): they mostly wait on their servers.
 test: $(STAMP) lint browser ## the whole suite: lint, units, integration (embedded and local Redis), browser
 	$(BIN)/pytest -m "not integration and not browser" -n 2
-	$(BIN)/pytest -m "integration or browser"
+	$(BIN)/pytest -m "integration or browser" -n 2 --dist loadfile
 
 $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt

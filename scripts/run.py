@@ -44,6 +44,8 @@ RESTART_BACKOFF_S = (1.0, 2.0, 5.0, 10.0)
 # stayed up, is not restarted (a broken command, a port in use); one that ran before is retried.
 QUICK_DEATH_S = 5.0
 MAX_QUICK_DEATHS = 5
+# How often the supervisor looks at its processes (a death is noticed, a restart made, this late).
+POLL_S = 0.5
 PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
@@ -148,7 +150,7 @@ def supervise(
     parent = os.getppid()
     for entry in entries:
         spawn(entry, env, guard)
-    while not stopping.wait(0.5):
+    while not stopping.wait(POLL_S):
         if os.getppid() != parent:
             log.info("parent process is gone; stopping")
             break

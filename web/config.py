@@ -44,6 +44,10 @@ DEFAULTS: dict[str, Any] = {
     "BACKGROUND_THREADS": True,
     # Seconds between checks for jobs whose worker died (0 turns the check off in this process).
     "LOST_JOB_CHECK_INTERVAL_S": 1.0,
+    # How far ahead of now the check judges RQ's started-registry deadlines (web/reaper.py): a job
+    # is failed once its heartbeat is about (worker's --job-monitoring-interval + 60 - this) s stale,
+    # 25 s with the Procfile's 5. Under 60: a live job's deadline is only 60 s ahead. Tests raise it.
+    "LOST_JOB_LOOKAHEAD_S": 40.0,
     # Event streams: seconds of silence before a heartbeat and a snapshot re-read, and the
     # longest a stream lives (the browser then reconnects and starts from a fresh snapshot).
     "SSE_HEARTBEAT_S": 15.0,

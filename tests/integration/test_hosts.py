@@ -3,6 +3,9 @@
 Host A is lost mid-job (its link goes down, then every process on it is SIGKILLed, so Redis
 sees no connection close): its running job must end FAILURE "worker lost" within 60 s, while
 host B finishes its own job and runs every job that was waiting. Nothing stays queued or started.
+The web processes' lost-job check looks 50 s ahead instead of 40 (tests/test_reaper.py checks the
+default), so host A's job is failed 10 to 15 s after the kill instead of 20 to 25 s; host B's live
+job, whose deadline stays 60 s ahead, is still 10 s clear of it.
 """
 
 import os
@@ -65,6 +68,7 @@ def cluster(logs_dir) -> Iterator[Cluster]:
                 "SECRET_KEY": "hosts-secret",
                 "PORT": str(WEB_PORT),
                 "WEB_CONCURRENCY": "1",
+                "LOST_JOB_LOOKAHEAD_S": "50",
                 "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
             }
             start_procfile(network.hosts[name], env, logs_dir, name)
