@@ -94,22 +94,24 @@ def test_one_horse_runs_many_jobs(warm):
     assert len(pids) == 1 and isinstance(next(iter(pids)), int) and pids != {warm.process.pid}
 
 
-def test_the_horse_is_forked_again_after_its_max_jobs(redis_url, redis_client, logs_dir):
-    worker = start_warm(redis_url, redis_client, logs_dir, env={"HORSE_MAX_JOBS": "2"})
+def horse_pids(redis_url, redis_client, logs_dir, env: dict[str, str], jobs: int) -> list[int]:
+    """The horse pid of each of `jobs` jobs run one after another on a worker started with `env`."""
+    worker = start_warm(redis_url, redis_client, logs_dir, env=env)
     try:
-        pids = [worker.run("tests.fixture_jobs.horse_pid").return_value() for _ in range(4)]
+        pids = [worker.run("tests.fixture_jobs.horse_pid").return_value() for _ in range(jobs)]
     finally:
         stop_process(worker.process)
     assert all(isinstance(pid, int) for pid in pids), pids
+    return pids
+
+
+def test_the_horse_is_forked_again_after_its_max_jobs(redis_url, redis_client, logs_dir):
+    pids = horse_pids(redis_url, redis_client, logs_dir, {"HORSE_MAX_JOBS": "2"}, 4)
     assert pids[0] == pids[1] and pids[2] == pids[3] and pids[1] != pids[2]
 
 
 def test_a_horse_past_its_memory_ceiling_is_forked_again(redis_url, redis_client, logs_dir):
-    worker = start_warm(redis_url, redis_client, logs_dir, env={"HORSE_MAX_RSS_MIB": "1"})
-    try:
-        pids = [worker.run("tests.fixture_jobs.horse_pid").return_value() for _ in range(3)]
-    finally:
-        stop_process(worker.process)
+    pids = horse_pids(redis_url, redis_client, logs_dir, {"HORSE_MAX_RSS_MIB": "1"}, 3)
     assert len(set(pids)) == 3, pids  # each horse read its memory after its first job, and retired
 
 
