@@ -54,30 +54,22 @@ def draw(results: dict, path: Path) -> None:
     )
     ax = axes[1][1]
     counts = [1, 2, 4]
-    for stack, kind, style in (
-        (OURS, "warm", ":"),
-        (OURS, "fork", "-"),
-        (OURS, "simple", "--"),
-        (PLAIN, "warm", ":"),
-        (PLAIN, "fork", "-"),
-        (PLAIN, "simple", "--"),
-    ):
+    lines = [
+        (f"short_{kind}", stack, style, "o", f"{stack} ({kind})")
+        for stack in (OURS, PLAIN)
+        for kind, style in (("warm", ":"), ("fork", "-"), ("simple", "--"))
+    ] + [
+        ("short_prefork_task", CELERY, "-", "s", f"{CELERY} (prefork, 1-step task)"),
+        ("short_prefork", CELERY, ":", "s", f"{CELERY} (prefork, no-op)"),
+    ]
+    for figure, stack, style, marker, label in lines:
         ax.plot(
             counts,
-            [get(s, f"short_{kind}_{n}", stack) for n in counts],
+            [get(s, f"{figure}_{n}", stack) for n in counts],
             style,
-            marker="o",
+            marker=marker,
             color=colors[stack],
-            label=f"{stack} ({kind})",
-        )
-    for figure, style, label in (("short_prefork_task", "-", "1-step task"), ("short_prefork", ":", "no-op")):
-        ax.plot(
-            counts,
-            [get(s, f"{figure}_{n}", CELERY) for n in counts],
-            style,
-            marker="s",
-            color=colors[CELERY],
-            label=f"{CELERY} (prefork, {label})",
+            label=label,
         )
     ax.set_xticks(counts)
     ax.set_xlabel("worker processes")

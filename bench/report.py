@@ -28,13 +28,8 @@ def _median(values: list) -> object:
 
 
 def _ratio_runs(raw: dict, figure: str, field: str | None, top: str, bottom: str) -> float | None:
-    tops, bottoms = raw.get((figure, top), []), raw.get((figure, bottom), [])
-    ratios = []
-    for a, b in zip(tops, bottoms, strict=False):
-        a, b = (a.get(field), b.get(field)) if field else (a, b)
-        if a and b:
-            ratios.append(a / b)
-    return round(statistics.median(ratios), 2) if ratios else None
+    """Median of per-run ratios of one figure, stack `top` over stack `bottom`."""
+    return _ratio_pairs(raw, (figure, top), (figure, bottom), field)
 
 
 def summarize(raw: dict) -> dict:
@@ -66,10 +61,17 @@ def summarize(raw: dict) -> dict:
     return summary
 
 
-def _ratio_pairs(raw: dict, top: tuple[str, str], bottom: tuple[str, str]) -> float | None:
-    """Median of per-run ratios of two figures (runs paired in order)."""
-    values = [a / b for a, b in zip(raw.get(top, []), raw.get(bottom, []), strict=False) if a and b]
-    return round(statistics.median(values), 2) if values else None
+def _ratio_pairs(
+    raw: dict, top: tuple[str, str], bottom: tuple[str, str], field: str | None = None
+) -> float | None:
+    """Median of per-run ratios of two (figure, stack) series, runs paired in order; `field` picks
+    a value from each run's dict."""
+    ratios = []
+    for a, b in zip(raw.get(top, []), raw.get(bottom, []), strict=False):
+        a, b = (a.get(field), b.get(field)) if field else (a, b)
+        if a and b:
+            ratios.append(a / b)
+    return round(statistics.median(ratios), 2) if ratios else None
 
 
 def targets(results: dict) -> list[tuple[str, str, bool | None]]:

@@ -44,10 +44,6 @@ from rq.worker import WorkerStatus
 
 from jobs.callbacks import joined_to, on_success
 
-# Starts a job only if it still waits: still in the intermediate list its worker took it into (not
-# rescued meanwhile) and still "queued" (not canceled or deleted). KEYS: that list, the job's hash.
-# ARGV: the job id, then each command to run as its argument count and its arguments.
-# Returns 1 when the job was started.
 # Runs the commands given in ARGV from its `first`, each as its argument count and its arguments;
 # `reply` is the last one's reply.
 _RUN_FROM = b"""
@@ -58,6 +54,9 @@ while i <= #ARGV do
   i = i + n + 1
 end
 """
+# Starts a job only if it still waits: still in the intermediate list its worker took it into (not
+# rescued meanwhile) and still "queued" (not canceled or deleted). KEYS: that list, the job's hash.
+# ARGV: the job id, then the commands to run (`_RUN_FROM`). Returns 1 when the job was started.
 _START = Script(
     None,
     b"""

@@ -261,12 +261,12 @@ class WarmHorse:
         a worker key kept for minutes loses nothing when one of those is folded into the last.
         A heartbeat inside a pipeline (RQ's job bookkeeping) always goes.
         """
+        ttl = timeout or self.worker_ttl + 60
         if pipeline is not None:
             # Counted as sent: RQ sends its pipelines. A shorter TTL (its job heartbeats set one)
             # makes the next heartbeat here go out.
-            self._last_heartbeat_sent = (time.monotonic(), timeout or self.worker_ttl + 60)
-            return super().heartbeat(timeout, pipeline=pipeline)
-        ttl = timeout or self.worker_ttl + 60
+            self._last_heartbeat_sent = (time.monotonic(), ttl)
+            return super().heartbeat(ttl, pipeline=pipeline)
         sent_at, sent_ttl = self._last_heartbeat_sent
         if time.monotonic() - sent_at < HEARTBEAT_FOLD_S and sent_ttl >= ttl:
             return None

@@ -146,9 +146,10 @@ def _save(
         finally:
             job.connection = connection
         pipe.publish(channel_for(job.id), encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
+        stop_check = len(pipe)
         pipe.exists(stop_key(job.id))
         joblog.append(pipe, job, lines or [])
-        return bool(pipe.execute()[2])
+        return bool(pipe.execute()[stop_check])
 
 
 def __getattr__(name: str) -> Any:

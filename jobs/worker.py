@@ -107,10 +107,7 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
                     self.run_maintenance_tasks()
                 self.rescue_if_due()
                 self._wake.clear()  # before looking: a wake-up from now on ends the wait below
-                queues, penalty = self._ordered_queues, self.death_penalty_class
-                result = self._take_next() or pop(
-                    queues, self.connection, self.job_class, self.serializer, penalty
-                )
+                result = self._take_next() or self._pop()
                 if result is not None:
                     self._took(*result)
                     break
@@ -142,19 +139,19 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
             return None
         if self._next is None and not self._stop_requested:
             try:
-                found = pop(
-                    self._ordered_queues,
-                    self.connection,
-                    self.job_class,
-                    self.serializer,
-                    self.death_penalty_class,
-                )
+                found = self._pop()
             except Exception as exc:  # the dequeue after this job meets it again (or a rescue does)
                 self.log.warning("Worker %s: could not take the next job early: %r", self.name, exc)
                 found = None
             if found is not None:
                 self._next = (*found, time.monotonic())
         return PREFETCH_HOLD_S if self._next is not None else None
+
+    def _pop(self) -> tuple[Job, Queue] | None:
+        """One look at the queues, in this worker's order (`jobs.dequeue.pop`)."""
+        return pop(
+            self._ordered_queues, self.connection, self.job_class, self.serializer, self.death_penalty_class
+        )
 
     def _take_next(self) -> tuple[Job, Queue] | None:
         """The job taken early, if it was taken under `PREFETCH_MAX_AGE_S` ago (else it goes back)."""
