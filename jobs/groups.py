@@ -150,7 +150,8 @@ def cancel_group(
 
     Raises:
         NoSuchGroupError: the id is malformed or unknown, or every job of the group has expired.
-        JobAlreadyEnded: every job of the group had already ended.
+        JobAlreadyEnded: every job of the group had already ended, or ended before its cancel
+            reached it (its final payload is published just before RQ stores its end).
         NotAllowed: `allowed` said no; nothing was changed.
     """
     jobs = members(connection, group_id)
@@ -161,11 +162,14 @@ def cancel_group(
     running = [job.id for job in jobs if statuses[job.id] == JobStatus.STARTED]
     if not waiting and not running:
         raise JobAlreadyEnded(f"group {group_id} has already ended; there is nothing to cancel")
+    ended_meanwhile = 0
     for job_id in waiting + running:
         try:
             cancel_job(connection, job_id)
         except JobAlreadyEnded:
-            pass  # it ended meanwhile
+            ended_meanwhile += 1
+    if ended_meanwhile == len(waiting) + len(running):
+        raise JobAlreadyEnded(f"group {group_id} has already ended; there is nothing to cancel")
     log.info("group %s: %d waiting jobs canceled, %d asked to stop", group_id, len(waiting), len(running))
     payload = group_snapshot(connection, group_id)
     return CancelOutcome(payload, done=is_terminal(payload))

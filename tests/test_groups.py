@@ -6,6 +6,7 @@ from rq.job import Job, JobStatus
 from jobs import registry
 from jobs.channel import publish
 from jobs.contract import to_payload
+from jobs.control import JobAlreadyEnded
 from jobs.groups import MAX_JOBS
 from jobs.params import Params
 from support.apps import UNIT_SETTINGS
@@ -121,6 +122,21 @@ def test_cancel_stops_running_jobs_after_canceling_waiting_ones(client, redis):
     response = client.post(started["cancel_url"])
     assert response.status_code == 202  # no worker holds the "running" one: its stop is requested
     assert [job["state"] for job in response.get_json()["jobs"]] == ["PROGRESS", "FAILURE"]
+
+
+def test_cancel_is_409_when_every_job_it_reaches_has_just_ended(client, redis, monkeypatch):
+    started = start_group(client, DEMO, DEMO)
+    for job in started["jobs"]:
+        Job.fetch(job["id"], connection=redis).set_status(JobStatus.STARTED)
+
+    def ended_just_before(connection, job_id, allowed=None):
+        # The worker stored the stop after our read of the statuses (its final payload came first).
+        Job.fetch(job_id, connection=connection).set_status(JobStatus.STOPPED)
+        raise JobAlreadyEnded(f"job {job_id} has already ended")
+
+    monkeypatch.setattr("jobs.groups.cancel_job", ended_just_before)
+    response = client.post(started["cancel_url"])
+    assert response.status_code == 409 and response.get_json()["error"]["code"] == 409
 
 
 @pytest.mark.parametrize("group_id", ["never-made", "a:b", "x" * 300])
