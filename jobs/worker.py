@@ -92,13 +92,18 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
         """Take the next job as RQ's does, with `jobs.dequeue.pop` and wake-ups instead of BLPOP.
 
         Returns:
-            (job, queue), or None in burst mode with every queue empty, or after `max_idle_time`.
+            (job, queue), or None in burst mode with every queue empty, after `max_idle_time`, or
+            once a warm shutdown was asked.
         """
         backoff_s = 1.0
         idle_since = time.monotonic()
         beat_due = 0.0
         result = None
         while True:
+            # A warm shutdown asked while the worker was still busy (RQ's signal handler raises
+            # only once it is idle) ends the wait here, without taking another job.
+            if self._stop_requested:
+                break
             try:
                 if time.monotonic() >= beat_due:  # as often as RQ's own (one BLPOP timeout)
                     self.heartbeat()
@@ -118,7 +123,8 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
                     break
                 if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
                     break
-                self._wake.wait(FALLBACK_S)
+                if not self._stop_requested:
+                    self._wake.wait(FALLBACK_S)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 self.log.error(
                     "Worker %s: could not connect to Redis instance: %s retrying in %d seconds...",

@@ -1,5 +1,7 @@
 """The reliable dequeue's two scripts and the worker's bookkeeping, on fakeredis (which runs Lua)."""
 
+import threading
+
 import pytest
 from rq import Queue
 from rq.job import Job, JobStatus
@@ -45,7 +47,7 @@ def test_pop_skips_a_job_deleted_while_queued_and_forgets_it(queues, redis):
     assert job.id == kept.id and held(high) == [kept.id]
 
 
-def test_the_start_multi_takes_the_job_out_of_the_intermediate_list(queues, redis):
+def test_the_start_script_takes_the_job_out_of_the_intermediate_list(queues, redis):
     job = queues[1].enqueue("tests.fixture_jobs.answer")
     worker = Worker(list(NAMES), connection=redis)
     taken, _ = pop(worker.queues, redis)
@@ -130,6 +132,17 @@ def test_an_enqueue_publishes_a_wake_up_on_its_queue_channel(queues, redis):
     queues[2].enqueue("tests.fixture_jobs.answer")
     message = pubsub.get_message(timeout=1)
     assert message and message["channel"] == wake_channel("low").encode()
+
+
+def test_a_warm_shutdown_asked_while_busy_ends_the_next_wait_without_taking_a_job(queues, redis):
+    job = queues[1].enqueue("tests.fixture_jobs.answer")
+    worker = Worker(list(NAMES), connection=redis)
+    worker._stop_requested = True  # RQ's SIGTERM handler, while the worker was still busy
+    waiting = threading.Thread(target=worker.dequeue_job_and_maintain_ttl, args=(405,), daemon=True)
+    waiting.start()
+    waiting.join(5)
+    assert not waiting.is_alive()
+    assert queues[1].job_ids == [job.id] and held(queues[1]) == []
 
 
 def test_the_worker_uses_reliable_queues_even_when_the_cli_hands_it_rq_queue(redis):
