@@ -27,14 +27,15 @@ is RQ's, only sent differently.
 - **Log lines.** The end line of our callback (id, function, outcome, run time, queue) replaces
   RQ's three success lines; a job without our callback gets RQ's "Job OK" line.
 
-A `Retry` returned by the job, a repeating job, failures and stops take RQ's own path.
+A `Retry` returned by the job, a repeating job, failures and stops take RQ's own path; a stop
+stores the job's end before its stopped callback publishes (RQ runs the callback first).
 """
 
 from typing import Any
 from uuid import uuid4
 
 from redis.commands.core import Script
-from rq.callbacks import execute_success_callback
+from rq.callbacks import execute_stopped_callback, execute_success_callback
 from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus, Retry
@@ -127,6 +128,21 @@ class Bookkeeping:
     def handle_execution_ended(self, job: Job, queue: Any, heartbeat_ttl: int) -> None:
         """RQ's, without its job heartbeat: the parent keeps heartbeats until the horse answers."""
         job.ended_at = now()
+
+    def _handle_stopped_job(self, job: Job, queue: Any, execution: Execution) -> None:
+        """RQ's, with the job's end stored before its stopped callback runs (RQ runs the callback
+        first): a client that sees the final payload our callback publishes and asks again then
+        finds the job ended. A raising callback is logged, as RQ does."""
+        self.log.warning(
+            "Worker %s: job %s stopped by user, moving job to FailedJobRegistry", self.name, job.id
+        )
+        self.handle_job_failure(
+            job, queue=queue, exc_string="Job stopped by user, work-horse terminated.", execution=execution
+        )
+        try:
+            execute_stopped_callback(job, self.death_penalty_class)
+        except Exception:
+            self.log.exception("Worker %s: stopped callback for job %s raised", self.name, job.id)
 
     def _finalize_success(self, job: Job, queue: Any, execution: Execution, return_value: Any) -> None:
         """RQ's, with the success callback's writes and the job's end in one script (module docstring)."""

@@ -301,3 +301,22 @@ def test_a_job_taken_early_goes_back_to_its_queue_while_a_long_job_runs(warm, re
         gate.touch()
         stop_process(other)
     assert ended(long).get_status() == JobStatus.FINISHED
+
+
+def test_a_stopped_jobs_final_payload_comes_after_its_end_is_stored(warm, redis_client, tmp_path):
+    key = f"pid-{uuid.uuid4().hex}"
+    job = warm.queue.enqueue("tests.fixture_jobs.pid_then_wait", key, str(tmp_path / "never"), **CALLBACKS)
+    wait_until(lambda: redis_client.get(key), what="the job running")
+    published = redis_client.pubsub(ignore_subscribe_messages=True)
+    published.subscribe(channel_for(job.id))
+    wait_until(lambda: redis_client.publish(channel_for(job.id), "{}"), what="the subscription")
+    send_stop_job_command(redis_client, job.id)
+    deadline = time.monotonic() + 10
+    while True:
+        assert time.monotonic() < deadline, "no final payload"
+        message = published.get_message(timeout=1)
+        if message and json.loads(message["data"]).get("state") == "FAILURE":
+            break
+    # A client that sees the final payload and reads (or cancels) at once finds the job ended.
+    assert redis_client.hget(job.key, "status") == b"stopped"
+    published.close()
