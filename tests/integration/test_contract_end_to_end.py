@@ -74,4 +74,4 @@ def test_progress_is_saved_in_job_meta(http, web, worker, redis_client):
     job_id = response.json()["id"]
     wait_until(lambda: http.get(f"{web}/status/{job_id}", timeout=5).json()["state"] == "SUCCESS")
     progress = Job.fetch(job_id, connection=redis_client).get_meta()["progress"]
-    assert (progress["current"], progress["total"]) == (2, 2)
+    assert (progress["current"], progress["total"]) == (1, 2)  # saved as its last step began

@@ -30,7 +30,7 @@ def test_the_demos_log_streams_and_resumes_after_last_event_id(http, web, worker
         rest = list(read_events(second.iter_content(chunk_size=None), is_final))
     assert rest[-1].json()["state"] == "SUCCESS"
     streamed = [event.json() for event in seen + rest if event.event == "log"]
-    assert [line["message"].split(":")[0] for line in streamed] == [f"step {n} of 6" for n in range(7)]
+    assert [line["message"].split(":")[0] for line in streamed] == [f"step {n} of 6" for n in range(6)]
     assert [event.id for event in seen + rest if event.event == "log"] == [line["id"] for line in streamed]
     assert http.get(web + body["logs_url"], timeout=5).json()["lines"] == streamed
 
