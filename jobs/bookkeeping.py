@@ -20,7 +20,9 @@ watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job
   atomic as RQ's MULTI (a script returns one reply where a MULTI returns one per command). No
   WATCH is needed: a job enqueued with `depends_on` watches this job's hash, so it either was
   added to the dependents before the script (and is counted) or sees the job FINISHED.
-  Dependents, when there are any, are then moved with RQ's own WATCH loop.
+  Dependents, when there are any, are then moved with RQ's own WATCH loop. When the parent has
+  handed the horse its next job already (`jobs.horse`), that job's start goes in the same round
+  trip, after this end.
 
 Both scripts take the commands RQ's own code queues on a pipeline (`_flat`), so what is written
 is RQ's, only sent differently.
@@ -88,7 +90,10 @@ class Bookkeeping:
     def perform_job(self, job: Job, queue: Any, execution: Execution) -> bool:
         """In the horse: start the job (`start_if_waiting`), then RQ's `perform_job`; a job that no longer
         waits is skipped."""
-        if not self.start_if_waiting(job, execution):
+        started = self.started_in_advance
+        if started is None:
+            started = self.start_if_waiting(job, execution)
+        if not started:
             self.log.info(
                 "Worker %s: %s: job %s no longer waits (canceled, deleted or rescued)",
                 self.name,
@@ -106,6 +111,11 @@ class Bookkeeping:
         Returns:
             Whether the job was started.
         """
+        keys, args = self._start_script_input(job, execution)
+        return bool(_START(keys=keys, args=args, client=self.connection))
+
+    def _start_script_input(self, job: Job, execution: Execution) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of `_START` for this job and execution."""
         writes = self.connection.pipeline(transaction=False)  # records the commands (`_flat`)
         ttl = self.get_heartbeat_ttl(job)
         # What `Execution.create` writes, for the execution the parent made.
@@ -119,7 +129,7 @@ class Bookkeeping:
         writes.persist(job.key)
         queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
         keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key]
-        return bool(_START(keys=keys, args=[job.id, *_flat(writes)], client=self.connection))
+        return keys, [job.id, *_flat(writes)]
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """In the horse, within RQ's `perform_job`: nothing left to send (`start_if_waiting` did it)."""
@@ -158,13 +168,34 @@ class Bookkeeping:
                 execute_success_callback(job, self.death_penalty_class, return_value)
             self._end_success(job, execution, writes)
             writes.scard(job.dependents_key)
-            dependents = _RUN(args=_flat(writes), client=self.connection)
+            end = _flat(writes)
+        following = self.next_to_start()
+        if following is None:
+            dependents = _RUN(args=end, client=self.connection)
+        else:
+            dependents = self._end_and_start(end, *following)
         if dependents:
             queue.enqueue_ready_jobs_by_queue(queue.move_dependents_to_ready(job))
         release_slot(job)
         job.send_webhooks(JobStatus.FINISHED)
         if job.success_callback is not on_success:  # ours logs the job's end line
             self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
+
+    def _end_and_start(self, end: list[Any], next_job: Job, queue: Any, next_execution: Execution) -> int:
+        """This job's end (`_RUN`, its dependents counted) and the next job's start (`_START`) in one
+        round trip; returns the count of this job's dependents."""
+        keys, args = self._start_script_input(next_job, next_execution)
+        try:
+            with self.connection.pipeline(transaction=False) as both:
+                # Script text: a script object in a pipeline costs a SCRIPT EXISTS round trip.
+                both.eval(_RUN.script, 0, *end)
+                both.eval(_START.script, len(keys), *keys, *args)
+                dependents, started = both.execute()
+        except BaseException:
+            self.next_started(None)  # the next job's own start script runs before it
+            raise
+        self.next_started(bool(started))
+        return dependents
 
     def _end_success(self, job: Job, execution: Execution, pipeline: Any) -> None:
         """RQ's `handle_job_success` writes, on `pipeline`."""

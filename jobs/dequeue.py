@@ -174,7 +174,7 @@ class ReliableQueue(Queue):
         queues = list(queues)
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = pop(queues, connection, job_class, serializer, death_penalty_class)
+            found = pop(queues, connection, job_class, serializer)
             if found is not None or deadline is None:
                 return found
             left = deadline - time.monotonic()
@@ -188,9 +188,12 @@ def pop(
     connection: Redis,
     job_class: type[Job] | None = None,
     serializer=None,
-    death_penalty_class=None,
 ) -> tuple[Job, Queue] | None:
-    """One try of `ReliableQueue.dequeue_any`: one script call; None when every queue is empty."""
+    """One try of `ReliableQueue.dequeue_any`: one script call; None when every queue is empty.
+
+    Returns:
+        The job, and the one of `queues` it came from (RQ's dequeue makes a copy of that queue).
+    """
     if not queues:
         return None
     job_cls: type[Job] = backend_class(queues[0], "job_class", override=job_class)
@@ -199,14 +202,7 @@ def pop(
     if not reply:
         return None
     number, job_id, data = reply
-    origin = queues[int(number) - 1]
-    queue = type(origin).from_queue_key(
-        origin.key,
-        connection=connection,
-        job_class=job_cls,
-        serializer=serializer,
-        death_penalty_class=death_penalty_class,
-    )
+    queue = queues[int(number) - 1]
     job = job_cls(as_text(job_id), connection=connection, serializer=serializer)
     try:
         job.restore(dict(zip(data[::2], data[1::2], strict=True)))

@@ -8,6 +8,15 @@ while it keeps RQ's heartbeats, as RQ's `monitor_work_horse` does. The horse run
 horse) are RQ's. The worker's own heartbeats go in one round trip, RQ's three around each job
 are folded into one, and `rq suspend` is checked once a second rather than before every job.
 
+The parent may hand the horse its next job while the horse runs one (`hand_to_horse`): as its
+job succeeds the horse takes the next from the pipe and starts it in the round trip that ends
+the one before (`jobs.bookkeeping`), then answers for the first and runs the next at once, so
+back-to-back short jobs wait on no message between processes. A job handed so is the horse's
+only once it takes it: until then the parent may withdraw it (`withdraw_handed`), and the horse
+does not take one that waited in the pipe past `handoff_max_age_s`. Taking, withdrawing and
+killing for a stop exclude each other through a lock in memory the two processes share, which
+also tells the parent which job the horse runs.
+
 What stays as safe as the forking worker, and how:
 - A stop (`send_stop_job_command`, or RQ's stop-execution command) kills the horse's process
   group while it runs that job, and only then: a stop that arrives after its job ended kills
@@ -19,19 +28,24 @@ What stays as safe as the forking worker, and how:
 - The horse retires (exits, to be forked again) after a timed-out job, after
   `HORSE_MAX_JOBS` jobs, or once its resident memory passes `HORSE_MAX_RSS_MIB` (read after a
   job, at most once a second).
-- Warm shutdown (SIGTERM) finishes the running job, then closes the pipe: the idle horse exits.
-  A second SIGTERM kills the horse with the worker, as RQ's cold shutdown does. A horse whose
-  worker is SIGKILLed finishes its job, reads the closed pipe, and exits.
+- Warm shutdown (SIGTERM) finishes the running job (and one the horse has taken after it),
+  then closes the pipe: the idle horse exits. A second SIGTERM kills the horse with the worker,
+  as RQ's cold shutdown does. A horse whose worker is SIGKILLed finishes its job (and one it
+  has started with its end), reads the closed pipe, and exits.
 """
 
 import ctypes
 import logging
+import multiprocessing
 import os
+import pickle
 import random
 import resource
 import signal
-import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, Pipe
 from multiprocessing.sharedctypes import RawValue
 from typing import Any
@@ -57,9 +71,51 @@ HEARTBEAT_FOLD_S = 1.0
 # The horse reads its resident memory after a job at most this often (seconds): a read costs more
 # than a short job's bookkeeping.
 MEMORY_READ_EVERY_S = 1.0
+# How long the parent waits for the lock it shares with a horse (one that died holding it).
+LOCK_WAIT_S = 5.0
 # How long teardown waits for an idle horse to exit before killing it.
 HORSE_EXIT_WAIT_S = 5.0
 _PAGE_MIB = resource.getpagesize() / (1024 * 1024)
+
+
+class _Handoff:
+    """What a parent and its horse share about the jobs sent to it, numbered from 1 (memory shared
+    across the fork). The lock makes taking a job (horse), withdrawing one (parent) and killing
+    the horse for a stop (parent) exclusive; re-entrant, as a cold-shutdown signal handler may
+    kill the horse while the parent's main thread holds it."""
+
+    def __init__(self) -> None:
+        self.lock = multiprocessing.RLock()
+        self.taken = RawValue(ctypes.c_ulonglong, 0)  # the last job the horse took
+        self.running = RawValue(ctypes.c_ulonglong, 0)  # the job it runs now; 0 when idle
+        self.withdrawn = RawValue(ctypes.c_ulonglong, 0)  # jobs up to this one must not be taken
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the lock; a horse that died holding it cannot make the parent wait more than a second."""
+        acquired = self.lock.acquire(timeout=LOCK_WAIT_S)
+        try:
+            yield
+        finally:
+            if acquired:
+                self.lock.release()
+
+
+@dataclass
+class Handed:
+    """A job sent to the horse while it runs the one before (`WarmHorse.hand_to_horse`)."""
+
+    job: Job
+    queue: Any
+    execution: Execution
+    number: int
+    handed_at: float
+    handoff: _Handoff
+
+    @property
+    def taken(self) -> bool:
+        """Whether the horse took it (it will run it, or ran it if it died since)."""
+        return self.handoff.taken.value >= self.number
 
 
 class WarmHorse:
@@ -67,36 +123,77 @@ class WarmHorse:
 
     horse_max_jobs = HORSE_MAX_JOBS
     horse_max_rss_mib = HORSE_MAX_RSS_MIB
+    # A job sent early waiting in the pipe longer than this (seconds) is not taken (None: any).
+    handoff_max_age_s: float | None = None
+    # In the horse, for the job it runs: whether it was started with the end of the one before
+    # (`next_started`); None: its own start runs first.
+    started_in_advance: bool | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        # Guards which job the horse runs against the pub/sub thread's stop commands; re-entrant
-        # because a cold-shutdown signal handler may kill the horse while the main thread holds it.
-        self._horse_lock = threading.RLock()
-        self._horse_job_id: str | None = None
         self._to_horse: Connection | None = None
         self._from_horse: Connection | None = None
         self._last_heartbeat_sent = (float("-inf"), 0)
         self._suspension_checked_at = float("-inf")
-        # Jobs sent to the current horse, and (in memory shared with it) jobs it has taken.
+        # The current horse's shared state, the number of the last job sent to it, and which job
+        # each unanswered number is.
+        self._handoff: _Handoff | None = None
         self._sent_to_horse = 0
-        self._taken_by_horse: Any = None
+        self._sent_jobs: dict[int, str] = {}
+        self._handed: Handed | None = None
+        self._last_death: tuple[Any, Any, Any] = (None, None, None)
+        self._jobs_in: Connection | None = None  # the horse's end of its job pipe
 
     # The parent's side.
 
     def execute_job(self, job: Job, queue: Any) -> None:
-        """Run one job on the warm horse (forking it first when there is none) and watch it."""
-        execution = self.prepare_execution(job)
-        message = (state_of(job), queue.name, execution.id, execution.created_at)
+        """Run one job on the warm horse (forking it first when there is none) and watch it; a job
+        handed to the horse earlier (`hand_to_horse`) is only watched."""
+        handed, self._handed = self._handed, None
+        if handed is not None and handed.job is job and handed.handoff is self._handoff:
+            execution = handed.execution
+            if self._monitor_warm_horse(job, queue, execution, handed.number, True, handed.handed_at):
+                return
+        else:
+            execution = self.prepare_execution(job)
         for last in (False, True):
-            with self._horse_lock:
-                self._horse_job_id = job.id
-            if not self._send_to_horse(message):
+            number = self._send_to_horse(job, queue, execution)
+            if number is None:
                 self._discard_horse()
                 self._fork_warm_horse()
-                self._send_to_horse(message)
-            if self._monitor_warm_horse(job, queue, execution, resend_unstarted=not last):
+                number = self._send_to_horse(job, queue, execution)
+            if self._monitor_warm_horse(job, queue, execution, number, not last, time.monotonic()):
                 return
+
+    def hand_to_horse(self, job: Job, queue: Any) -> Handed | None:
+        """Send the horse its next job while it runs this one: as this one ends it starts the next
+        in the same round trip (`jobs.bookkeeping`). None when there is no live horse to send to."""
+        execution = self.prepare_execution(job)
+        number = self._send_to_horse(job, queue, execution, early=True)
+        if number is None:
+            self.executions.pop(execution.id, None)
+            return None
+        self._handed = Handed(job, queue, execution, number, time.monotonic(), self._handoff)
+        return self._handed
+
+    def withdraw_handed(self) -> Handed | None:
+        """Take back the job handed to the horse, unless it has taken it already.
+
+        Returns:
+            The job handed, now never to be taken by the horse; None when there was none, or the
+            horse has taken it (then `execute_job` watches it).
+        """
+        handed = self._handed
+        if handed is None:
+            return None
+        with handed.handoff.locked():
+            if handed.taken:
+                return None
+            handed.handoff.withdrawn.value = handed.number
+        self._handed = None
+        self._sent_jobs.pop(handed.number, None)
+        self.executions.pop(handed.execution.id, None)
+        return handed
 
     def while_horse_works(self, elapsed_s: float) -> float | None:
         """Called when the horse has been sent a job (`elapsed_s` 0), then, while it works on it,
@@ -104,23 +201,31 @@ class WarmHorse:
         next job here."""
         return None
 
-    def _send_to_horse(self, message: tuple) -> bool:
-        """Hand a job to the horse; False when there is no live horse to take it."""
+    def _send_to_horse(self, job: Job, queue: Any, execution: Execution, early: bool = False) -> int | None:
+        """Send a job to the horse; its number, or None when there is no live horse to take it.
+
+        An `early` one (sent while the horse runs another) is dated: the horse does not take it
+        once it has waited `handoff_max_age_s`.
+        """
         if not self.horse_pid or self._to_horse is None:
-            return False
+            return None
+        number = self._sent_to_horse + 1
+        handed_at = time.monotonic() if early else None
+        message = (number, handed_at, state_of(job), queue.name, execution.id, execution.created_at)
         try:
-            self._to_horse.send(message)
+            self._to_horse.send_bytes(pickle.dumps(message))
         except (BrokenPipeError, OSError):
             # It died while idle (killed from outside): the next horse takes the job.
-            return False
-        self._sent_to_horse += 1
-        return True
+            return None
+        self._sent_to_horse = number
+        self._sent_jobs[number] = job.id
+        return number
 
     def _fork_warm_horse(self) -> None:
         """Fork a horse with a pipe each way; the horse keeps only its own ends."""
         jobs_in, jobs_out = Pipe(duplex=False)
         replies_in, replies_out = Pipe(duplex=False)
-        self._taken_by_horse, self._sent_to_horse = RawValue(ctypes.c_ulonglong, 0), 0
+        self._handoff, self._sent_to_horse, self._sent_jobs = _Handoff(), 0, {}
         os.environ["RQ_WORKER_ID"] = self.name
         child_pid = os.fork()
         if child_pid == 0:
@@ -137,8 +242,11 @@ class WarmHorse:
         self._horse_pid = child_pid
         self.procline(f"Forked warm horse {child_pid}")
 
-    def _monitor_warm_horse(self, job: Job, queue: Any, execution: Execution, resend_unstarted: bool) -> bool:
-        """Wait for the horse's answer, with RQ's heartbeats and hard kill; handle a horse that died.
+    def _monitor_warm_horse(
+        self, job: Job, queue: Any, execution: Execution, number: int, resend_unstarted: bool, sent_at: float
+    ) -> bool:
+        """Wait for the horse's answer on job `number`, with RQ's heartbeats and hard kill; handle a
+        horse that died.
 
         Returns:
             False when the horse died before it took the job (killed while idle) and
@@ -146,17 +254,18 @@ class WarmHorse:
         """
         job.started_at = now()
         timeout = job.timeout or self.queue_class.DEFAULT_TIMEOUT
-        sent_at = time.monotonic()
         beat_at = sent_at + self.job_monitoring_interval
         call_at = _later(sent_at, self.while_horse_works(0.0))
         reply = None
         while reply is None:
             try:
+                if self._from_horse is None:
+                    break  # the horse that was sent the job has died already
                 if self._from_horse.poll(max(0.0, min(beat_at, call_at) - time.monotonic())):
-                    with self._horse_lock:
-                        # From here a stop command finds no job in the horse and kills nothing.
-                        self._horse_job_id = None
-                    reply = self._from_horse.recv()
+                    reply = pickle.loads(self._from_horse.recv_bytes())
+                    self._sent_jobs.pop(reply["number"], None)
+                    if reply["number"] != number:
+                        reply = None  # an earlier job's answer
                     continue
             except (EOFError, OSError):
                 break  # the horse died
@@ -171,33 +280,39 @@ class WarmHorse:
                 self.kill_horse()
                 break
             self.maintain_heartbeats(job, execution)
-        with self._horse_lock:
-            self._horse_job_id = None
         if reply is not None:
             # The horse's cleanup_execution() popped only its own copy of `executions`.
             self.executions.pop(execution.id, None)
-            if reply.get("retire") or self._stopped_job_id == job.id:
-                # A stop that raced the job's end may have killed the horse after it answered.
+            if self._stopped_job_id == job.id:
+                # A stop for this job that came as it ended: it killed nothing (`kill_horse`).
                 self._stopped_job_id = None
+            if reply["retire"]:
                 self._discard_horse()
             return True
-        return self._handle_dead_horse(job, queue, execution, resend_unstarted)
+        return self._handle_dead_horse(job, queue, execution, number, resend_unstarted)
 
-    def _handle_dead_horse(self, job: Job, queue: Any, execution: Execution, resend_unstarted: bool) -> bool:
-        """A horse died with a job: RQ's stopped or "terminated unexpectedly" path, as its monitor.
+    def _handle_dead_horse(
+        self, job: Job, queue: Any, execution: Execution, number: int, resend_unstarted: bool
+    ) -> bool:
+        """A horse died with job `number` sent: RQ's stopped or "terminated unexpectedly" path, as
+        its monitor.
 
         Returns:
-            False when the job never started (the horse died idle) and `resend_unstarted` is set.
+            False when the job never started (the horse died before taking it) and
+            `resend_unstarted` is set.
         """
-        retpid, ret_val, rusage = self.wait_for_horse()
-        self._close_pipes()
-        self._horse_pid = 0
+        handoff = self._handoff
+        if self.horse_pid:
+            self._last_death = self.wait_for_horse()
+            self._close_pipes()
+            self._horse_pid = 0
+        retpid, ret_val, rusage = self._last_death
         try:
             job_status = job.get_status()
         except InvalidJobOperation:
             self.executions.pop(execution.id, None)
             return True  # the job ended and expired already
-        taken = self._taken_by_horse.value >= self._sent_to_horse
+        taken = handoff is not None and handoff.taken.value >= number
         if resend_unstarted and self._stopped_job_id != job.id and not taken:
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             return False
@@ -214,11 +329,14 @@ class WarmHorse:
         return True
 
     def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
-        """Kill the horse, unless this is a stop for a job it no longer runs (it is idle or on the next)."""
-        with self._horse_lock:
+        """Kill the horse, unless this is a stop for a job it does not run (it is idle, or the job
+        has ended, or not started); the horse cannot take its next job while this decides."""
+        handoff = self._handoff
+        with handoff.locked() if handoff is not None else nullcontext():
             stopping = self._stopped_job_id
-            if stopping is not None and stopping != self._horse_job_id:
-                self.log.info("Worker %s: job %s has ended, stop ignored", self.name, stopping)
+            running = self._sent_jobs.get(handoff.running.value) if handoff is not None else None
+            if stopping is not None and stopping != running:
+                self.log.info("Worker %s: job %s is not running here, stop ignored", self.name, stopping)
                 self._stopped_job_id = None
                 return
             if self.horse_pid:
@@ -291,46 +409,113 @@ class WarmHorse:
         self.setup_work_horse_signals()
         self._is_horse = True
         self.log = rq_logger
-        timed_out: list[bool] = [False]
-
-        def note_timeout(job: Job, exc_type: type, *_: Any) -> None:
-            timed_out[0] = timed_out[0] or issubclass(exc_type, JobTimeoutException)
-
-        self._exc_handlers.insert(0, note_timeout)
-        served, memory_read_at = 0, float("-inf")
+        self.become_horse(jobs_in)
         while True:
+            current, self._next_job = self._next_job, None
+            if current is None:
+                try:
+                    message = pickle.loads(jobs_in.recv_bytes())
+                except (EOFError, OSError):
+                    os._exit(0)
+                if not self._take(message):
+                    continue
+                current = _NextJob(message[0], *self._rebuild(message))
+            self.started_in_advance = current.started
             try:
-                job_state, queue_name, execution_id, created_at = jobs_in.recv()
-            except (EOFError, OSError):
-                os._exit(0)
-            self._taken_by_horse.value += 1
-            try:
-                self._run_in_horse(job_state, queue_name, execution_id, created_at)
+                os.environ["RQ_JOB_ID"] = current.job.id
+                self.executions.clear()
+                self.executions[current.execution.id] = current.execution
+                self.perform_job(current.job, current.queue, current.execution)
             except BaseException:
                 os._exit(1)
-            served += 1
-            retire = timed_out[0] or served >= self.horse_max_jobs
-            if not retire and time.monotonic() - memory_read_at >= MEMORY_READ_EVERY_S:
-                memory_read_at = time.monotonic()
-                retire = _rss_mib() > self.horse_max_rss_mib
+            retire = self._next_job is None and self._retiring()
+            self._served += 1
+            if self._next_job is None:
+                with self._handoff.locked():
+                    self._handoff.running.value = 0
             try:
-                replies_out.send({"retire": retire})
+                replies_out.send_bytes(pickle.dumps({"number": current.number, "retire": retire}))
             except OSError:
-                os._exit(0)
+                # The worker is gone. A next job started already runs first: it would be left started.
+                if self._next_job is None:
+                    os._exit(0)
             if retire:
                 os._exit(0)
 
-    def _run_in_horse(self, job_state: dict, queue_name: str, execution_id: str, created_at: Any) -> None:
-        """Rebuild the job, its queue and its execution in the horse and run RQ's perform_job."""
+    def become_horse(self, jobs_in: Connection) -> None:
+        """The horse's own state: its end of the job pipe, and what `_retiring` counts."""
+        self._jobs_in = jobs_in
+        self._timed_out, self._served, self._memory_read_at, self._too_big = False, 0, float("-inf"), False
+        self._next_job: _NextJob | None = None
+
+        def note_timeout(job: Job, exc_type: type, *_: Any) -> None:
+            self._timed_out = self._timed_out or issubclass(exc_type, JobTimeoutException)
+
+        self._exc_handlers.insert(0, note_timeout)
+
+    def next_to_start(self) -> tuple[Job, Any, Execution] | None:
+        """In the horse, as its job succeeds: the next job, when the parent has sent it already and
+        this horse will run it (it is not retiring). The horse has taken it: `next_started` must follow."""
+        if self._jobs_in is None or self._retiring():
+            return None
+        try:
+            while self._jobs_in.poll(0):
+                message = pickle.loads(self._jobs_in.recv_bytes())
+                if self._take(message):
+                    self._next_job = _NextJob(message[0], *self._rebuild(message))
+                    return self._next_job.job, self._next_job.queue, self._next_job.execution
+        except (EOFError, OSError):
+            pass
+        return None
+
+    def next_started(self, started: bool | None) -> None:
+        """Whether `next_to_start`'s job was started with the end of the one before (None: it was
+        not sent, its own start script runs before it)."""
+        self._next_job.started = started
+
+    def _take(self, message: tuple) -> bool:
+        """Take a job from the pipe, unless the parent withdrew it or it waited there too long
+        (then it is the parent's, or a rescue's, to give back)."""
+        number, handed_at = message[0], message[1]
+        max_age_s = self.handoff_max_age_s
+        stale = None not in (handed_at, max_age_s) and time.monotonic() - handed_at > max_age_s
+        with self._handoff.locked():
+            if stale or number <= self._handoff.withdrawn.value:
+                self._handoff.withdrawn.value = max(number, self._handoff.withdrawn.value)
+                return False
+            self._handoff.taken.value = self._handoff.running.value = number
+        return True
+
+    def _retiring(self) -> bool:
+        """Whether the horse exits after its current job: it timed out, it has run `horse_max_jobs`,
+        or its resident memory passes `horse_max_rss_mib` (read at most once a second)."""
+        if self._timed_out or self._served + 1 >= self.horse_max_jobs:
+            return True
+        if time.monotonic() - self._memory_read_at >= MEMORY_READ_EVERY_S:
+            self._memory_read_at = time.monotonic()
+            self._too_big = _rss_mib() > self.horse_max_rss_mib
+        return self._too_big
+
+    def _rebuild(self, message: tuple) -> tuple[Job, Any, Execution]:
+        """The job, its queue and its execution a message describes, on the horse's Redis client."""
+        _, _, job_state, queue_name, execution_id, created_at = message
         job = job_from_state(self.job_class, job_state, self.connection, self.serializer)
-        os.environ["RQ_JOB_ID"] = job.id
         queue = next(queue for queue in self.queues if queue.name == queue_name)
         execution = Execution(execution_id, job.id, connection=self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = created_at
         execution._job = job
-        self.executions.clear()
-        self.executions[execution.id] = execution
-        self.perform_job(job, queue, execution)
+        return job, queue, execution
+
+
+@dataclass
+class _NextJob:
+    """A job the horse has taken: its number, its objects, and whether it was started already."""
+
+    number: int
+    job: Job
+    queue: Any
+    execution: Execution
+    started: bool | None = None
 
 
 def job_from_state(job_class: type[Job], state: dict, connection: Any, serializer: Any = None) -> Job:
@@ -363,7 +548,7 @@ def _closed_within(end: Connection, timeout_s: float) -> bool:
     """Whether the writer of `end` closes it within `timeout_s` (anything it still sends is dropped)."""
     try:
         while end.poll(timeout_s):
-            end.recv()
+            end.recv_bytes()
     except (EOFError, OSError):
         return True
     return False

@@ -12,12 +12,15 @@ Jobs run in a warm work horse (`jobs.horse.WarmHorse`): forked once, reused for 
 again after a stop, a crash, a timeout, `HORSE_MAX_JOBS` jobs or `HORSE_MAX_RSS_MIB`. A job's
 bookkeeping takes one round trip to start it and one to end a success (`jobs.bookkeeping`);
 the worker is marked idle only when it finds every queue empty, not between back-to-back jobs.
-While the horse runs a job the worker takes the next one (`while_horse_works`), so back-to-back
-short jobs cost no dequeue round trip between them; a job taken so is held at most
-`PREFETCH_HOLD_S` (then given back to its queue), started only if it still waits (not
-canceled, deleted or rescued meanwhile), and given back on shutdown.
+While the horse runs a job the worker takes the next one (`while_horse_works`) and hands it to
+the horse, which starts it with the end of the job before (`WarmHorse.hand_to_horse`), so
+back-to-back short jobs cost no dequeue round trip and no wait between them. A job taken so is
+held at most `PREFETCH_HOLD_S`: one the horse has not taken by then is withdrawn and given back
+to its queue. It is started only if it still waits (not canceled, deleted or rescued
+meanwhile); on shutdown it is given back, or run to its end if the horse has taken it.
 """
 
+import inspect
 import threading
 import time
 
@@ -55,6 +58,7 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
     each job's bookkeeping in two round trips."""
 
     queue_class = ReliableQueue
+    handoff_max_age_s = PREFETCH_MAX_AGE_S
 
     def __init__(self, queues, *args, queue_class=None, connection=None, **kwargs):
         """As `rq.Worker`; a queue class other than `ReliableQueue` (or a subclass) is refused.
@@ -74,6 +78,15 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
         self._wake = threading.Event()
         self._rescued_at: float | None = None
         self._next: tuple[Job, Queue, float] | None = None  # a job taken early, and when
+        self._hand_early = True
+
+    def work(self, *args, **kwargs) -> bool:
+        """RQ's loop. With `max_jobs` a job taken early is not handed to the horse: RQ's loop may end
+        before it."""
+        self._hand_early = (
+            inspect.signature(rq.Worker.work).bind(self, *args, **kwargs).arguments.get("max_jobs") is None
+        )
+        return super().work(*args, **kwargs)
 
     def subscribe(self) -> None:
         """Subscribe to RQ's command channel and to each queue's wake channel, on one connection."""
@@ -112,7 +125,7 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
                     self.run_maintenance_tasks()
                 self.rescue_if_due()
                 self._wake.clear()  # before looking: a wake-up from now on ends the wait below
-                result = self._take_next() or self._pop()
+                result = self._take_handed() or self._take_next() or self._pop()
                 if result is not None:
                     self._took(*result)
                     break
@@ -141,23 +154,40 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
         """Take the next job as the horse starts this one (the dequeue then costs no round trip
         between jobs); give it back if this job is still running `PREFETCH_HOLD_S` later."""
         if elapsed_s > 0:
+            self._withdraw_handed()
             self._give_back_next()
             return None
-        if self._next is None and not self._stop_requested:
+        if self._next is None and self._handed is None and not self._stop_requested:
             try:
                 found = self._pop()
             except Exception as exc:  # the dequeue after this job meets it again (or a rescue does)
                 self.log.warning("Worker %s: could not take the next job early: %r", self.name, exc)
                 found = None
-            if found is not None:
+            if found is not None and (not self._hand_early or self.hand_to_horse(*found) is None):
                 self._next = (*found, time.monotonic())
-        return PREFETCH_HOLD_S if self._next is not None else None
+        return PREFETCH_HOLD_S if self._next is not None or self._handed is not None else None
 
     def _pop(self) -> tuple[Job, Queue] | None:
         """One look at the queues, in this worker's order (`jobs.dequeue.pop`)."""
-        return pop(
-            self._ordered_queues, self.connection, self.job_class, self.serializer, self.death_penalty_class
-        )
+        return pop(self._ordered_queues, self.connection, self.job_class, self.serializer)
+
+    def _take_handed(self) -> tuple[Job, Queue] | None:
+        """The job handed to the horse early, if the horse has taken it (`execute_job` then only
+        watches it); one it has not is withdrawn and becomes the job taken early (`_take_next`)."""
+        if self._handed is None:
+            return None
+        handed = self.withdraw_handed()
+        if handed is None:
+            return self._handed.job, self._handed.queue
+        self._next = (handed.job, handed.queue, handed.handed_at)
+        return None
+
+    def _withdraw_handed(self) -> None:
+        """Withdraw the job handed to the horse early, and give it back, unless the horse took it."""
+        handed = self.withdraw_handed()
+        if handed is not None:
+            self._next = (handed.job, handed.queue, handed.handed_at)
+            self._give_back_next()
 
     def _take_next(self) -> tuple[Job, Queue] | None:
         """The job taken early, if it was taken under `PREFETCH_MAX_AGE_S` ago (else it goes back)."""
@@ -182,7 +212,16 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
             self.log.warning("Worker %s: job %s left for the rescue (%s)", self.name, job.id, exc)
 
     def teardown(self) -> None:
-        """Give back the job taken early, then the warm horse's and RQ's teardown."""
+        """Give back the job taken early; one the horse has taken already runs to its end, watched as
+        any other. Then the warm horse's and RQ's teardown."""
+        self._stop_requested = True  # nothing more is taken early
+        self._withdraw_handed()
+        handed = self._handed
+        if handed is not None:
+            try:
+                self.execute_job(handed.job, handed.queue)
+            except Exception:  # a horse left running is killed by RQ's teardown path below
+                self.log.exception("Worker %s: could not see job %s to its end", self.name, handed.job.id)
         self._give_back_next()
         super().teardown()
 
