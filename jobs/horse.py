@@ -499,7 +499,7 @@ class WarmHorse:
     def _rebuild(self, message: tuple) -> tuple[Job, Any, Execution]:
         """The job, its queue and its execution a message describes, on the horse's Redis client."""
         _, _, job_state, queue_name, execution_id, created_at = message
-        job = job_from_state(self.job_class, job_state, self.connection, self.serializer)
+        job = job_from_state(self.job_class, job_state, self.connection)
         queue = next(queue for queue in self.queues if queue.name == queue_name)
         execution = Execution(execution_id, job.id, connection=self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = created_at
@@ -518,9 +518,9 @@ class _NextJob:
     started: bool | None = None
 
 
-def job_from_state(job_class: type[Job], state: dict, connection: Any, serializer: Any = None) -> Job:
-    """The job `state_of()` described, on this process's Redis client."""
-    job = job_class(connection=connection, serializer=serializer)
+def job_from_state(job_class: type[Job], state: dict, connection: Any) -> Job:
+    """The job `state_of()` described, on this process's Redis client (its serializer comes with it)."""
+    job = job_class(connection=connection)
     job.__dict__.update(state)
     return job
 

@@ -7,6 +7,8 @@ import pickle
 
 import pytest
 from rq import Queue
+from rq.job import Job
+from rq.serializers import JSONSerializer
 from rq.suspension import suspend
 from rq.worker.base import StopRequested
 
@@ -30,6 +32,15 @@ def test_a_job_sent_to_the_horse_arrives_whole(redis):
         {"owner": "me"},
     )
     assert (arrived.func_name, arrived.args, arrived.perform()) == ("tests.fixture_jobs.answer", (7,), 7)
+
+
+def test_a_job_sent_to_the_horse_keeps_its_serializer(redis):
+    queue = Queue("default", connection=redis, serializer=JSONSerializer)
+    job = Job.fetch(
+        queue.enqueue("tests.fixture_jobs.answer", 7).id, connection=redis, serializer=JSONSerializer
+    )
+    arrived = job_from_state(Job, pickle.loads(pickle.dumps(state_of(job))), redis)
+    assert arrived.serializer is JSONSerializer and arrived.perform() == 7
 
 
 def test_the_state_leaves_out_the_redis_client():
