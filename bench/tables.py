@@ -229,7 +229,7 @@ def rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
     )
     rows += [
         (
-            "Redis commands per 1-step job, start to end (ours and tutorial: 2 progress saves included)",
+            "Redis commands per 1-step job, start to end (each: one progress save, then the result)",
             fmt(get(summary, "cost", OURS, "per_1_step_job")),
             fmt(get(summary, "cost", CELERY, "per_1_step_job")),
             fmt(get(summary, "cost", PLAIN, "per_1_step_job")) + " (no-op job)",
