@@ -58,12 +58,17 @@ while i <= #ARGV do
 end
 """
 # Starts a job only if it still waits: still in the intermediate list its worker took it into (not
-# rescued meanwhile) and still "queued" (not canceled or deleted). KEYS: that list, the job's hash.
-# ARGV: the job id, then the commands to run (`_RUN_FROM`). Returns 1 when the job was started.
+# rescued meanwhile) and still "queued" (not canceled or deleted). KEYS: that list, the job's hash,
+# the execution's hash. ARGV: the job id, then the commands to run (`_RUN_FROM`). Returns 1 when
+# the job was started, now or by this same execution before: redis-py sends a command again when
+# its connection drops, and a start whose reply was lost must not strand its job "started".
 _START = Script(
     None,
     b"""
-if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
+  local started = redis.call('HGET', KEYS[2], 'status') == 'started'
+  return (started and redis.call('EXISTS', KEYS[3]) == 1) and 1 or 0
+end
 if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then return 0 end
 local first = 2
 """
@@ -128,7 +133,7 @@ class Bookkeeping:
         job.prepare_for_execution(self.name, pipeline=writes)
         writes.persist(job.key)
         queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
-        keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key]
+        keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key, execution.key]
         return keys, [job.id, *_flat(writes)]
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:

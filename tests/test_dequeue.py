@@ -60,6 +60,19 @@ def test_the_start_script_takes_the_job_out_of_the_intermediate_list(queues, red
     assert worker.get_state() == "busy" and redis.hget(worker.key, "state") == b"busy"
 
 
+def test_a_start_sent_again_by_its_execution_still_starts_and_another_execution_is_refused(queues, redis):
+    job = queues[1].enqueue("tests.fixture_jobs.answer")
+    worker = Worker(list(NAMES), connection=redis)
+    taken, _ = pop(worker.queues, redis)
+    execution = worker.prepare_execution(taken)
+    assert worker.start_if_waiting(taken, execution)
+    assert worker.start_if_waiting(taken, execution)  # as redis-py sends it again after a lost reply
+    assert StartedJobRegistry("default", connection=redis).count == 1
+    assert not worker.start_if_waiting(taken, worker.prepare_execution(taken))
+    job.cancel()
+    assert not worker.start_if_waiting(taken, execution)
+
+
 @pytest.mark.parametrize("meanwhile", ["canceled", "deleted", "rescued"])
 def test_a_job_that_no_longer_waits_is_not_started(queues, redis, meanwhile):
     job = queues[1].enqueue("tests.fixture_jobs.answer")
