@@ -92,7 +92,7 @@ class _Handoff:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the lock; a horse that died holding it cannot make the parent wait more than a second."""
+        """Hold the lock; a horse that died holding it makes the parent wait `LOCK_WAIT_S` at most."""
         acquired = self.lock.acquire(timeout=LOCK_WAIT_S)
         try:
             yield
