@@ -132,6 +132,19 @@ def test_a_stop_ends_the_running_job_within_a_second_and_the_next_job_runs(warm,
     assert warm.registered_pid() == warm.process.pid and warm.process.poll() is None
 
 
+def test_a_stop_for_a_job_handed_behind_a_short_one_stops_that_job_only(warm, redis_client, tmp_path):
+    # Enqueued together: the worker hands the second to the horse while it runs the first.
+    key = f"pid-{uuid.uuid4().hex}"
+    short = warm.queue.enqueue("tests.fixture_jobs.horse_pid", **CALLBACKS)
+    long = warm.queue.enqueue("tests.fixture_jobs.pid_then_wait", key, str(tmp_path / "never"), **CALLBACKS)
+    wait_until(lambda: redis_client.get(key), what="the second job running")
+    send_stop_job_command(redis_client, long.id)
+    wait_until(lambda: long.get_status(refresh=True) == JobStatus.STOPPED, 1.0, what="the second job stopped")
+    assert ended(short).get_status() == JobStatus.FINISHED
+    assert short.return_value() == int(redis_client.get(key))  # one horse ran both
+    assert warm.run("tests.fixture_jobs.answer", 5).return_value() == 5
+
+
 def test_a_cooperative_stop_ends_the_job_stopped_and_keeps_the_horse(warm, redis_client):
     before = warm.run("tests.fixture_jobs.horse_pid").return_value()
     job = warm.run("tests.fixture_jobs.count_until_stopped", 10)
