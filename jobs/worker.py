@@ -151,8 +151,9 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
         return result
 
     def while_horse_works(self, elapsed_s: float) -> float | None:
-        """Take the next job as the horse starts this one (the dequeue then costs no round trip
-        between jobs); give it back if this job is still running `PREFETCH_HOLD_S` later."""
+        """Take the next job as the horse starts this one and hand it to the horse, which starts it
+        with this one's end; withdraw it and give it back if this job still runs `PREFETCH_HOLD_S`
+        later (and the horse has not taken it)."""
         if elapsed_s > 0:
             self._withdraw_handed()
             self._give_back_next()
