@@ -178,7 +178,7 @@ class Bookkeeping:
         if following is None:
             dependents = _RUN(args=end, client=self.connection)
         else:
-            dependents = self._end_and_start(end, *following)
+            dependents, following.started = self._end_and_start(end, following.job, following.execution)
         if dependents:
             queue.enqueue_ready_jobs_by_queue(queue.move_dependents_to_ready(job))
         release_slot(job)
@@ -186,21 +186,18 @@ class Bookkeeping:
         if job.success_callback is not on_success:  # ours logs the job's end line
             self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
 
-    def _end_and_start(self, end: list[Any], next_job: Job, queue: Any, next_execution: Execution) -> int:
+    def _end_and_start(self, end: list[Any], next_job: Job, next_execution: Execution) -> tuple[int, bool]:
         """This job's end (`_RUN`, its dependents counted) and the next job's start (`_START`) in one
-        round trip; returns the count of this job's dependents."""
+        round trip; returns the count of this job's dependents and whether the next job started.
+        When this raises, the next job's own start script runs before it (`_START` accepts a start
+        its execution made already)."""
         keys, args = self._start_script_input(next_job, next_execution)
-        try:
-            with self.connection.pipeline(transaction=False) as both:
-                # Script text: a script object in a pipeline costs a SCRIPT EXISTS round trip.
-                both.eval(_RUN.script, 0, *end)
-                both.eval(_START.script, len(keys), *keys, *args)
-                dependents, started = both.execute()
-        except BaseException:
-            self.next_started(None)  # the next job's own start script runs before it
-            raise
-        self.next_started(bool(started))
-        return dependents
+        with self.connection.pipeline(transaction=False) as both:
+            # Script text: a script object in a pipeline costs a SCRIPT EXISTS round trip.
+            both.eval(_RUN.script, 0, *end)
+            both.eval(_START.script, len(keys), *keys, *args)
+            dependents, started = both.execute()
+        return dependents, bool(started)
 
     def _end_success(self, job: Job, execution: Execution, pipeline: Any) -> None:
         """RQ's `handle_job_success` writes, on `pipeline`."""

@@ -90,6 +90,10 @@ class _Handoff:
         self.running = RawValue(ctypes.c_ulonglong, 0)  # the job it runs now; 0 when idle
         self.withdrawn = RawValue(ctypes.c_ulonglong, 0)  # jobs up to this one must not be taken
 
+    def took(self, number: int) -> bool:
+        """Whether the horse took job `number` (it will run it, or ran it if it died since)."""
+        return self.taken.value >= number
+
     @contextmanager
     def locked(self) -> Iterator[None]:
         """Hold the lock; a horse that died holding it makes the parent wait `LOCK_WAIT_S` at most."""
@@ -114,8 +118,8 @@ class Handed:
 
     @property
     def taken(self) -> bool:
-        """Whether the horse took it (it will run it, or ran it if it died since)."""
-        return self.handoff.taken.value >= self.number
+        """Whether the horse took it (`_Handoff.took`)."""
+        return self.handoff.took(self.number)
 
 
 class WarmHorse:
@@ -126,7 +130,7 @@ class WarmHorse:
     # A job sent early waiting in the pipe longer than this (seconds) is not taken (None: any).
     handoff_max_age_s: float | None = None
     # In the horse, for the job it runs: whether it was started with the end of the one before
-    # (`next_started`); None: its own start runs first.
+    # (`TakenJob.started`); None: its own start runs first.
     started_in_advance: bool | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -312,7 +316,7 @@ class WarmHorse:
         except InvalidJobOperation:
             self.executions.pop(execution.id, None)
             return True  # the job ended and expired already
-        taken = handoff is not None and handoff.taken.value >= number
+        taken = handoff is not None and handoff.took(number)
         if resend_unstarted and self._stopped_job_id != job.id and not taken:
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             return False
@@ -417,9 +421,9 @@ class WarmHorse:
                     message = pickle.loads(jobs_in.recv_bytes())
                 except (EOFError, OSError):
                     os._exit(0)
-                if not self._take(message):
+                current = self._take(message)
+                if current is None:
                     continue
-                current = _NextJob(message[0], *self._rebuild(message))
             self.started_in_advance = current.started
             try:
                 os.environ["RQ_JOB_ID"] = current.job.id
@@ -446,34 +450,29 @@ class WarmHorse:
         """The horse's own state: its end of the job pipe, and what `_retiring` counts."""
         self._jobs_in = jobs_in
         self._timed_out, self._served, self._memory_read_at, self._too_big = False, 0, float("-inf"), False
-        self._next_job: _NextJob | None = None
+        self._next_job: TakenJob | None = None
 
         def note_timeout(job: Job, exc_type: type, *_: Any) -> None:
             self._timed_out = self._timed_out or issubclass(exc_type, JobTimeoutException)
 
         self._exc_handlers.insert(0, note_timeout)
 
-    def next_to_start(self) -> tuple[Job, Any, Execution] | None:
+    def next_to_start(self) -> "TakenJob | None":
         """In the horse, as its job succeeds: the next job, when the parent has sent it already and
-        this horse will run it (it is not retiring). The horse has taken it: `next_started` must follow."""
+        this horse will run it (it is not retiring). The horse has taken it and runs it next; its
+        `started` says whether it was started with this job's end."""
         if self._jobs_in is None or self._retiring():
             return None
         try:
             while self._jobs_in.poll(0):
-                message = pickle.loads(self._jobs_in.recv_bytes())
-                if self._take(message):
-                    self._next_job = _NextJob(message[0], *self._rebuild(message))
-                    return self._next_job.job, self._next_job.queue, self._next_job.execution
+                self._next_job = self._take(pickle.loads(self._jobs_in.recv_bytes()))
+                if self._next_job is not None:
+                    return self._next_job
         except (EOFError, OSError):
             pass
         return None
 
-    def next_started(self, started: bool | None) -> None:
-        """Whether `next_to_start`'s job was started with the end of the one before (None: it was
-        not sent, its own start script runs before it)."""
-        self._next_job.started = started
-
-    def _take(self, message: tuple) -> bool:
+    def _take(self, message: tuple) -> "TakenJob | None":
         """Take a job from the pipe, unless the parent withdrew it or it waited there too long
         (then it is the parent's, or a rescue's, to give back)."""
         number, handed_at = message[0], message[1]
@@ -482,9 +481,9 @@ class WarmHorse:
         with self._handoff.locked():
             if stale or number <= self._handoff.withdrawn.value:
                 self._handoff.withdrawn.value = max(number, self._handoff.withdrawn.value)
-                return False
+                return None
             self._handoff.taken.value = self._handoff.running.value = number
-        return True
+        return TakenJob(number, *self._rebuild(message))
 
     def _retiring(self) -> bool:
         """Whether the horse exits after its current job: it timed out, it has run `horse_max_jobs`,
@@ -508,8 +507,9 @@ class WarmHorse:
 
 
 @dataclass
-class _NextJob:
-    """A job the horse has taken: its number, its objects, and whether it was started already."""
+class TakenJob:
+    """A job the horse has taken: its number, its objects, and whether it was started already
+    (None: its own start script runs before it)."""
 
     number: int
     job: Job

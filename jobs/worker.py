@@ -175,20 +175,22 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
     def _take_handed(self) -> tuple[Job, Queue] | None:
         """The job handed to the horse early, if the horse has taken it (`execute_job` then only
         watches it); one it has not is withdrawn and becomes the job taken early (`_take_next`)."""
-        if self._handed is None:
+        if self._handed is None or self._withdrawn_to_next():
             return None
-        handed = self.withdraw_handed()
-        if handed is None:
-            return self._handed.job, self._handed.queue
-        self._next = (handed.job, handed.queue, handed.handed_at)
-        return None
+        return self._handed.job, self._handed.queue
 
     def _withdraw_handed(self) -> None:
         """Withdraw the job handed to the horse early, and give it back, unless the horse took it."""
+        if self._withdrawn_to_next():
+            self._give_back_next()
+
+    def _withdrawn_to_next(self) -> bool:
+        """Withdraw the job handed to the horse early, unless the horse took it; a withdrawn job
+        becomes the job taken early. Whether one was withdrawn."""
         handed = self.withdraw_handed()
         if handed is not None:
             self._next = (handed.job, handed.queue, handed.handed_at)
-            self._give_back_next()
+        return handed is not None
 
     def _take_next(self) -> tuple[Job, Queue] | None:
         """The job taken early, if it was taken under `PREFETCH_MAX_AGE_S` ago (else it goes back)."""
