@@ -186,9 +186,8 @@ def rq_starter(redis_url: str):
     return lambda: queue.enqueue("jobs.demo.long_task", steps=1, step_seconds=0).id
 
 
-def rq_ended(redis_url: str):
-    """Whether an RQ job has ended, read from its hash."""
-    connection = Redis.from_url(redis_url)
+def rq_ended(connection: Redis):
+    """Given a job id, whether that RQ job has ended, read from its hash in one command."""
     return lambda job_id: connection.hget(f"rq:job:{job_id}", "status") in (b"finished", b"failed")
 
 

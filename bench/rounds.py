@@ -161,7 +161,10 @@ def plain_round(bench: Bench) -> None:
     try:
         raw["start", PLAIN].append(
             figures.start_latency(
-                figures.rq_starter(server.url), saves, 5 if bench.quick else 15, figures.rq_ended(server.url)
+                figures.rq_starter(server.url),
+                saves,
+                5 if bench.quick else 15,
+                figures.rq_ended(server.client),
             )
         )
         raw["cost", PLAIN].append(figures.cost_of_plain_job(server, server.url))

@@ -103,12 +103,13 @@ def _start(redis_url: str, kind: str, count: int):
 def _rq_one(connection: Redis, enqueue_one):
     """A starter of one RQ job, returning (is it done? in one command, its start delay in seconds)."""
 
+    ended = figures.rq_ended(connection)
+
     def one():
         job_id = enqueue_one()
-        key = f"rq:job:{job_id}"
 
         def done() -> bool:
-            return connection.hget(key, "status") in (b"finished", b"failed")
+            return ended(job_id)
 
         def delay() -> float:
             from rq.job import Job
