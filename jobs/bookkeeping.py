@@ -10,24 +10,23 @@ watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job
   (the execution, the started registry, the worker busy) and what RQ's horse writes in
   `prepare_job_execution` (status "started", start time, worker name, the job key made
   persistent), and takes the job out of its intermediate list; the script first checks that
-  the job still waits there and is still queued, so a job canceled, deleted or rescued since
+  the job still waits there and has not ended, so a job canceled, deleted or rescued since
   its dequeue is skipped, never run. The parent only makes the execution's id, so its part of a
   job is the dequeue and a message to the horse; until the start the job is in its
   intermediate list, where a dead worker's job is rescued.
-- **End of a success.** RQ's result, registries, worker counters and execution clean-up, the
+- **End of a success.** RQ's result, registries, worker counters and execution clean-up, and the
   writes of our success callback (`jobs.callbacks.joined_to`: the final payload, the job log's
-  TTL, the run-time histogram), and a count of the job's dependents run in one script, as
-  atomic as RQ's MULTI (a script returns one reply where a MULTI returns one per command). No
-  WATCH is needed: a job enqueued with `depends_on` watches this job's hash, so it either was
-  added to the dependents before the script (and is counted) or sees the job FINISHED.
-  Dependents, when there are any, are then moved with RQ's own WATCH loop. When the parent has
-  handed the horse its next job already (`jobs.horse`), that job's start goes in the same round
-  trip, after this end.
+  TTL, the run-time histogram) run in one script, as atomic as RQ's MULTI (a script returns one
+  reply where a MULTI returns one per command), when the job has no dependents. No WATCH is
+  needed: a job enqueued with `depends_on` watches this job's hash, so it either was added to
+  the dependents before the script (which then writes nothing) or sees the job FINISHED. A job
+  with dependents takes RQ's own `handle_job_success`, which moves them (or, for a parent
+  canceled while it ran, holds them back) before it ends or deletes the job. When the parent
+  has handed the horse its next job already (`jobs.horse`), that job's start goes in the same
+  round trip, after this end.
 
 Both scripts take the commands RQ's own code queues on a pipeline (`_flat`), so what is written
-is RQ's, only sent differently.
-- **Log lines.** The end line of our callback (id, function, outcome, run time, queue) replaces
-  RQ's three success lines; a job without our callback gets RQ's "Job OK" line.
+is RQ's, only sent differently. The log lines are RQ's.
 
 A `Retry` returned by the job, a repeating job, failures and stops take RQ's own path; a stop
 stores the job's end before its stopped callback publishes (RQ runs the callback first).
@@ -41,11 +40,13 @@ from rq.callbacks import execute_stopped_callback, execute_success_callback
 from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus, Retry
+from rq.logutils import blue, green
 from rq.rate_limit import release_slot
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from jobs.callbacks import joined_to, on_success
+from jobs.callbacks import joined_to
+from jobs.dequeue import STARTABLE, is_held
 
 # Runs the commands given in ARGV from its `first`, each as its argument count and its arguments;
 # `reply` is the last one's reply.
@@ -58,18 +59,21 @@ while i <= #ARGV do
 end
 """
 # Starts a job only if it still waits: still in the intermediate list its worker took it into (not
-# rescued meanwhile) and still "queued" (not canceled or deleted). KEYS: that list, the job's hash,
-# the execution's hash. ARGV: the job id, then the commands to run (`_RUN_FROM`). Returns 1 when
-# the job was started, now or by this same execution before: redis-py sends a command again when
-# its connection drops, and a start whose reply was lost must not strand its job "started".
+# rescued meanwhile) and startable (`STARTABLE`: not deleted, canceled, failed by the lost-job
+# check or started elsewhere; a job pushed while `created` runs, as under RQ's worker).
+# KEYS: that list, the job's hash, the execution's hash. ARGV: the job id, then the commands to
+# run (`_RUN_FROM`). Returns 1 when the job was started, now or by this same execution before:
+# redis-py sends a command again when its connection drops, and a start whose reply was lost
+# must not strand its job "started".
 _START = Script(
     None,
-    b"""
+    STARTABLE
+    + b"""
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
   local started = redis.call('HGET', KEYS[2], 'status') == 'started'
   return (started and redis.call('EXISTS', KEYS[3]) == 1) and 1 or 0
 end
-if redis.call('HGET', KEYS[2], 'status') ~= 'queued' then return 0 end
+if not startable(KEYS[2]) then return 0 end
 local first = 2
 """
     + _RUN_FROM
@@ -77,13 +81,23 @@ local first = 2
 )
 # Runs the commands given in ARGV atomically (see `_RUN_FROM`); returns the last one's reply.
 _RUN = Script(None, b"local first = 1\n" + _RUN_FROM + b"return reply")
+# A success's end: runs the commands given in ARGV (`_RUN_FROM`) only when the job has no
+# dependents (KEYS[1], its dependents set), and returns 1; else returns 0 and writes nothing, and
+# RQ's own end, which moves the dependents before it ends (or deletes) the job, follows.
+_END = Script(
+    None,
+    b"if redis.call('SCARD', KEYS[1]) > 0 then return 0 end\nlocal first = 1\n" + _RUN_FROM + b"return 1",
+)
 
 
 class Bookkeeping:
     """Mixin for RQ's `Worker` with a watching parent: a job's start and end in one round trip each."""
 
     def prepare_execution(self, job: Job) -> Execution:
-        """In the parent: the job's execution, made here, written by the horse as it starts the job."""
+        """In the parent: the job's execution, made here, written by the horse as it starts the job;
+        RQ's for a job `jobs.dequeue.pop` did not take (a caller of RQ's API handed it)."""
+        if not is_held(job):
+            return super().prepare_execution(job)
         execution = Execution(uuid4().hex, job.id, connection=self.connection, worker_name=self.name)
         execution._job = job
         self.executions[execution.id] = execution
@@ -94,7 +108,9 @@ class Bookkeeping:
 
     def perform_job(self, job: Job, queue: Any, execution: Execution) -> bool:
         """In the horse: start the job (`start_if_waiting`), then RQ's `perform_job`; a job that no longer
-        waits is skipped."""
+        waits is skipped. A job `jobs.dequeue.pop` did not take runs as RQ runs it."""
+        if not is_held(job):
+            return super().perform_job(job, queue, execution)
         started = self.started_in_advance
         if started is None:
             started = self.start_if_waiting(job, execution)
@@ -110,8 +126,8 @@ class Bookkeeping:
 
     def start_if_waiting(self, job: Job, execution: Execution) -> bool:
         """What RQ's parent writes in `prepare_execution` and its horse in `prepare_job_execution`,
-        in one script that first takes the job out of its intermediate list and checks it is still
-        queued (`_START`).
+        in one script that first takes the job out of its intermediate list and checks it may still
+        start (`_START`).
 
         Returns:
             Whether the job was started.
@@ -137,7 +153,11 @@ class Bookkeeping:
         return keys, [job.id, *_flat(writes)]
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        """In the horse, within RQ's `perform_job`: nothing left to send (`start_if_waiting` did it)."""
+        """In the horse, within RQ's `perform_job`: nothing left to send (`start_if_waiting` did it);
+        RQ's for a job `jobs.dequeue.pop` did not take."""
+        if not is_held(job):
+            super().prepare_job_execution(job, remove_from_intermediate_queue)
+            return
         self.procline(f"Processing {job.func_name} from {job.origin} since {now().timestamp()}")
 
     def handle_execution_ended(self, job: Job, queue: Any, heartbeat_ttl: int) -> None:
@@ -160,7 +180,8 @@ class Bookkeeping:
             self.log.exception("Worker %s: stopped callback for job %s raised", self.name, job.id)
 
     def _finalize_success(self, job: Job, queue: Any, execution: Execution, return_value: Any) -> None:
-        """RQ's, with the success callback's writes and the job's end in one script (module docstring)."""
+        """RQ's, with the success callback's writes and the job's end in one script (module docstring);
+        a job with dependents takes RQ's own end, which moves them before it deletes or ends the job."""
         if isinstance(return_value, Retry) or job.repeats_left:
             super()._finalize_success(job, queue, execution, return_value)
             return
@@ -171,33 +192,68 @@ class Bookkeeping:
             # A callback that raises leaves its writes unsent: RQ fails the job instead.
             with joined_to(writes):
                 execute_success_callback(job, self.death_penalty_class, return_value)
+            callback_writes = _flat(writes)
             self._end_success(job, execution, writes)
-            writes.scard(job.dependents_key)
-            end = _flat(writes)
+            end = callback_writes + _flat(writes)
         following = self.next_to_start()
         if following is None:
-            dependents = _RUN(args=end, client=self.connection)
+            ended = _END(keys=[job.dependents_key], args=end, client=self.connection)
         else:
-            dependents, following.started = self._end_and_start(end, following.job, following.execution)
-        if dependents:
-            queue.enqueue_ready_jobs_by_queue(queue.move_dependents_to_ready(job))
-        release_slot(job)
+            ended, following.started = self._end_and_start(end, job, following.job, following.execution)
+        if ended:
+            release_slot(job)
+            self._log_success(job)
+        else:
+            if callback_writes:
+                _RUN(args=callback_writes, client=self.connection)
+            self.handle_job_success(job, queue, queue.started_job_registry, execution)
         job.send_webhooks(JobStatus.FINISHED)
-        if job.success_callback is not on_success:  # ours logs the job's end line
-            self.log.info("Worker %s: %s: Job OK (%s)", self.name, job.origin, job.id)
+        self._log_result(job, return_value)
 
-    def _end_and_start(self, end: list[Any], next_job: Job, next_execution: Execution) -> tuple[int, bool]:
-        """This job's end (`_RUN`, its dependents counted) and the next job's start (`_START`) in one
-        round trip; returns the count of this job's dependents and whether the next job started.
+    def _log_success(self, job: Job) -> None:
+        """The line RQ's `handle_job_success` logs once the job's end is stored."""
+        taken = job.ended_at - job.started_at
+        if self.log_job_description:
+            self.log.info(
+                "Successfully completed %s job in %ss on worker %s", job.description, taken, self.name
+            )
+        else:
+            self.log.info("Successfully completed job %s in %ss on worker %s", job.id, taken, self.name)
+
+    def _log_result(self, job: Job, return_value: Any) -> None:
+        """The lines RQ's `_finalize_success` logs after a job's end."""
+        self.log.info("Worker %s: %s: %s (%s)", self.name, green(job.origin), blue("Job OK"), job.id)
+        if return_value is not None:
+            self.log.debug("Worker %s: result: %r", self.name, return_value)
+        if self.log_result_lifespan:
+            result_ttl = job.get_result_ttl(self.default_result_ttl)
+            if result_ttl == 0:
+                self.log.info("Worker %s: job %s result discarded immediately", self.name, job.id)
+            elif result_ttl > 0:
+                self.log.info(
+                    "Worker %s: job %s result is kept for %s seconds", self.name, job.id, result_ttl
+                )
+            else:
+                self.log.info(
+                    "Worker %s: job %s result will never expire, clean up result key manually",
+                    self.name,
+                    job.id,
+                )
+
+    def _end_and_start(
+        self, end: list[Any], job: Job, next_job: Job, next_execution: Execution
+    ) -> tuple[bool, bool]:
+        """This job's end (`_END`) and the next job's start (`_START`) in one round trip; returns
+        whether this job's end was written (not when it has dependents) and the next job started.
         When this raises, the next job's own start script runs before it (`_START` accepts a start
         its execution made already)."""
         keys, args = self._start_script_input(next_job, next_execution)
         with self.connection.pipeline(transaction=False) as both:
             # Script text: a script object in a pipeline costs a SCRIPT EXISTS round trip.
-            both.eval(_RUN.script, 0, *end)
+            both.eval(_END.script, 1, job.dependents_key, *end)
             both.eval(_START.script, len(keys), *keys, *args)
-            dependents, started = both.execute()
-        return dependents, bool(started)
+            ended, started = both.execute()
+        return bool(ended), bool(started)
 
     def _end_success(self, job: Job, execution: Execution, pipeline: Any) -> None:
         """RQ's `handle_job_success` writes, on `pipeline`."""

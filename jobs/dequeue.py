@@ -14,8 +14,8 @@ or it shuts down) back at the FRONT of its queue, in one script.
 `rescue_stranded` puts back at the FRONT of its queue a job that sits in an intermediate list
 outside the StartedJobRegistry: seen there twice, at least `STUCK_GAP_S` apart by Redis's
 clock (a live worker holds a job there for milliseconds), in one atomic script per call.
-A job that is no longer queued (failed by the lost-job check, deleted, already back in its
-queue) is only dropped from the list.
+A job that may no longer start (failed by the lost-job check, canceled, deleted) or is back in
+its queue already is only dropped from the list.
 
 Idle workers wait on a wake-up: `push_job_id` adds a PUBLISH on the queue's wake channel to
 the enqueue's own pipeline, so it costs no extra round trip. Enqueues that do not publish (RQ's
@@ -30,7 +30,6 @@ from redis.client import Pipeline
 from redis.commands.core import Script
 from rq import Queue
 from rq.exceptions import DequeueTimeout
-from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.utils import as_text, backend_class
 
@@ -42,6 +41,16 @@ FALLBACK_S = 1.0
 RESCUE_EVERY_S = 10.0
 # A job must be seen stranded twice at least this far apart (seconds, Redis's clock).
 STUCK_GAP_S = 5.0
+
+# Lua: `startable(key)`, whether the job whose hash is at `key` may still start, so may wait in a
+# queue: its hash is there and it has neither started nor ended. RQ's worker runs any job it pops,
+# whatever its status (a job pushed while `created` too); a canceled one it would run as well.
+STARTABLE = b"""
+local function startable(key)
+  local status = redis.call('HGET', key, 'status')
+  return status and not ({started = 1, finished = 1, failed = 1, stopped = 1, canceled = 1})[status]
+end
+"""
 
 # KEYS: per queue, in priority order, its list, its intermediate list and its stranded-seen hash.
 # ARGV: the job hash key prefix. Returns false when every queue is empty, else the queue's
@@ -70,7 +79,8 @@ return false
 # Returns {ids put back at the front of their queue, ids only dropped from the intermediate list}.
 _RESCUE = Script(
     None,
-    b"""
+    STARTABLE
+    + b"""
 local prefix, gap = ARGV[1], tonumber(ARGV[2])
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) + tonumber(clock[2]) / 1000000
@@ -98,7 +108,7 @@ for q = 1, #KEYS / 4 do
         elseif now - tonumber(first) >= gap then
           redis.call('LREM', held, 0, id)
           redis.call('HDEL', seen, id)
-          if redis.call('HGET', prefix .. id, 'status') == 'queued' and not redis.call('LPOS', queue, id) then
+          if startable(prefix .. id) and not redis.call('LPOS', queue, id) then
             redis.call('LPUSH', queue, id)
             table.insert(rescued, id)
             back = back + 1
@@ -117,17 +127,22 @@ return {rescued, dropped}
 
 
 # KEYS: the queue, its intermediate list, the job's hash. ARGV: the job id, the queue's wake channel.
-# Returns 1 when the job, still held there and still queued, went back at the front of its queue.
+# Returns 1 when the job, still held there and still startable, went back at the front of its queue.
 _GIVE_BACK = Script(
     None,
-    b"""
+    STARTABLE
+    + b"""
 if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
-if redis.call('HGET', KEYS[3], 'status') ~= 'queued' then return 0 end
+if not startable(KEYS[3]) then return 0 end
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('PUBLISH', ARGV[2], '')
 return 1
 """,
 )
+
+
+# Marks a job object `pop` took (`is_held`); it travels with the object's state to the horse.
+_HELD = "_held_in_intermediate_list"
 
 
 class ReliableQueue(Queue):
@@ -142,11 +157,6 @@ class ReliableQueue(Queue):
             return
         super().push_job_id(job_id, pipeline=pipeline, at_front=at_front)
         pipeline.publish(wake_channel(self.name), b"")
-
-    @property
-    def intermediate_queue(self) -> IntermediateQueue:
-        """This queue's intermediate list, whose cleanup (run by RQ's maintenance) rescues."""
-        return RescuingIntermediateQueue(self.key, self.connection)
 
     @classmethod
     def dequeue_any(
@@ -209,14 +219,21 @@ def pop(
     except Exception as exc:
         exc.job_id, exc.queue = job.id, queue  # as RQ's dequeue_any reports a job it cannot load
         raise
+    job.__dict__[_HELD] = True
     return job, queue
+
+
+def is_held(job: Job) -> bool:
+    """Whether `pop` took this job into its queue's intermediate list (else it was handed to the
+    worker some other way, e.g. by a caller of RQ's `perform_job`)."""
+    return job.__dict__.get(_HELD, False)
 
 
 def give_back(job: Job, queue: Queue) -> bool:
     """Put a job this worker took but did not start back at the front of its queue.
 
     Returns:
-        False when it was no longer held (rescued already) or no longer queued: then it is only
+        False when it was no longer held (rescued already) or may no longer start: then it is only
         dropped from the intermediate list.
     """
     keys = [queue.key, queue.intermediate_queue_key, job.key]
@@ -229,7 +246,7 @@ def rescue_stranded(
     """Put back at the front of its queue every job stranded in these queues' intermediate lists.
 
     Returns:
-        The ids put back, and the ids only dropped from an intermediate list (no longer queued).
+        The ids put back, and the ids only dropped from an intermediate list (may no longer start).
     """
     if not queues:
         return [], []
@@ -245,11 +262,3 @@ def rescue_stranded(
 def seen_key(queue: Queue) -> str:
     """The queue's stranded-seen hash."""
     return stranded_seen_key(queue.name)
-
-
-class RescuingIntermediateQueue(IntermediateQueue):
-    """RQ's intermediate list whose periodic cleanup puts stranded jobs back instead of failing them."""
-
-    def cleanup(self, worker, queue: Queue) -> None:
-        """Run `rescue_stranded` on `queue` (RQ's own fails a job stuck there for a minute)."""
-        rescue_stranded([queue], self.connection)

@@ -1,9 +1,9 @@
 """The worker class the stock CLI loads: `rq worker -w jobs.worker.Worker` (the Procfile's worker).
 
 It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.dequeue`):
-- jobs are taken with `ReliableQueue` (the CLI's default `rq.Queue` is replaced by it), so a
-  taken job waits in its queue's intermediate list until the script that registers it as
-  started (`jobs.bookkeeping`) also removes it from there;
+- jobs are taken with `jobs.dequeue.pop` (from queues of any class), so a taken job waits in
+  its queue's intermediate list until the script that registers it as started
+  (`jobs.bookkeeping`) also removes it from there;
 - when every queue is empty it waits for a wake-up published by enqueues (on the pub/sub
   connection RQ's worker already holds for its commands), looking again every `FALLBACK_S`;
 - every `RESCUE_EVERY_S` while idle or between jobs, and once at start, it puts jobs stranded by
@@ -25,18 +25,18 @@ import threading
 import time
 
 import redis
-import rq
-from rq import Queue
+from rq import Queue, worker_registration
 from rq.job import Job
-from rq.utils import ensure_job_list, get_connection_from_queues, import_queue_class
+from rq.registry import clean_registries
+from rq.utils import now
 from rq.worker import WorkerStatus
+from rq.worker.worker_classes import Worker as StockWorker
 
 from jobs.bookkeeping import Bookkeeping
 from jobs.dequeue import (
     FALLBACK_S,
     RESCUE_EVERY_S,
     STUCK_GAP_S,
-    ReliableQueue,
     give_back,
     pop,
     rescue_stranded,
@@ -53,39 +53,27 @@ PREFETCH_HOLD_S = 0.1
 PREFETCH_MAX_AGE_S = min(1.0, STUCK_GAP_S / 5)
 
 
-class Worker(Bookkeeping, WarmHorse, rq.Worker):
+class Worker(Bookkeeping, WarmHorse, StockWorker):
     """RQ's forking worker: a warm work horse, a reliable multi-queue dequeue, stranded jobs rescued,
     each job's bookkeeping in two round trips."""
 
-    queue_class = ReliableQueue
     handoff_max_age_s = PREFETCH_MAX_AGE_S
 
-    def __init__(self, queues, *args, queue_class=None, connection=None, **kwargs):
-        """As `rq.Worker`; a queue class other than `ReliableQueue` (or a subclass) is refused.
-
-        Raises:
-            TypeError: `queue_class` is neither RQ's default `rq.Queue` nor a `ReliableQueue`.
-        """
-        chosen = import_queue_class(queue_class) if isinstance(queue_class, str) else queue_class
-        if chosen is None or chosen is Queue:  # the CLI passes rq.Queue unless told otherwise
-            chosen = ReliableQueue
-        if not issubclass(chosen, ReliableQueue):
-            raise TypeError(f"jobs.worker.Worker needs a ReliableQueue (jobs.dequeue), not {chosen!r}")
-        listed = ensure_job_list(queues)
-        connection = connection or get_connection_from_queues(listed)
-        names = [queue.name if isinstance(queue, Queue) else queue for queue in listed]
-        super().__init__(names, *args, queue_class=chosen, connection=connection, **kwargs)
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         self._wake = threading.Event()
         self._rescued_at: float | None = None
         self._next: tuple[Job, Queue, float] | None = None  # a job taken early, and when
         self._hand_early = True
+        self._take_early = True  # off from teardown until the next `work()`
 
     def work(self, *args, **kwargs) -> bool:
         """RQ's loop. With `max_jobs` a job taken early is not handed to the horse: RQ's loop may end
         before it."""
         self._hand_early = (
-            inspect.signature(rq.Worker.work).bind(self, *args, **kwargs).arguments.get("max_jobs") is None
+            inspect.signature(StockWorker.work).bind(self, *args, **kwargs).arguments.get("max_jobs") is None
         )
+        self._take_early = True
         return super().work(*args, **kwargs)
 
     def subscribe(self) -> None:
@@ -158,7 +146,7 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
             self._withdraw_handed()
             self._give_back_next()
             return None
-        if self._next is None and self._handed is None and not self._stop_requested:
+        if self._next is None and self._handed is None and self._take_early and not self._stop_requested:
             try:
                 found = self._pop()
             except Exception as exc:  # the dequeue after this job meets it again (or a rescue does)
@@ -217,7 +205,7 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
     def teardown(self) -> None:
         """Give back the job taken early; one the horse has taken already runs to its end, watched as
         any other. Then the warm horse's and RQ's teardown."""
-        self._stop_requested = True  # nothing more is taken early
+        self._take_early = False
         self._withdraw_handed()
         handed = self._handed
         if handed is not None:
@@ -237,6 +225,19 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
         else:
             self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
 
+    def clean_registries(self) -> None:
+        """RQ's maintenance of each queue's registries (`rq.worker.base.BaseWorker.clean_registries`),
+        with `rescue_stranded` in place of RQ's intermediate-list clean-up, which fails a job it
+        finds there for a minute."""
+        for queue in self.queues:
+            if queue.acquire_maintenance_lock():
+                self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
+                clean_registries(queue, self._exc_handlers)
+                worker_registration.clean_worker_registry(queue)
+                rescue_stranded([queue], self.connection)
+                queue.release_maintenance_lock()
+        self.last_cleaned_at = now()
+
     def rescue_if_due(self) -> None:
         """Put stranded jobs back, at most every RESCUE_EVERY_S (the first call always runs)."""
         now = time.monotonic()
@@ -247,4 +248,6 @@ class Worker(Bookkeeping, WarmHorse, rq.Worker):
         if rescued:
             self.log.warning("Worker %s: stranded jobs put back at the front: %s", self.name, rescued)
         if dropped:
-            self.log.info("Worker %s: not queued, dropped from intermediate lists: %s", self.name, dropped)
+            self.log.info(
+                "Worker %s: no longer startable, dropped from intermediate lists: %s", self.name, dropped
+            )

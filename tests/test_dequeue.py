@@ -158,14 +158,15 @@ def test_a_warm_shutdown_asked_while_busy_ends_the_next_wait_without_taking_a_jo
     assert queues[1].job_ids == [job.id] and held(queues[1]) == []
 
 
-def test_the_worker_uses_reliable_queues_even_when_the_cli_hands_it_rq_queue(redis):
-    worker = Worker([Queue("high", connection=redis), "low"], queue_class=Queue)
-    assert all(type(queue) is ReliableQueue for queue in worker.queues)
-
-
-def test_the_worker_refuses_a_queue_class_that_would_not_be_reliable(redis):
-    class Other(Queue):
+def test_the_worker_keeps_the_queue_class_it_is_given_and_takes_its_jobs_reliably(redis):
+    class Custom(Queue):
         pass
 
-    with pytest.raises(TypeError, match="ReliableQueue"):
-        Worker(["high"], connection=redis, queue_class=Other)
+    queue = Custom("high", connection=redis)
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    worker = Worker([queue], connection=redis, queue_class=Custom)
+    assert worker.queue_class is Custom and type(worker.queues[0]) is Custom
+    assert Worker(["low"], connection=redis).queue_class is Queue
+    taken, source = worker._pop()
+    assert taken.id == job.id and source is worker.queues[0]
+    assert held(queue) == [job.id] and queue.job_ids == []
