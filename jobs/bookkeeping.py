@@ -13,7 +13,9 @@ watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job
   the job still waits there and has not ended, so a job canceled, deleted or rescued since
   its dequeue is skipped, never run. The parent only makes the execution's id, so its part of a
   job is the dequeue and a message to the horse; until the start the job is in its
-  intermediate list, where a dead worker's job is rescued.
+  intermediate list, where a dead worker's job is rescued. A job the parent only read
+  (`jobs.dequeue.peek`) while the horse ran the one before is taken straight from its queue by
+  its start, and only if it is still the job RQ's dequeue would take then.
 - **End of a success.** RQ's result, registries, worker counters and execution clean-up, and the
   writes of our success callback (`jobs.callbacks.joined_to`: the final payload, the job log's
   TTL, the run-time histogram) run in one script, as atomic as RQ's MULTI (a script returns one
@@ -46,7 +48,7 @@ from rq.utils import now
 from rq.worker import WorkerStatus
 
 from jobs.callbacks import joined_to
-from jobs.dequeue import STARTABLE, is_held
+from jobs.dequeue import HELD, STARTABLE, taken_from
 
 # Runs the commands given in ARGV from its `first`, each as its argument count and its arguments;
 # `reply` is the last one's reply.
@@ -79,6 +81,28 @@ local first = 2
     + _RUN_FROM
     + b"return 1",
 )
+# Starts a job `jobs.dequeue.peek` read only if it is still the job `pop` would take: the queues
+# before its own empty, and first in its own. KEYS: those queues, its queue, the job's hash, the
+# execution's hash. ARGV: the job id, the number of queues before its own, then the commands to
+# run (`_RUN_FROM`). Returns 1 when the job was started, now or by this same execution before
+# (a start sent again, as with `_START`).
+_START_FIRST = Script(
+    None,
+    STARTABLE
+    + b"""
+local ahead = tonumber(ARGV[2])
+local queue, job, execution = KEYS[ahead + 1], KEYS[ahead + 2], KEYS[ahead + 3]
+if redis.call('EXISTS', execution) == 1 and redis.call('HGET', job, 'status') == 'started' then return 1 end
+for i = 1, ahead do
+  if redis.call('LLEN', KEYS[i]) > 0 then return 0 end
+end
+if redis.call('LINDEX', queue, 0) ~= ARGV[1] or not startable(job) then return 0 end
+redis.call('LPOP', queue)
+local first = 3
+"""
+    + _RUN_FROM
+    + b"return 1",
+)
 # Runs the commands given in ARGV atomically (see `_RUN_FROM`); returns the last one's reply.
 _RUN = Script(None, b"local first = 1\n" + _RUN_FROM + b"return reply")
 # A success's end: runs the commands given in ARGV (`_RUN_FROM`) only when the job has no
@@ -95,8 +119,8 @@ class Bookkeeping:
 
     def prepare_execution(self, job: Job) -> Execution:
         """In the parent: the job's execution, made here, written by the horse as it starts the job;
-        RQ's for a job `jobs.dequeue.pop` did not take (a caller of RQ's API handed it)."""
-        if not is_held(job):
+        RQ's for a job `jobs.dequeue` did not take (a caller of RQ's API handed it)."""
+        if taken_from(job) is None:
             return super().prepare_execution(job)
         execution = Execution(uuid4().hex, job.id, connection=self.connection, worker_name=self.name)
         execution._job = job
@@ -108,15 +132,15 @@ class Bookkeeping:
 
     def perform_job(self, job: Job, queue: Any, execution: Execution) -> bool:
         """In the horse: start the job (`start_if_waiting`), then RQ's `perform_job`; a job that no longer
-        waits is skipped. A job `jobs.dequeue.pop` did not take runs as RQ runs it."""
-        if not is_held(job):
+        waits is skipped. A job `jobs.dequeue` did not take runs as RQ runs it."""
+        if taken_from(job) is None:
             return super().perform_job(job, queue, execution)
         started = self.started_in_advance
         if started is None:
             started = self.start_if_waiting(job, execution)
         if not started:
             self.log.info(
-                "Worker %s: %s: job %s no longer waits (canceled, deleted or rescued)",
+                "Worker %s: %s: job %s no longer waits (canceled, deleted, rescued or taken)",
                 self.name,
                 job.origin,
                 job.id,
@@ -126,17 +150,18 @@ class Bookkeeping:
 
     def start_if_waiting(self, job: Job, execution: Execution) -> bool:
         """What RQ's parent writes in `prepare_execution` and its horse in `prepare_job_execution`,
-        in one script that first takes the job out of its intermediate list and checks it may still
-        start (`_START`).
+        in one script that first takes the job out of its intermediate list (`_START`), or out of
+        its queue if it is still first there (`_START_FIRST`, for a job `peek` read), and checks it
+        may still start.
 
         Returns:
             Whether the job was started.
         """
-        keys, args = self._start_script_input(job, execution)
-        return bool(_START(keys=keys, args=args, client=self.connection))
+        script, keys, args = self._start_script_input(job, execution)
+        return bool(script(keys=keys, args=args, client=self.connection))
 
-    def _start_script_input(self, job: Job, execution: Execution) -> tuple[list[str], list[Any]]:
-        """The keys and arguments of `_START` for this job and execution."""
+    def _start_script_input(self, job: Job, execution: Execution) -> tuple[Script, list[str], list[Any]]:
+        """The start script for this job, and its keys and arguments for this execution."""
         writes = self.connection.pipeline(transaction=False)  # records the commands (`_flat`)
         ttl = self.get_heartbeat_ttl(job)
         # What `Execution.create` writes, for the execution the parent made.
@@ -149,13 +174,17 @@ class Bookkeeping:
         job.prepare_for_execution(self.name, pipeline=writes)
         writes.persist(job.key)
         queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
-        keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key, execution.key]
-        return keys, [job.id, *_flat(writes)]
+        taken = taken_from(job)
+        if taken == HELD:
+            keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key, execution.key]
+            return _START, keys, [job.id, *_flat(writes)]
+        keys = [*taken, queue_key, job.key, execution.key]
+        return _START_FIRST, keys, [job.id, len(taken), *_flat(writes)]
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """In the horse, within RQ's `perform_job`: nothing left to send (`start_if_waiting` did it);
-        RQ's for a job `jobs.dequeue.pop` did not take."""
-        if not is_held(job):
+        RQ's for a job `jobs.dequeue` did not take."""
+        if taken_from(job) is None:
             super().prepare_job_execution(job, remove_from_intermediate_queue)
             return
         self.procline(f"Processing {job.func_name} from {job.origin} since {now().timestamp()}")
@@ -243,15 +272,15 @@ class Bookkeeping:
     def _end_and_start(
         self, end: list[Any], job: Job, next_job: Job, next_execution: Execution
     ) -> tuple[bool, bool]:
-        """This job's end (`_END`) and the next job's start (`_START`) in one round trip; returns
+        """This job's end (`_END`) and the next job's start (`_START_FIRST`) in one round trip; returns
         whether this job's end was written (not when it has dependents) and the next job started.
-        When this raises, the next job's own start script runs before it (`_START` accepts a start
-        its execution made already)."""
-        keys, args = self._start_script_input(next_job, next_execution)
+        When this raises, the horse sends the next job's start again on its own (a start its
+        execution made already counts as started)."""
+        script, keys, args = self._start_script_input(next_job, next_execution)
         with self.connection.pipeline(transaction=False) as both:
             # Script text: a script object in a pipeline costs a SCRIPT EXISTS round trip.
             both.eval(_END.script, 1, job.dependents_key, *end)
-            both.eval(_START.script, len(keys), *keys, *args)
+            both.eval(script.script, len(keys), *keys, *args)
             ended, started = both.execute()
         return bool(ended), bool(started)
 

@@ -8,8 +8,9 @@ intermediate list and reads its hash, in one Lua script and one round trip. The 
 (`jobs.bookkeeping`) removes it from there in the script that registers it as started, so a job is
 always in its queue, its intermediate list or the StartedJobRegistry.
 
-`give_back` puts a job a worker took but will not start (it took it early and holds it too long,
-or it shuts down) back at the FRONT of its queue, in one script.
+`peek` reads the job `pop` would take, without taking it: a worker hands it to its busy horse,
+which starts it with the end of the job before only if it is still the one `pop` would take
+(`jobs.bookkeeping`), so jobs start in the order RQ's dequeue starts them.
 
 `rescue_stranded` puts back at the FRONT of its queue a job that sits in an intermediate list
 outside the StartedJobRegistry: seen there twice, at least `STUCK_GAP_S` apart by Redis's
@@ -126,23 +127,27 @@ return {rescued, dropped}
 )
 
 
-# KEYS: the queue, its intermediate list, the job's hash. ARGV: the job id, the queue's wake channel.
-# Returns 1 when the job, still held there and still startable, went back at the front of its queue.
-_GIVE_BACK = Script(
+# KEYS: the queues in priority order. ARGV: the job hash key prefix. Returns false when every
+# queue is empty or the first job's hash is gone, else the queue's number (1-based), the id and
+# the hash of the first job of the first non-empty queue. Moves nothing.
+_PEEK = Script(
     None,
-    STARTABLE
-    + b"""
-if redis.call('LREM', KEYS[2], 1, ARGV[1]) == 0 then return 0 end
-if not startable(KEYS[3]) then return 0 end
-redis.call('LPUSH', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[2], '')
-return 1
+    b"""
+for q = 1, #KEYS do
+  local id = redis.call('LINDEX', KEYS[q], 0)
+  if id then
+    local data = redis.call('HGETALL', ARGV[1] .. id)
+    if #data > 0 then return {q, id, data} end
+    return false
+  end
+end
+return false
 """,
 )
 
-
-# Marks a job object `pop` took (`is_held`); it travels with the object's state to the horse.
-_HELD = "_held_in_intermediate_list"
+# Marks a job object with how it was taken (`taken_from`); it travels with its state to the horse.
+_TAKEN = "_taken_from"
+HELD = "held"
 
 
 class ReliableQueue(Queue):
@@ -209,6 +214,31 @@ def pop(
     job_cls: type[Job] = backend_class(queues[0], "job_class", override=job_class)
     keys = [key for queue in queues for key in (queue.key, queue.intermediate_queue_key, seen_key(queue))]
     reply = _DEQUEUE(keys=keys, args=[job_cls.redis_job_namespace_prefix], client=connection)
+    return _job_from(reply, queues, connection, job_cls, serializer, HELD)
+
+
+def peek(
+    queues: Sequence[Queue],
+    connection: Redis,
+    job_class: type[Job] | None = None,
+    serializer=None,
+) -> tuple[Job, Queue] | None:
+    """The job `pop` would take now, left where it is; one script call.
+
+    Its start (`jobs.bookkeeping`) takes it only if it is then still the job `pop` would take: first
+    in its queue, with the queues before that one empty (`taken_from` names them).
+    """
+    if not queues:
+        return None
+    job_cls: type[Job] = backend_class(queues[0], "job_class", override=job_class)
+    keys = [queue.key for queue in queues]
+    reply = _PEEK(keys=keys, args=[job_cls.redis_job_namespace_prefix], client=connection)
+    ahead = keys[: int(reply[0]) - 1] if reply else []
+    return _job_from(reply, queues, connection, job_cls, serializer, ahead)
+
+
+def _job_from(reply, queues, connection, job_cls, serializer, taken) -> tuple[Job, Queue] | None:
+    """The job a `_DEQUEUE` or `_PEEK` reply holds, marked with how it was taken (`taken_from`)."""
     if not reply:
         return None
     number, job_id, data = reply
@@ -219,25 +249,14 @@ def pop(
     except Exception as exc:
         exc.job_id, exc.queue = job.id, queue  # as RQ's dequeue_any reports a job it cannot load
         raise
-    job.__dict__[_HELD] = True
+    job.__dict__[_TAKEN] = taken
     return job, queue
 
 
-def is_held(job: Job) -> bool:
-    """Whether `pop` took this job into its queue's intermediate list (else it was handed to the
-    worker some other way, e.g. by a caller of RQ's `perform_job`)."""
-    return job.__dict__.get(_HELD, False)
-
-
-def give_back(job: Job, queue: Queue) -> bool:
-    """Put a job this worker took but did not start back at the front of its queue.
-
-    Returns:
-        False when it was no longer held (rescued already) or may no longer start: then it is only
-        dropped from the intermediate list.
-    """
-    keys = [queue.key, queue.intermediate_queue_key, job.key]
-    return bool(_GIVE_BACK(keys=keys, args=[job.id, wake_channel(queue.name)], client=queue.connection))
+def taken_from(job: Job) -> list[str] | str | None:
+    """How this job object was taken: `HELD` by `pop`; by `peek`, the keys of the queues that must
+    be empty for it to start; None when by neither (a caller of RQ's API handed it to the worker)."""
+    return job.__dict__.get(_TAKEN)
 
 
 def rescue_stranded(

@@ -8,14 +8,14 @@ while it keeps RQ's heartbeats, as RQ's `monitor_work_horse` does. The horse run
 horse) are RQ's. The worker's own heartbeats go in one round trip, RQ's three around each job
 are folded into one, and `rq suspend` is checked once a second rather than before every job.
 
-The parent may hand the horse its next job while the horse runs one (`hand_to_horse`): as its
-job succeeds the horse takes the next from the pipe and starts it in the round trip that ends
-the one before (`jobs.bookkeeping`), then answers for the first and runs the next at once, so
-back-to-back short jobs wait on no message between processes. A job handed so is the horse's
-only once it takes it: until then the parent may withdraw it (`withdraw_handed`), and the horse
-does not take one that waited in the pipe past `handoff_max_age_s`. Taking, withdrawing and
-killing for a stop exclude each other through a lock in memory the two processes share, which
-also tells the parent which job the horse runs.
+The parent may hand the horse its next job while the horse runs one (`hand_to_horse`): a job it
+has only read (`jobs.dequeue.peek`). As its job succeeds the horse starts the next in the round
+trip that ends the one before (`jobs.bookkeeping`), only if that job is still the one RQ's
+dequeue would take, then answers for the first and runs the next at once, so back-to-back short
+jobs wait on no message between processes and still start in RQ's order. A job handed so that
+waited past `handoff_max_age_s`, or that the horse could not start, stays in its queue for the
+parent's next dequeue. Starting it and killing for a stop exclude each other through a lock in
+memory the two processes share, which also tells the parent which job the horse took and runs.
 
 What stays as safe as the forking worker, and how:
 - A stop (`send_stop_job_command`, or RQ's stop-execution command) kills the horse's process
@@ -80,15 +80,14 @@ _PAGE_MIB = resource.getpagesize() / (1024 * 1024)
 
 class _Handoff:
     """What a parent and its horse share about the jobs sent to it, numbered from 1 (memory shared
-    across the fork). The lock makes taking a job (horse), withdrawing one (parent) and killing
-    the horse for a stop (parent) exclusive; re-entrant, as a cold-shutdown signal handler may
-    kill the horse while the parent's main thread holds it."""
+    across the fork). The lock makes taking a job (horse) and killing the horse for a stop
+    (parent) exclusive; re-entrant, as a cold-shutdown signal handler may kill the horse while
+    the parent's main thread holds it."""
 
     def __init__(self) -> None:
         self.lock = multiprocessing.RLock()
         self.taken = RawValue(ctypes.c_ulonglong, 0)  # the last job the horse took
-        self.running = RawValue(ctypes.c_ulonglong, 0)  # the job it runs now; 0 when idle
-        self.withdrawn = RawValue(ctypes.c_ulonglong, 0)  # jobs up to this one must not be taken
+        self.running = RawValue(ctypes.c_ulonglong, 0)  # the job it runs (or starts) now; 0 when idle
 
     def took(self, number: int) -> bool:
         """Whether the horse took job `number` (it will run it, or ran it if it died since)."""
@@ -155,11 +154,9 @@ class WarmHorse:
         handed to the horse earlier (`hand_to_horse`) is only watched."""
         handed, self._handed = self._handed, None
         if handed is not None and handed.job is job and handed.handoff is self._handoff:
-            execution = handed.execution
-            if self._monitor_warm_horse(job, queue, execution, handed.number, True, handed.handed_at):
-                return
-        else:
-            execution = self.prepare_execution(job)
+            self._monitor_warm_horse(job, queue, handed.execution, handed.number, False, handed.handed_at)
+            return
+        execution = self.prepare_execution(job)
         for last in (False, True):
             number = self._send_to_horse(job, queue, execution)
             if number is None:
@@ -170,8 +167,10 @@ class WarmHorse:
                 return
 
     def hand_to_horse(self, job: Job, queue: Any) -> Handed | None:
-        """Send the horse its next job while it runs this one: as this one ends it starts the next
-        in the same round trip (`jobs.bookkeeping`). None when there is no live horse to send to."""
+        """Send the horse its next job while it runs this one: as this one succeeds it starts the
+        next in the same round trip (`jobs.bookkeeping`), if that job may still start then. Whether
+        it did, the horse says before it answers for this one (`taken_handed`). None when there is
+        no live horse to send to."""
         execution = self.prepare_execution(job)
         number = self._send_to_horse(job, queue, execution, early=True)
         if number is None:
@@ -180,24 +179,23 @@ class WarmHorse:
         self._handed = Handed(job, queue, execution, number, time.monotonic(), self._handoff)
         return self._handed
 
-    def withdraw_handed(self) -> Handed | None:
-        """Take back the job handed to the horse, unless it has taken it already.
+    def taken_handed(self) -> Handed | None:
+        """The job handed to the horse, if the horse took it (it runs or ran it, or died starting
+        it: `execute_job` watches it); else forgotten, for it is still in its queue.
 
-        Returns:
-            The job handed, now never to be taken by the horse; None when there was none, or the
-            horse has taken it (then `execute_job` watches it).
+        Called once the horse has answered for the job before, or died: it has decided by then.
         """
-        handed = self._handed
+        handed, self._handed = self._handed, None
         if handed is None:
             return None
-        with handed.handoff.locked():
-            if handed.taken:
-                return None
-            handed.handoff.withdrawn.value = handed.number
-        self._handed = None
+        current = handed.handoff is self._handoff
+        dead_while_starting = not self.horse_pid and handed.handoff.running.value == handed.number
+        if current and (handed.taken or dead_while_starting):
+            self._handed = handed
+            return handed
         self._sent_jobs.pop(handed.number, None)
         self.executions.pop(handed.execution.id, None)
-        return handed
+        return None
 
     def while_horse_works(self, elapsed_s: float) -> float | None:
         """Called when the horse has been sent a job (`elapsed_s` 0), then, while it works on it,
@@ -317,6 +315,13 @@ class WarmHorse:
             self.executions.pop(execution.id, None)
             return True  # the job ended and expired already
         taken = handoff is not None and handoff.took(number)
+        if not taken and not resend_unstarted and not self.connection.exists(execution.key):
+            # A job handed early that the horse died before starting: still first in its queue.
+            self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
+            self.executions.pop(execution.id, None)
+            if self._stopped_job_id == job.id:
+                self._stopped_job_id = None
+            return True
         if resend_unstarted and self._stopped_job_id != job.id and not taken:
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             return False
@@ -421,15 +426,17 @@ class WarmHorse:
                     message = pickle.loads(jobs_in.recv_bytes())
                 except (EOFError, OSError):
                     os._exit(0)
+                if message[1] is not None:
+                    continue  # a job handed early, not started with the end of the one before
                 current = self._take(message)
-                if current is None:
-                    continue
             self.started_in_advance = current.started
             try:
                 os.environ["RQ_JOB_ID"] = current.job.id
                 self.executions.clear()
                 self.executions[current.execution.id] = current.execution
                 self.perform_job(current.job, current.queue, current.execution)
+                if self._next_job is not None:
+                    self._settle(self._next_job)
             except BaseException:
                 os._exit(1)
             retire = self._next_job is None and self._retiring()
@@ -458,32 +465,51 @@ class WarmHorse:
         self._exc_handlers.insert(0, note_timeout)
 
     def next_to_start(self) -> "TakenJob | None":
-        """In the horse, as its job succeeds: the next job, when the parent has sent it already and
-        this horse will run it (it is not retiring). The horse has taken it and runs it next; its
-        `started` says whether it was started with this job's end."""
+        """In the horse, as its job succeeds: the job the parent handed it early, when it is not
+        retiring and the job was handed under `handoff_max_age_s` ago. From here a stop for it
+        kills the horse; its start goes with this job's end (`jobs.bookkeeping`), which sets its
+        `started`; `_settle` then says whether the horse took it."""
         if self._jobs_in is None or self._retiring():
             return None
+        message = None
         try:
             while self._jobs_in.poll(0):
-                self._next_job = self._take(pickle.loads(self._jobs_in.recv_bytes()))
-                if self._next_job is not None:
-                    return self._next_job
+                message = pickle.loads(self._jobs_in.recv_bytes())
         except (EOFError, OSError):
-            pass
-        return None
-
-    def _take(self, message: tuple) -> "TakenJob | None":
-        """Take a job from the pipe, unless the parent withdrew it or it waited there too long
-        (then it is the parent's, or a rescue's, to give back)."""
-        number, handed_at = message[0], message[1]
-        max_age_s = self.handoff_max_age_s
-        stale = None not in (handed_at, max_age_s) and time.monotonic() - handed_at > max_age_s
+            return None
+        if message is None or self._stale(message[1]):
+            return None
         with self._handoff.locked():
-            if stale or number <= self._handoff.withdrawn.value:
-                self._handoff.withdrawn.value = max(number, self._handoff.withdrawn.value)
-                return None
-            self._handoff.taken.value = self._handoff.running.value = number
-        return TakenJob(number, *self._rebuild(message))
+            self._handoff.running.value = message[0]
+        self._next_job = TakenJob(message[0], *self._rebuild(message))
+        return self._next_job
+
+    def _settle(self, following: "TakenJob") -> None:
+        """Whether the horse took the job handed early (`next_to_start`): only if it started. A start
+        whose reply was lost is sent again here (a start its execution made already counts)."""
+        if following.started is None:
+            try:
+                following.started = self.start_if_waiting(following.job, following.execution)
+            except Exception:  # Redis is away: the job stays where it was, for the parent to take
+                log.warning("Horse: could not start job %s", following.job.id, exc_info=True)
+                following.started = False
+        with self._handoff.locked():
+            if following.started:
+                self._handoff.taken.value = following.number
+            else:
+                self._handoff.running.value = 0
+                self._next_job = None
+
+    def _take(self, message: tuple) -> "TakenJob":
+        """Take a job the parent sent to the idle horse."""
+        with self._handoff.locked():
+            self._handoff.taken.value = self._handoff.running.value = message[0]
+        return TakenJob(message[0], *self._rebuild(message))
+
+    def _stale(self, handed_at: float) -> bool:
+        """Whether a job handed early at `handed_at` waited past `handoff_max_age_s`."""
+        max_age_s = self.handoff_max_age_s
+        return max_age_s is not None and time.monotonic() - handed_at > max_age_s
 
     def _retiring(self) -> bool:
         """Whether the horse exits after its current job: it timed out, it has run `horse_max_jobs`,

@@ -12,12 +12,11 @@ Jobs run in a warm work horse (`jobs.horse.WarmHorse`): forked once, reused for 
 again after a stop, a crash, a timeout, `HORSE_MAX_JOBS` jobs or `HORSE_MAX_RSS_MIB`. A job's
 bookkeeping takes one round trip to start it and one to end a success (`jobs.bookkeeping`);
 the worker is marked idle only when it finds every queue empty, not between back-to-back jobs.
-While the horse runs a job the worker takes the next one (`while_horse_works`) and hands it to
-the horse, which starts it with the end of the job before (`WarmHorse.hand_to_horse`), so
-back-to-back short jobs cost no dequeue round trip and no wait between them. A job taken so is
-held at most `PREFETCH_HOLD_S`: one the horse has not taken by then is withdrawn and given back
-to its queue. It is started only if it still waits (not canceled, deleted or rescued
-meanwhile); on shutdown it is given back, or run to its end if the horse has taken it.
+While the horse runs a job the worker reads the next one (`while_horse_works`) and hands it to
+the horse, which starts it with the end of the job before if it is still the job RQ's dequeue
+would take then (`WarmHorse.hand_to_horse`), so back-to-back short jobs cost no dequeue round
+trip and no wait between them, and jobs start in RQ's order. A job the horse does not start so
+stays in its queue.
 """
 
 import inspect
@@ -36,21 +35,16 @@ from jobs.bookkeeping import Bookkeeping
 from jobs.dequeue import (
     FALLBACK_S,
     RESCUE_EVERY_S,
-    STUCK_GAP_S,
-    give_back,
+    peek,
     pop,
     rescue_stranded,
 )
 from jobs.horse import WarmHorse
 from jobs.keys import wake_channel
 
-# A job taken while the horse runs the one before it waits at most this long for it (seconds);
-# past that it goes back to the front of its queue, for any worker.
-PREFETCH_HOLD_S = 0.1
-# ... and is sent to the horse only if taken this recently (after `rq suspend`, a SIGSTOP or a long
-# maintenance it goes back instead): below the time a rescue needs to see a job stranded, so a
-# rescued job is not even offered here (were it, its start script would refuse it).
-PREFETCH_MAX_AGE_S = min(1.0, STUCK_GAP_S / 5)
+# A job handed to the horse early is started only if it was read this recently (after `rq suspend`,
+# a SIGSTOP or a long job, the parent's next dequeue takes it instead).
+PREFETCH_MAX_AGE_S = 1.0
 
 
 class Worker(Bookkeeping, WarmHorse, StockWorker):
@@ -63,7 +57,6 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
         super().__init__(*args, **kwargs)
         self._wake = threading.Event()
         self._rescued_at: float | None = None
-        self._next: tuple[Job, Queue, float] | None = None  # a job taken early, and when
         self._hand_early = True
         self._take_early = True  # off from teardown until the next `work()`
 
@@ -113,7 +106,7 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
                     self.run_maintenance_tasks()
                 self.rescue_if_due()
                 self._wake.clear()  # before looking: a wake-up from now on ends the wait below
-                result = self._take_handed() or self._take_next() or self._pop()
+                result = self._take_handed() or self._pop()
                 if result is not None:
                     self._took(*result)
                     break
@@ -139,81 +132,39 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
         return result
 
     def while_horse_works(self, elapsed_s: float) -> float | None:
-        """Take the next job as the horse starts this one and hand it to the horse, which starts it
-        with this one's end; withdraw it and give it back if this job still runs `PREFETCH_HOLD_S`
-        later (and the horse has not taken it)."""
-        if elapsed_s > 0:
-            self._withdraw_handed()
-            self._give_back_next()
-            return None
-        if self._next is None and self._handed is None and self._take_early and not self._stop_requested:
+        """As the horse starts a job, read the job RQ's dequeue would take next and hand it to the
+        horse, which starts it with this one's end if it is still that job then (`jobs.horse`)."""
+        early = self._hand_early and self._take_early and not self._stop_requested
+        if elapsed_s == 0 and early and self._handed is None and self._dequeue_strategy in (None, "default"):
             try:
-                found = self._pop()
-            except Exception as exc:  # the dequeue after this job meets it again (or a rescue does)
-                self.log.warning("Worker %s: could not take the next job early: %r", self.name, exc)
+                found = peek(self._ordered_queues, self.connection, self.job_class, self.serializer)
+            except Exception as exc:  # the dequeue after this job takes it
+                self.log.warning("Worker %s: could not read the next job early: %r", self.name, exc)
                 found = None
-            if found is not None and (not self._hand_early or self.hand_to_horse(*found) is None):
-                self._next = (*found, time.monotonic())
-        return PREFETCH_HOLD_S if self._next is not None or self._handed is not None else None
+            if found is not None:
+                self.hand_to_horse(*found)
+        return None
 
     def _pop(self) -> tuple[Job, Queue] | None:
         """One look at the queues, in this worker's order (`jobs.dequeue.pop`)."""
         return pop(self._ordered_queues, self.connection, self.job_class, self.serializer)
 
     def _take_handed(self) -> tuple[Job, Queue] | None:
-        """The job handed to the horse early, if the horse has taken it (`execute_job` then only
-        watches it); one it has not is withdrawn and becomes the job taken early (`_take_next`)."""
-        if self._handed is None or self._withdrawn_to_next():
-            return None
-        return self._handed.job, self._handed.queue
-
-    def _withdraw_handed(self) -> None:
-        """Withdraw the job handed to the horse early, and give it back, unless the horse took it."""
-        if self._withdrawn_to_next():
-            self._give_back_next()
-
-    def _withdrawn_to_next(self) -> bool:
-        """Withdraw the job handed to the horse early, unless the horse took it; a withdrawn job
-        becomes the job taken early. Whether one was withdrawn."""
-        handed = self.withdraw_handed()
-        if handed is not None:
-            self._next = (handed.job, handed.queue, handed.handed_at)
-        return handed is not None
-
-    def _take_next(self) -> tuple[Job, Queue] | None:
-        """The job taken early, if it was taken under `PREFETCH_MAX_AGE_S` ago (else it goes back)."""
-        if self._next is None:
-            return None
-        job, queue, taken_at = self._next
-        if time.monotonic() - taken_at > PREFETCH_MAX_AGE_S:
-            self._give_back_next()
-            return None
-        self._next = None
-        return job, queue
-
-    def _give_back_next(self) -> None:
-        """Put the job taken early back at the front of its queue (a rescue does it if this fails)."""
-        if self._next is None:
-            return
-        job, queue, _ = self._next
-        self._next = None
-        try:
-            give_back(job, queue)
-        except redis.exceptions.RedisError as exc:
-            self.log.warning("Worker %s: job %s left for the rescue (%s)", self.name, job.id, exc)
+        """The job handed to the horse early, if the horse took it (`execute_job` then only
+        watches it)."""
+        handed = self.taken_handed()
+        return None if handed is None else (handed.job, handed.queue)
 
     def teardown(self) -> None:
-        """Give back the job taken early; one the horse has taken already runs to its end, watched as
-        any other. Then the warm horse's and RQ's teardown."""
+        """Watch a job the horse took early to its end, as any other; then the warm horse's and
+        RQ's teardown."""
         self._take_early = False
-        self._withdraw_handed()
-        handed = self._handed
+        handed = self.taken_handed()
         if handed is not None:
             try:
                 self.execute_job(handed.job, handed.queue)
             except Exception:  # a horse left running is killed by RQ's teardown path below
                 self.log.exception("Worker %s: could not see job %s to its end", self.name, handed.job.id)
-        self._give_back_next()
         super().teardown()
 
     def _took(self, job: Job, queue: Queue) -> None:

@@ -7,7 +7,7 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from jobs.dequeue import ReliableQueue, give_back, pop, rescue_stranded
+from jobs.dequeue import ReliableQueue, peek, pop, rescue_stranded
 from jobs.keys import wake_channel
 from jobs.worker import Worker
 
@@ -93,13 +93,30 @@ def test_a_job_that_no_longer_waits_is_not_started(queues, redis, meanwhile):
         assert Job.fetch(job.id, connection=redis).get_status() != JobStatus.STARTED
 
 
-def test_a_job_taken_early_goes_back_at_the_front_unless_it_no_longer_waits(queues, redis):
+def test_peek_reads_the_job_pop_would_take_and_moves_nothing(queues, redis):
+    first = queues[1].enqueue("tests.fixture_jobs.answer")
+    queues[2].enqueue("tests.fixture_jobs.answer")
+    read, queue = peek(queues, redis)
+    assert read.id == first.id and queue is queues[1]
+    assert queues[1].job_ids == [first.id] and held(queues[1]) == []
+    assert pop(queues, redis)[0].id == first.id
+
+
+def test_a_job_read_early_starts_only_while_it_is_the_one_pop_would_take(queues, redis):
     first, second = (queues[1].enqueue("tests.fixture_jobs.answer") for _ in range(2))
-    taken, queue = pop(queues, redis)
-    assert give_back(taken, queue) and queues[1].job_ids == [first.id, second.id] and held(queues[1]) == []
-    taken, queue = pop(queues, redis)
-    first.cancel()
-    assert not give_back(taken, queue) and queues[1].job_ids == [second.id] and held(queues[1]) == []
+    worker = Worker(list(NAMES), connection=redis)
+    read, _ = peek(worker.queues, redis)
+    queues[0].enqueue("tests.fixture_jobs.answer")  # a job of higher priority came since
+    assert not worker.start_if_waiting(read, worker.prepare_execution(read))
+    queues[0].empty()
+    execution = worker.prepare_execution(read)
+    assert worker.start_if_waiting(read, execution)
+    assert worker.start_if_waiting(read, execution)  # sent again by its execution
+    assert queues[1].job_ids == [second.id] and first.get_status(refresh=True) == JobStatus.STARTED
+    read, _ = peek(worker.queues, redis)
+    queues[1].enqueue("tests.fixture_jobs.answer", at_front=True)
+    assert not worker.start_if_waiting(read, worker.prepare_execution(read))
+    assert second.id in queues[1].job_ids
 
 
 def test_a_stranded_job_goes_back_at_the_front_only_when_seen_twice_the_gap_apart(queues, redis):

@@ -1,8 +1,9 @@
 """Handing the horse its next job early (`jobs.horse`, `jobs.bookkeeping`), on fakeredis, in one process.
 
 The worker object plays both sides of a real pipe and of the memory a horse shares with its
-parent: the parent hands a job, the horse takes it as its job ends and starts it in the round
-trip that ends that job, or the parent withdraws it first; never both.
+parent: the parent reads the next job and hands it over; the horse starts it in the round trip
+that ends its job, only if it is still the job RQ's dequeue would take; else it stays in its
+queue for the parent's next dequeue.
 """
 
 from multiprocessing import Pipe
@@ -14,7 +15,7 @@ from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
 from jobs.callbacks import CALLBACKS
-from jobs.dequeue import ReliableQueue, pop
+from jobs.dequeue import ReliableQueue, peek, pop
 from jobs.horse import _Handoff
 from jobs.worker import Worker
 
@@ -59,7 +60,7 @@ def test_the_next_job_starts_in_the_round_trip_that_ends_the_one_before(worker, 
     assert worker.perform_job(*taken(worker, queue))  # the server has learnt the scripts
     first, second = (queue.enqueue("tests.fixture_jobs.answer", 7, **CALLBACKS) for _ in range(2))
     job, taken_from, execution = taken(worker, queue)
-    handed = worker.hand_to_horse(*pop(worker.queues, redis))
+    handed = worker.hand_to_horse(*peek(worker.queues, redis))
     assert handed.job.id == second.id and not handed.taken
     before = len(trips)
     assert worker.perform_job(job, taken_from, execution)
@@ -67,8 +68,9 @@ def test_the_next_job_starts_in_the_round_trip_that_ends_the_one_before(worker, 
     assert first.get_status(refresh=True) == JobStatus.FINISHED
     assert second.get_status(refresh=True) == JobStatus.STARTED
     assert second.id in StartedJobRegistry("default", connection=redis)
-    assert redis.lrange(queue.intermediate_queue_key, 0, -1) == []
-    assert handed.taken and worker.withdraw_handed() is None  # too late: the horse has it
+    assert redis.lrange(queue.intermediate_queue_key, 0, -1) == [] and queue.job_ids == []
+    worker._settle(worker._next_job)  # as the horse's loop does before it answers
+    assert handed.taken and worker.taken_handed() is handed
 
     following = worker._next_job
     worker.started_in_advance = following.started
@@ -78,28 +80,40 @@ def test_the_next_job_starts_in_the_round_trip_that_ends_the_one_before(worker, 
     assert second.get_status(refresh=True) == JobStatus.FINISHED and second.return_value() == 7
 
 
-def test_a_withdrawn_job_is_never_taken_and_goes_back_whole(worker, queue, redis):
+@pytest.mark.parametrize("meanwhile", ["put in front", "higher queue", "taken elsewhere", "canceled"])
+def test_a_job_no_longer_first_is_not_started_and_stays_for_the_parent(worker, queue, redis, meanwhile):
     queue.enqueue("tests.fixture_jobs.answer", **CALLBACKS)
     second = queue.enqueue("tests.fixture_jobs.answer", **CALLBACKS)
     job, taken_from, execution = taken(worker, queue)
-    worker.hand_to_horse(*pop(worker.queues, redis))
-    withdrawn = worker.withdraw_handed()
-    assert withdrawn.job.id == second.id and worker._handed is None
+    high = ReliableQueue("high", connection=redis)
+    worker.hand_to_horse(*peek([high, *worker.queues], redis))  # as a worker on high and default
+    if meanwhile == "put in front":
+        queue.enqueue("tests.fixture_jobs.answer", at_front=True)
+    elif meanwhile == "higher queue":
+        high.enqueue("tests.fixture_jobs.answer")
+    elif meanwhile == "taken elsewhere":
+        pop([queue], redis)
+    else:
+        second.cancel()
     assert worker.perform_job(job, taken_from, execution)
-    assert worker._next_job is None  # the horse read it from the pipe and left it
-    assert second.get_status(refresh=True) == JobStatus.QUEUED
-    assert redis.lrange(queue.intermediate_queue_key, 0, -1) == [second.id.encode()]  # for the parent
+    assert worker._next_job is not None and worker._next_job.started is False
+    worker._settle(worker._next_job)
+    assert worker._next_job is None and worker.taken_handed() is None
+    assert second.get_status(refresh=True) != JobStatus.STARTED
+    assert second.id not in StartedJobRegistry("default", connection=redis)
+    if meanwhile in ("put in front", "higher queue"):
+        assert second.id in queue.job_ids
 
 
 def test_a_job_that_waited_in_the_pipe_too_long_is_not_taken(worker, queue, redis):
     queue.enqueue("tests.fixture_jobs.answer", **CALLBACKS)
     second = queue.enqueue("tests.fixture_jobs.answer", **CALLBACKS)
     job, taken_from, execution = taken(worker, queue)
-    worker.hand_to_horse(*pop(worker.queues, redis))
+    worker.hand_to_horse(*peek(worker.queues, redis))
     worker.handoff_max_age_s = 0.0  # as if the parent had been frozen past the age limit
     assert worker.perform_job(job, taken_from, execution)
     assert worker._next_job is None and second.get_status(refresh=True) == JobStatus.QUEUED
-    assert worker.withdraw_handed().job.id == second.id  # the parent's to give back
+    assert worker.taken_handed() is None and queue.job_ids == [second.id]  # for the parent's dequeue
 
 
 def test_a_stop_kills_the_horse_only_for_the_job_it_runs(worker, queue, redis, monkeypatch):
@@ -112,11 +126,12 @@ def test_a_stop_kills_the_horse_only_for_the_job_it_runs(worker, queue, redis, m
         job, taken_from, execution
     )
     worker._jobs_in.recv()  # the horse's copy of the first job
-    worker.hand_to_horse(*pop(worker.queues, redis))
+    worker.hand_to_horse(*peek(worker.queues, redis))
     worker._stopped_job_id = second.id  # sent early, not taken: the stop finds nothing to kill
     worker.kill_horse()
     assert killed == [] and worker._stopped_job_id is None
-    assert worker.perform_job(job, taken_from, execution)  # ends the first, takes the second
+    assert worker.perform_job(job, taken_from, execution)  # ends the first, starts the second
+    worker._settle(worker._next_job)
     worker._stopped_job_id = job.id  # ended: nothing to kill
     worker.kill_horse()
     assert killed == []
