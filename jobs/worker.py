@@ -41,6 +41,7 @@ from jobs.dequeue import (
 )
 from jobs.horse import WarmHorse
 from jobs.keys import wake_channel
+from jobs.rq_versions import check_rq_version
 
 # A job handed to the horse early is started only if it was read this recently (after `rq suspend`,
 # a SIGSTOP or a long job, the parent's next dequeue takes it instead).
@@ -54,6 +55,7 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
     handoff_max_age_s = PREFETCH_MAX_AGE_S
 
     def __init__(self, *args, **kwargs):
+        check_rq_version()
         super().__init__(*args, **kwargs)
         self._wake = threading.Event()
         self._rescued_at: float | None = None
