@@ -17,7 +17,13 @@ from datetime import UTC, datetime
 
 from redis import Redis
 
+from bench.figures import CELERY, OURS, PLAIN
+from bench.tables import fmt, get
 from support.wait import wait_until
+
+# Worker processes of the drain samples, and the field of a drain sample that is its rate.
+COUNTS = (1, 2, 4)
+FIELD = "jobs_per_s"
 
 # How often the bench looks whether the drain is over; cheap looks (list lengths) until the
 # queues are empty, so the polling takes little from the workers it times.
@@ -115,6 +121,91 @@ def wait_drained(
 
     timeout = max(MIN_TIMEOUT_S, TIMEOUT_PER_JOB_S * len(ids))
     return wait_until(drained, timeout, interval_s=POLL_S, what=f"{len(ids)} jobs drained")
+
+
+def ratio_runs(summary: dict, key: str) -> str:
+    """A same-run ratio as 'x<median> (<run 1> / <run 2> / ...)', two decimals."""
+    median, runs = summary["ratios"].get(key), summary.get("per_run_ratios", {}).get(key) or []
+    if median is None:
+        return "n/a"
+    return f"x{median:.2f} ({' / '.join(f'{value:.2f}' for value in runs)})"
+
+
+def markdown_lines(results: dict) -> list[str]:
+    """Short jobs' drain rates: the Procfile's worker against Celery's prefork pool, then against
+    RQ's own workers; ratios are per run, their median first."""
+    s = results["summary"]
+
+    def rate(figure: str, stack: str) -> str:
+        return fmt(get(s, figure, stack, FIELD))
+
+    def both(figure: str) -> str:
+        return f"{rate(figure, OURS)} / {rate(figure, PLAIN)}"
+
+    lines = [
+        "Short jobs, drain rate (jobs/s): the queue is filled while no worker runs, then the workers start; "
+        "timed from the first job's end to the last one's (RQ's `ended_at`, Celery's `date_done`).",
+        "",
+        "| processes | ours: Procfile worker, 1-step demo jobs | Celery prefork -c N, the tutorial's "
+        "1-step task | ratio per run | Procfile worker, no-op jobs | Celery prefork -c N, no-op tasks "
+        "| ratio per run |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for n in COUNTS:
+        lines.append(
+            f"| {n} | {rate(f'drain_warm_{n}', OURS)} | {rate(f'drain_prefork_task_{n}', CELERY)} | "
+            f"{ratio_runs(s, f'drain_{n}_ours_over_tutorial')} | {rate(f'drain_warm_{n}', PLAIN)} | "
+            f"{rate(f'drain_prefork_{n}', CELERY)} | {ratio_runs(s, f'drain_{n}_noop_over_tutorial')} |"
+        )
+    lines += [
+        "",
+        "| processes | Procfile worker: 1-step / no-op | RQ `Worker` (fork): 1-step / no-op "
+        "| RQ `SimpleWorker`: 1-step / no-op | Procfile over fork, per run: 1-step; no-op "
+        "| Procfile over SimpleWorker, per run: 1-step; no-op |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for n in COUNTS:
+        over = [
+            "; ".join(ratio_runs(s, f"drain_{n}_{jobs}_warm_over_{other}") for jobs in ("1step", "noop"))
+            for other in ("fork", "simple")
+        ]
+        lines.append(
+            f"| {n} | {both(f'drain_warm_{n}')} | {both(f'drain_fork_{n}')} | {both(f'drain_simple_{n}')} | "
+            + " | ".join(over)
+            + " |"
+        )
+    return [*lines, "", note(results)]
+
+
+def note(results: dict) -> str:
+    """What the drain samples held: jobs per sample, failures, the enqueue time left out, the ramp."""
+    samples = [
+        (figure, run)
+        for figure, runs in results["raw"].items()
+        if figure.startswith("drain_")
+        for run in runs
+    ]
+    if not samples:
+        return "No drain samples in this run."
+    errors = [run["error"] for _, run in samples if "error" in run]
+    failed = sum(run.get("failed", 0) for _, run in samples)
+    sizes = sorted({run.get("jobs", 0) + run.get("failed", 0) for _, run in samples if "error" not in run})
+    fills = [run["fill_s"] for _, run in samples if "fill_s" in run]
+    ramps = [run["all_working_after_s"] for _, run in samples if run.get("workers", 0) > 1]
+    text = (
+        f"{len(samples)} drain samples of {fmt(sizes[0]) if sizes else 'n/a'} to "
+        f"{fmt(sizes[-1]) if sizes else 'n/a'} jobs (more with more processes); {fmt(failed)} jobs failed "
+        f"(not counted); enqueuing them took {fmt(min(fills) if fills else None, ' s')} to "
+        f"{fmt(max(fills) if fills else None, ' s')}, before any worker started, outside the window."
+    )
+    if ramps:
+        text += (
+            f" With several RQ processes (started together), every process had ended a job at most "
+            f"{fmt(max(ramps) * 1000, ' ms')} after the first end (Celery records no worker per task)."
+        )
+    if errors:
+        text += f" {len(errors)} sample(s) did not drain: {errors[0]}"
+    return text
 
 
 def _text(value: bytes | None) -> str | None:

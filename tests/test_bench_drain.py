@@ -1,5 +1,5 @@
-"""The drain-rate bench's reading of end times and its arithmetic (the drains run real processes:
-`python -m bench`)."""
+"""The drain-rate bench's reading of end times, its arithmetic and its tables (the drains run
+real processes: `python -m bench`)."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rq.utils import utcformat
 
-from bench import drain
+from bench import drain, report
+from bench.figures import CELERY, OURS, PLAIN
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -92,3 +93,34 @@ def test_wait_drained_reads_the_ends_only_once_the_queues_are_empty(redis, monke
     redis.delete("celery")
     assert drain.wait_drained(redis, ["a"], ["celery"], read) == [(1.0, True, None)]
     assert reads == [["a"]]
+
+
+def sample(rate: float | None, **extra) -> dict:
+    return {"jobs_per_s": rate, "jobs": 400, "failed": 0, "window_s": 1.0, "fill_s": 0.2, **extra}
+
+
+def test_per_run_ratios_pair_runs_in_order_and_skip_a_failed_sample():
+    raw = {
+        ("drain_warm_1", OURS): [sample(500.0), sample(600.0), {"error": "not drained", "fill_s": 0.2}],
+        ("drain_prefork_task_1", CELERY): [sample(400.0), sample(600.0), sample(500.0)],
+    }
+    per_run = report.drain_ratios(raw)
+    assert per_run["drain_1_ours_over_tutorial"] == [1.25, 1.0]
+    summary = report.summarize(raw)
+    assert summary["ratios"]["drain_1_ours_over_tutorial"] == 1.12  # the median of 1.25 and 1.0, rounded
+    assert summary["per_run_ratios"]["drain_1_noop_over_tutorial"] == []
+
+
+def test_drain_tables_show_rates_and_per_run_ratios_and_say_what_failed():
+    raw = {
+        ("drain_warm_1", OURS): [sample(500.0), sample(600.0)],
+        ("drain_prefork_task_1", CELERY): [sample(400.0), sample(600.0)],
+        ("drain_warm_2", PLAIN): [sample(900.0, workers=2, all_working_after_s=0.02)],
+        ("drain_fork_2", PLAIN): [{"error": "3 jobs drained not met", "fill_s": 0.1}],
+    }
+    results = {"summary": report.summarize(raw), "raw": {f"{f}|{s}": v for (f, s), v in raw.items()}}
+    text = "\n".join(drain.markdown_lines(results))
+    assert "| 1 | 550 | 500 | x1.12 (1.25 / 1.00) |" in text
+    assert "| 2 | n/a / 900 | n/a / n/a |" in text
+    assert "at most 20.0 ms after the first end" in text
+    assert "1 sample(s) did not drain: 3 jobs drained not met" in text
