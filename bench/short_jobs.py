@@ -32,7 +32,7 @@ WORKER_COUNTS = (1, 2, 4)
 # `rq worker --worker-class` of each RQ kind (None: the Procfile's own).
 RQ_KINDS = {"warm": None, "fork": procs.PLAIN_RQ_WORKER, "simple": "rq.worker.SimpleWorker"}
 # Jobs per drain sample and per worker process, sized so each drain lasts a second or more.
-DRAIN_JOBS = {"fork": 160, "simple": 800, "warm": 800, "prefork": 800}
+DRAIN_JOBS = {"fork": 120, "simple": 600, "warm": 600, "prefork": 600}
 RQ_QUEUES = ("rq:queue:high", "rq:queue:default", "rq:queue:low")
 CELERY_QUEUES = ("celery",)
 # The tutorial's task with one step of no wait, like our 1-step demo job; and a no-op task.
