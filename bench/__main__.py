@@ -1,7 +1,7 @@
 """`make bench`: run every figure against real processes and write bench/results.{json,md,png}.
 
 Each run measures our stack and the tutorial's (Flask + Celery) one after the other, in
-alternating order, then plain RQ, short-job throughput and push latency (1, 100 and
+alternating order, then plain RQ, short jobs' drain rate and push latency (1, 100 and
 `--streams` event streams on one web process); figures are medians over runs and comparisons
 are medians of per-run ratios, so a noisy neighbour hits both sides alike. Every wrk run's
 output is kept in results.json. Options: `--runs N` (default 3), `--duration S` (seconds per
@@ -98,7 +98,7 @@ def machine(server) -> dict:
 
 
 def one_run(bench: rounds.Bench, streams: int) -> None:
-    """Both stacks in alternating order, then plain RQ, short jobs and push latency."""
+    """Both stacks in alternating order, then plain RQ, short jobs' drain rates and push latency."""
     stacks = [rounds.our_round, rounds.celery_round]
     for round_ in stacks if bench.run % 2 == 0 else stacks[::-1]:
         round_(bench)

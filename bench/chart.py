@@ -1,13 +1,14 @@
-"""The benchmark's PNG: progress latency, start latency, HTTP throughput, short-job throughput."""
+"""The benchmark's PNG: progress latency, start latency, HTTP throughput, short-job drain rate."""
 
 from pathlib import Path
 
+from bench import drain
 from bench.figures import CELERY, OURS, PLAIN
 from bench.tables import HTTP, STACKS, get
 
 
 def draw(results: dict, path: Path) -> None:
-    """Four panels: progress latency, start latency, HTTP throughput, short-job throughput."""
+    """Four panels: progress latency, start latency, HTTP throughput, short-job drain rate."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -55,17 +56,17 @@ def draw(results: dict, path: Path) -> None:
     ax = axes[1][1]
     counts = [1, 2, 4]
     lines = [
-        (f"short_{kind}", stack, style, "o", f"{stack} ({kind})")
+        (f"drain_{kind}", stack, style, "o", f"{stack} ({kind})")
         for stack in (OURS, PLAIN)
         for kind, style in (("warm", ":"), ("fork", "-"), ("simple", "--"))
     ] + [
-        ("short_prefork_task", CELERY, "-", "s", f"{CELERY} (prefork, 1-step task)"),
-        ("short_prefork", CELERY, ":", "s", f"{CELERY} (prefork, no-op)"),
+        ("drain_prefork_task", CELERY, "-", "s", f"{CELERY} (prefork, 1-step task)"),
+        ("drain_prefork", CELERY, ":", "s", f"{CELERY} (prefork, no-op)"),
     ]
     for figure, stack, style, marker, label in lines:
         ax.plot(
             counts,
-            [get(s, f"{figure}_{n}", stack) for n in counts],
+            [get(s, f"{figure}_{n}", stack, drain.FIELD) for n in counts],
             style,
             marker=marker,
             color=colors[stack],
@@ -74,7 +75,7 @@ def draw(results: dict, path: Path) -> None:
     ax.set_xticks(counts)
     ax.set_xlabel("worker processes")
     ax.set_ylabel("jobs/s")
-    ax.set_title("Short-job throughput")
+    ax.set_title("Short jobs: drain rate (queue filled first)")
     ax.legend(fontsize=8)
     m = results["machine"]
     fig.suptitle(

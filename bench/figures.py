@@ -17,8 +17,6 @@ from urllib.parse import urljoin
 import requests
 from redis import Redis
 from rq import Queue
-from rq.job import Job
-from rq.registry import FinishedJobRegistry
 
 from bench.procs import DASHBOARD_AUTH
 from bench.sse_clients import EventStream
@@ -268,46 +266,6 @@ def cost_of_requests(server, url: str, method: str, count: int = 20) -> float:
     session = requests.Session()
     total, _ = commands(server, lambda: [session.request(method, url, timeout=10) for _ in range(count)])
     return round(total / count, 1)
-
-
-def short_jobs_rq(redis_url: str, enqueue_one, count: int, timeout_s: float = 120) -> float:
-    """Jobs per second through already running RQ workers: (n-1) / (last start - first start)."""
-    connection = Redis.from_url(redis_url)
-    registry = FinishedJobRegistry("default", connection=connection)
-    already = registry.count
-    ids = [enqueue_one() for _ in range(count)]
-    wait_until(lambda: registry.count >= already + count, timeout_s, what=f"{count} finished jobs")
-    starts = [job.started_at.timestamp() for job in Job.fetch_many(ids, connection=connection) if job]
-    return round((len(starts) - 1) / (max(starts) - min(starts)), 1)
-
-
-# The Celery tasks of the short-job figures: a no-op (returns when it ran), and the tutorial's own
-# task with one step of no wait (one progress update, then its result) like our 1-step demo job.
-CELERY_SHORT_TASKS = {"noop": {}, "long_task": {"steps": 1, "step_seconds": 0}}
-
-
-def short_jobs_celery(redis_url: str, count: int, task: str = "noop", timeout_s: float = 120) -> float:
-    """Tasks per second through a running Celery worker: (n-1) / (last - first), from the start
-    times a no-op returns, or for the tutorial's task from the end times its backend records."""
-    from celery import Celery
-
-    client = Celery("app", broker=redis_url, backend=redis_url)
-    kwargs = CELERY_SHORT_TASKS[task]
-    ids = [client.send_task(f"app.{task}", kwargs=kwargs).id for _ in range(count)]
-    connection = Redis.from_url(redis_url)
-    keys = [f"celery-task-meta-{task_id}" for task_id in ids]
-
-    def ended() -> list[dict] | None:
-        # The tutorial's task stores a PROGRESS state first: wait for every SUCCESS.
-        results = [json.loads(value) if value else {} for value in connection.mget(keys)]
-        return results if all(result.get("status") == "SUCCESS" for result in results) else None
-
-    results = wait_until(ended, timeout_s, what=f"{count} tasks")
-    if task == "noop":
-        times = [result["result"] for result in results]
-    else:
-        times = [datetime.fromisoformat(result["date_done"]).timestamp() for result in results]
-    return round((len(times) - 1) / (max(times) - min(times)), 1)
 
 
 def celery_ready(redis_url: str, timeout_s: float = 60) -> None:

@@ -4,7 +4,7 @@ import math
 import statistics
 from pathlib import Path
 
-from bench import tables
+from bench import drain, tables
 from bench.figures import CELERY, OURS, PLAIN, POLL_S
 from bench.tables import HTTP, fmt, get
 
@@ -44,38 +44,61 @@ def summarize(raw: dict) -> dict:
     for figure in HTTP:
         ratios[f"{figure}_ok_per_s_ours_over_tutorial"] = _ratio_runs(raw, figure, "ok_per_s", OURS, CELERY)
         ratios[f"{figure}_p99_ours_over_tutorial"] = _ratio_runs(raw, figure, "p99_ms", OURS, CELERY)
-    for count in (1, 2, 4):
-        for kind in ("warm", "fork", "simple"):
-            ratios[f"short_{kind}_{count}_ours_over_plain"] = _ratio_runs(
-                raw, f"short_{kind}_{count}", None, OURS, PLAIN
-            )
-            # Like for like: our 1-step demo job against the tutorial's 1-step task.
-            ratios[f"short_{kind}_{count}_ours_over_tutorial"] = _ratio_pairs(
-                raw, (f"short_{kind}_{count}", OURS), (f"short_prefork_task_{count}", CELERY)
-            )
-        # No-op jobs through our worker class against no-op Celery tasks.
-        ratios[f"short_warm_{count}_noop_over_tutorial"] = _ratio_pairs(
-            raw, (f"short_warm_{count}", PLAIN), (f"short_prefork_{count}", CELERY)
-        )
+    per_run = drain_ratios(raw)
+    ratios.update(
+        {key: round(statistics.median(values), 2) if values else None for key, values in per_run.items()}
+    )
+    summary["per_run_ratios"] = per_run
     summary["ratios"] = ratios
     return summary
+
+
+def drain_ratios(raw: dict) -> dict[str, list[float]]:
+    """Per-run ratios of the short jobs' drain rates: the Procfile's worker over Celery's prefork
+    pool (our 1-step demo job against the tutorial's 1-step task; no-op against no-op) and over
+    RQ's own forking Worker and SimpleWorker (the same jobs), for 1, 2 and 4 processes."""
+    per_run = {}
+    for n in drain.COUNTS:
+        per_run[f"drain_{n}_ours_over_tutorial"] = _ratio_list(
+            raw, (f"drain_warm_{n}", OURS), (f"drain_prefork_task_{n}", CELERY), drain.FIELD
+        )
+        per_run[f"drain_{n}_noop_over_tutorial"] = _ratio_list(
+            raw, (f"drain_warm_{n}", PLAIN), (f"drain_prefork_{n}", CELERY), drain.FIELD
+        )
+        for other in ("fork", "simple"):
+            for stack, jobs in ((OURS, "1step"), (PLAIN, "noop")):
+                per_run[f"drain_{n}_{jobs}_warm_over_{other}"] = _ratio_list(
+                    raw, (f"drain_warm_{n}", stack), (f"drain_{other}_{n}", stack), drain.FIELD
+                )
+    return per_run
+
+
+def _ratio_list(
+    raw: dict, top: tuple[str, str], bottom: tuple[str, str], field: str | None = None
+) -> list[float]:
+    """Per-run ratios of two (figure, stack) series, runs paired in order; `field` picks a value
+    from each run's dict. A run missing either value (a failed sample) gives no ratio."""
+    ratios = []
+    for a, b in zip(raw.get(top, []), raw.get(bottom, []), strict=False):
+        a, b = (a.get(field), b.get(field)) if field else (a, b)
+        if a and b:
+            ratios.append(round(a / b, 2))
+    return ratios
 
 
 def _ratio_pairs(
     raw: dict, top: tuple[str, str], bottom: tuple[str, str], field: str | None = None
 ) -> float | None:
-    """Median of per-run ratios of two (figure, stack) series, runs paired in order; `field` picks
-    a value from each run's dict."""
-    ratios = []
-    for a, b in zip(raw.get(top, []), raw.get(bottom, []), strict=False):
-        a, b = (a.get(field), b.get(field)) if field else (a, b)
-        if a and b:
-            ratios.append(a / b)
+    """Median of per-run ratios of two (figure, stack) series (`_ratio_list`)."""
+    ratios = _ratio_list(raw, top, bottom, field)
     return round(statistics.median(ratios), 2) if ratios else None
 
 
 def targets(results: dict) -> list[tuple[str, str, bool | None]]:
-    """Issue 12's targets, and issue 13's: (target, what was measured, met?); None when not measured."""
+    """Issue 12's targets and issue 19's drain rate: (target, what was measured, met?).
+
+    met is None when the figure was not measured.
+    """
     s, r, rows = results["summary"], results["summary"]["ratios"], []
     for figure, name in (("status", "`GET /status/<id>`"), ("post", "`POST /longtask`, cap out of reach")):
         ratio = r.get(f"{figure}_ok_per_s_ours_over_tutorial")
@@ -97,24 +120,24 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
             met,
         )
     )
-    for what, ours, theirs, ratio in (
+    for what, figure, stack, peer, key in (
         (
-            "the tutorial's task with 1 step (ours: the demo job through `start_job`)",
-            get(s, "short_warm_1", OURS),
-            get(s, "short_prefork_task_1", CELERY),
-            r.get("short_warm_1_ours_over_tutorial"),
+            "our 1-step demo job against the tutorial's 1-step task",
+            "drain_warm_1",
+            OURS,
+            "drain_prefork_task_1",
+            "drain_1_ours_over_tutorial",
         ),
-        (
-            "no-op jobs",
-            get(s, "short_warm_1", PLAIN),
-            get(s, "short_prefork_1", CELERY),
-            r.get("short_warm_1_noop_over_tutorial"),
-        ),
+        ("no-op jobs", "drain_warm_1", PLAIN, "drain_prefork_1", "drain_1_noop_over_tutorial"),
     ):
+        ratio = r.get(key)
+        ours, theirs = get(s, figure, stack, drain.FIELD), get(s, peer, CELERY, drain.FIELD)
+        per_run = " / ".join(fmt(v) for v in s.get("per_run_ratios", {}).get(key, []))
         rows.append(
             (
-                f"(issue 13) short jobs/s, the Procfile's worker, 1 process, {what}: >= Celery prefork -c 1",
-                f"{fmt(ours)} against {fmt(theirs)} jobs/s (x{fmt(ratio)})",
+                f"(issue 19) short jobs drained/s, the Procfile's worker, 1 process, {what}: "
+                ">= Celery prefork -c 1",
+                f"{fmt(ours)} against {fmt(theirs)} jobs/s (x{fmt(ratio)}; per run {per_run or 'n/a'})",
                 None if ratio is None else ratio >= 1.0,
             )
         )
@@ -139,7 +162,15 @@ def markdown(results: dict) -> str:
     lines += ["| target (issue 12 unless named) | measured | met |", "| --- | --- | --- |"]
     verdicts = {True: "yes", False: "**no**", None: "not measured"}
     lines += [f"| {name} | {measured} | {verdicts[met]} |" for name, measured, met in targets(results)]
-    lines += ["", *tables.http_lines(results), "", "Push latency: from the worker's save to the client.", ""]
+    lines += [
+        "",
+        *tables.http_lines(results),
+        "",
+        *drain.markdown_lines(results),
+        "",
+        "Push latency: from the worker's save to the client.",
+        "",
+    ]
     lines += [
         *tables.push_lines(results),
         "",

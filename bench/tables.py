@@ -83,7 +83,7 @@ def http_lines(results: dict) -> list[str]:
         f"{fmt(get(s, 'post_default', st, 'waiting_at_end'))} waiting at the end"
         for st in (OURS, CELERY)
     )
-    lines.append(f"| the draining worker during that run | {drained} | |")
+    lines.append(f"| its one worker during that run (posted while it ran: not a drain rate) | {drained} | |")
     return [*lines, "", default_cap_note(results)]
 
 
@@ -190,22 +190,6 @@ def rows(summary: dict, events: bool) -> list[tuple[str, ...]]:
             f"p95 x{fmt(r['start_p95_ours_over_tutorial'])}",
         ),
     ]
-    for n in (1, 2, 4):
-        kinds = [f"short_{kind}_{n}" for kind in SHORT_KINDS]
-        rows.append(
-            (
-                f"Short jobs/s, {n} worker process(es): warm horse / RQ fork / RQ SimpleWorker "
-                f"(ours: 1-step demo jobs; plain RQ: no-op jobs); Celery prefork -c {n}: "
-                "the tutorial's 1-step task / no-op tasks",
-                " / ".join(fmt(get(summary, kind, OURS)) for kind in kinds),
-                f"{fmt(get(summary, f'short_prefork_task_{n}', CELERY))} / "
-                f"{fmt(get(summary, f'short_prefork_{n}', CELERY))}",
-                " / ".join(fmt(get(summary, kind, PLAIN)) for kind in kinds),
-                f"1-step, warm: x{fmt(r.get(f'short_warm_{n}_ours_over_tutorial'))} of tutorial; "
-                f"no-op, warm: x{fmt(r.get(f'short_warm_{n}_noop_over_tutorial'))} of tutorial; "
-                f"1-step, fork: x{fmt(r.get(f'short_fork_{n}_ours_over_tutorial'))} of tutorial",
-            )
-        )
     rows.append(
         (
             "Short-job start latency p50 / p95, enqueue to started, 1 idle process: "
