@@ -16,7 +16,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from jobs.dequeue import ReliableQueue
+from jobs.worker.dequeue import ReliableQueue
 from support.servers import start_embedded_redis, start_worker, stop_process
 from support.wait import wait_until
 

@@ -26,7 +26,7 @@ from redis import Redis
 from bench import drain, figures, procs
 from bench.figures import CELERY, OURS, PLAIN, percentile
 from bench.rounds import stop_all
-from jobs.dequeue import ReliableQueue
+from jobs.worker.dequeue import ReliableQueue
 
 WORKER_COUNTS = (1, 2, 4)
 # `rq worker --worker-class` of each RQ kind (None: the Procfile's own).

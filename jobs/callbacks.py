@@ -139,7 +139,7 @@ def _end(job: Job, connection: Redis, payload: dict[str, Any], ttl_s: int, outco
 @contextmanager
 def joined_to(pipeline: Pipeline) -> Iterator[None]:
     """Inside, our callbacks queue their end writes on `pipeline` (the worker's writes ending the job)
-    instead of sending them: the worker sends them with the job's own end (`jobs.bookkeeping`)."""
+    instead of sending them: the worker sends them with the job's own end (`jobs.worker.bookkeeping`)."""
     token = _joined.set(pipeline)
     try:
         yield

@@ -24,10 +24,10 @@ from rq.job import Job, JobStatus
 from jobs.admission import FULL, enqueue_group_admitted
 from jobs.contract import PENDING, is_terminal, isoformat, state_for, to_group_payload, to_payload
 from jobs.control import CancelOutcome, JobAlreadyEnded, NotAllowed, cancel_job
-from jobs.dequeue import ReliableQueue
 from jobs.params import Params
 from jobs.registry import BadParams, QueueFull, UnknownJob, get_spec, new_job
 from jobs.snapshot import JOB_ID_PATTERN, last_change
+from jobs.worker.dequeue import ReliableQueue
 
 log = logging.getLogger(__name__)
 

@@ -23,11 +23,11 @@ from jobs.admission import FULL, REPLAY, enqueue_admitted
 from jobs.callbacks import CALLBACKS, initial_meta
 from jobs.contract import DEFAULT_STALL_AFTER_S
 from jobs.demo import RANDOM_STEPS
-from jobs.dequeue import ReliableQueue
 from jobs.params import JSON_INTEGER, Params, RetryPolicy, check, json_schema, rule_broken
 
 # BadParams is raised through this module's start_job: callers import it from here.
 from jobs.params import BadParams as BadParams
+from jobs.worker.dequeue import ReliableQueue
 
 log = logging.getLogger(__name__)
 

@@ -76,7 +76,7 @@ def test_web_client_on_a_url_never_retries():
 def test_worker_settings_give_rq_the_same_sentinel_primary_riding_out_a_failover():
     settings = rq_settings(target_from({**SENTINELS, "REDIS_DB": "2", "REDIS_PASSWORD": "pw"}))
     assert settings["REDIS_URL"] is None
-    client = get_redis_from_config(settings)  # what `rq worker -c jobs.worker_settings` does
+    client = get_redis_from_config(settings)  # what `rq worker -c jobs.worker.settings` does
     pool = client.connection_pool
     assert pool.service_name == "jobs" and pool.connection_class is SentinelConnection
     assert (pool.connection_kwargs["db"], pool.connection_kwargs["password"]) == (2, "pw")

@@ -7,9 +7,9 @@ from rq import Queue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from jobs.dequeue import ReliableQueue, peek, pop, rescue_stranded
 from jobs.keys import wake_channel
 from jobs.worker import Worker
+from jobs.worker.dequeue import ReliableQueue, peek, pop, rescue_stranded
 
 NAMES = ("high", "default", "low")
 

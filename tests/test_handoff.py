@@ -1,4 +1,4 @@
-"""Handing the horse its next job early (`jobs.horse`, `jobs.bookkeeping`), on fakeredis, in one process.
+"""Handing the horse its next job early (`jobs.worker.horse`, `.bookkeeping`), on fakeredis, in one process.
 
 The worker object plays both sides of a real pipe and of the memory a horse shares with its
 parent: the parent reads the next job and hands it over; the horse starts it in the round trip
@@ -15,9 +15,9 @@ from rq.job import JobStatus
 from rq.registry import StartedJobRegistry
 
 from jobs.callbacks import CALLBACKS
-from jobs.dequeue import ReliableQueue, peek, pop
-from jobs.horse import _Handoff
 from jobs.worker import Worker
+from jobs.worker.dequeue import ReliableQueue, peek, pop
+from jobs.worker.handoff import Handoff
 
 
 @pytest.fixture
@@ -30,7 +30,7 @@ def worker(redis):
     """Our worker, as a parent with a live horse and as that horse, both ends of its job pipe here."""
     worker = Worker(["default"], connection=redis)
     jobs_in, jobs_out = Pipe(duplex=False)
-    worker._handoff, worker._to_horse, worker._horse_pid = _Handoff(), jobs_out, 2**22 + 1
+    worker._handoff, worker._to_horse, worker._horse_pid = Handoff(), jobs_out, 2**22 + 1
     worker.become_horse(jobs_in)
     return worker
 

@@ -12,9 +12,10 @@ from rq.serializers import JSONSerializer
 from rq.suspension import suspend
 from rq.worker.base import StopRequested
 
-from jobs.horse import _rss_mib, job_from_state, state_of
 from jobs.logcapture import LoggingJob
 from jobs.worker import Worker
+from jobs.worker.horse import _rss_mib
+from jobs.worker.rq_adapter import job_from_state, state_of
 
 
 def test_a_job_sent_to_the_horse_arrives_whole(redis):

@@ -21,11 +21,11 @@ def test_preload_loads_the_job_modules_and_sets_no_worker_settings():
 
 def test_procfile_worker_reads_its_settings_module():
     worker = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker:"))
-    assert " -c jobs.worker_settings " in worker
+    assert " -c jobs.worker.settings " in worker
 
 
 def test_worker_settings_preload_the_job_modules_and_name_redis():
-    probe = PROBE.replace("jobs.preload", "jobs.worker_settings")
+    probe = PROBE.replace("jobs.preload", "jobs.worker.settings")
     env = {"PATH": "/usr/bin:/bin", "REDIS_URL": "redis://127.0.0.1:1/0"}
     run = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, env=env)
     lines = run.stdout.splitlines()
@@ -36,7 +36,7 @@ def test_worker_settings_preload_the_job_modules_and_name_redis():
 def test_worker_settings_stop_the_worker_with_a_sentence_on_bad_settings():
     env = {"PATH": "/usr/bin:/bin", "REDIS_SENTINELS": "127.0.0.1:1"}
     run = subprocess.run(
-        [sys.executable, "-c", "import jobs.worker_settings"],
+        [sys.executable, "-c", "import jobs.worker.settings"],
         cwd=ROOT,
         text=True,
         env=env,

@@ -1,11 +1,11 @@
-"""The guard against RQ releases the worker was not verified against (`jobs.rq_versions`)."""
+"""The guard against RQ releases the worker was not verified against (`jobs.worker.versions`)."""
 
 import logging
 
 import pytest
 import rq
 
-from jobs.rq_versions import VERIFIED_RQ_VERSIONS, UnverifiedRQ, check_rq_version
+from jobs.worker.versions import VERIFIED_RQ_VERSIONS, UnverifiedRQ, check_rq_version
 
 
 def test_the_pinned_rq_is_one_the_worker_was_verified_against():
@@ -23,14 +23,14 @@ def test_another_rq_is_refused_with_its_version_and_the_command_that_verifies_it
 
 
 def test_the_override_runs_it_and_says_so_in_the_log(caplog):
-    with caplog.at_level(logging.WARNING, logger="jobs.rq_versions"):
+    with caplog.at_level(logging.WARNING, logger="jobs.worker.versions"):
         check_rq_version("3.1.0", environ={"RQ_UNVERIFIED_OK": "1"})
     assert "RQ 3.1.0" in caplog.text and "RQ_UNVERIFIED_OK=1" in caplog.text
 
 
 def test_the_worker_refuses_to_start_under_an_unverified_rq(redis, monkeypatch):
-    from jobs import rq_versions
     from jobs.worker import Worker
+    from jobs.worker import versions as rq_versions
 
     monkeypatch.setattr(rq_versions, "VERIFIED_RQ_VERSIONS", ("0.0.1",))
     monkeypatch.delenv("RQ_UNVERIFIED_OK", raising=False)

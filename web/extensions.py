@@ -4,8 +4,8 @@ from flask import Flask, current_app
 from redis import Redis
 
 from jobs.connection import check_sentinels, connect, target_from
-from jobs.dequeue import ReliableQueue
 from jobs.replication import ReplicaAck
+from jobs.worker.dequeue import ReliableQueue
 from web.config import queue_names
 
 

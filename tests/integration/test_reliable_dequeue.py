@@ -10,7 +10,7 @@ import uuid
 from redis import Redis
 from rq.job import Job
 
-from jobs.dequeue import RESCUE_EVERY_S, STUCK_GAP_S, ReliableQueue, rescue_stranded
+from jobs.worker.dequeue import RESCUE_EVERY_S, STUCK_GAP_S, ReliableQueue, rescue_stranded
 from support.sentinel import SentinelCluster
 from support.servers import start_worker, stop_process
 from support.wait import wait_until

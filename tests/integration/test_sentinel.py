@@ -44,7 +44,7 @@ class HA:
 
 
 def start_sentinel_worker(env: dict[str, str], logs_dir) -> subprocess.Popen:
-    """The Procfile's worker command (settings from `-c jobs.worker_settings`) on the cluster."""
+    """The Procfile's worker command (settings from `-c jobs.worker.settings`) on the cluster."""
     name = f"ha-{uuid.uuid4().hex[:8]}"
     args = worker_args("--path", str(ROOT), "--name", name, queues=QUEUES)
     args[0] = str(BIN / args[0])

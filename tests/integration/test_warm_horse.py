@@ -1,4 +1,4 @@
-"""The warm work horse (`jobs.horse.WarmHorse`) under the stock `rq worker -w`, against real servers.
+"""The warm work horse (`jobs.worker.horse.WarmHorse`) under the stock `rq worker -w`, against real servers.
 
 Each test starts its own worker on a queue of its own, loaded with the warm-horse class, the
 Procfile's job class and the scheduler, and checks that the forking worker's safety holds:
@@ -23,10 +23,10 @@ from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
 from jobs.callbacks import CALLBACKS
-from jobs.dequeue import ReliableQueue
 from jobs.joblog import lines_after
 from jobs.keys import channel_for
 from jobs.snapshot import snapshot
+from jobs.worker.dequeue import ReliableQueue
 from support.servers import start_worker, stop_process
 from support.wait import wait_until
 from tests.integration.conftest import ON_EMBEDDED_ONLY

@@ -1,16 +1,16 @@
 """The worker class the stock CLI loads: `rq worker -w jobs.worker.Worker` (the Procfile's worker).
 
-It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.dequeue`):
-- jobs are taken with `jobs.dequeue.pop` (from queues of any class), so a taken job waits in
+It is RQ's forking `Worker` with a reliable dequeue over several queues (`jobs.worker.dequeue`):
+- jobs are taken with `jobs.worker.dequeue.pop` (from queues of any class), so a taken job waits in
   its queue's intermediate list until the script that registers it as started
-  (`jobs.bookkeeping`) also removes it from there;
+  (`jobs.worker.bookkeeping`) also removes it from there;
 - when every queue is empty it waits for a wake-up published by enqueues (on the pub/sub
   connection RQ's worker already holds for its commands), looking again every `FALLBACK_S`;
 - every `RESCUE_EVERY_S` while idle or between jobs, and once at start, it puts jobs stranded by
   dead workers back at the front of their queues (`rescue_stranded`).
-Jobs run in a warm work horse (`jobs.horse.WarmHorse`): forked once, reused for many jobs, forked
+Jobs run in a warm work horse (`jobs.worker.horse.WarmHorse`): forked once, reused for many jobs, forked
 again after a stop, a crash, a timeout, `HORSE_MAX_JOBS` jobs or `HORSE_MAX_RSS_MIB`. A job's
-bookkeeping takes one round trip to start it and one to end a success (`jobs.bookkeeping`);
+bookkeeping takes one round trip to start it and one to end a success (`jobs.worker.bookkeeping`);
 the worker is marked idle only when it finds every queue empty, not between back-to-back jobs.
 While the horse runs a job the worker reads the next one (`while_horse_works`) and hands it to
 the horse, which starts it with the end of the job before if it is still the job RQ's dequeue
@@ -24,31 +24,30 @@ import threading
 import time
 
 import redis
-from rq import Queue, worker_registration
+from rq import Queue
 from rq.job import Job
-from rq.registry import clean_registries
-from rq.utils import now
 from rq.worker import WorkerStatus
 from rq.worker.worker_classes import Worker as StockWorker
 
-from jobs.bookkeeping import Bookkeeping
-from jobs.dequeue import (
+from jobs.keys import wake_channel
+from jobs.worker.bookkeeping import Bookkeeping
+from jobs.worker.dequeue import (
     FALLBACK_S,
     RESCUE_EVERY_S,
     peek,
     pop,
     rescue_stranded,
 )
-from jobs.horse import WarmHorse
-from jobs.keys import wake_channel
-from jobs.rq_versions import check_rq_version
+from jobs.worker.horse import WarmHorse
+from jobs.worker.rq_adapter import RQInternals
+from jobs.worker.versions import check_rq_version
 
 # A job handed to the horse early is started only if it was read this recently (after `rq suspend`,
 # a SIGSTOP or a long job, the parent's next dequeue takes it instead).
 PREFETCH_MAX_AGE_S = 1.0
 
 
-class Worker(Bookkeeping, WarmHorse, StockWorker):
+class Worker(Bookkeeping, WarmHorse, RQInternals, StockWorker):
     """RQ's forking worker: a warm work horse, a reliable multi-queue dequeue, stranded jobs rescued,
     each job's bookkeeping in two round trips."""
 
@@ -73,19 +72,13 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
 
     def subscribe(self) -> None:
         """Subscribe to RQ's command channel and to each queue's wake channel, on one connection."""
-        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
-        self.pubsub = self.connection.pubsub()
-        wakes = {wake_channel(queue.name): self._woken for queue in self.queues}
-        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload}, **wakes)
-        self.pubsub_thread = self.pubsub.run_in_thread(
-            sleep_time=60, daemon=True, exception_handler=self._pubsub_exception_handler
-        )
+        self.subscribe_with({wake_channel(queue.name): self._woken for queue in self.queues})
 
     def _woken(self, message) -> None:
         self._wake.set()
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
-        """Take the next job as RQ's does, with `jobs.dequeue.pop` and wake-ups instead of BLPOP.
+        """Take the next job as RQ's does, with `jobs.worker.dequeue.pop` and wake-ups instead of BLPOP.
 
         Returns:
             (job, queue), or None in burst mode with every queue empty, after `max_idle_time`, or
@@ -98,7 +91,7 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
         while True:
             # A warm shutdown asked while the worker was still busy (RQ's signal handler raises
             # only once it is idle) ends the wait here, without taking another job.
-            if self._stop_requested:
+            if self.stop_requested:
                 break
             try:
                 if time.monotonic() >= beat_due:  # as often as RQ's own (one BLPOP timeout)
@@ -110,7 +103,7 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
                 self._wake.clear()  # before looking: a wake-up from now on ends the wait below
                 result = self._take_handed() or self._pop()
                 if result is not None:
-                    self._took(*result)
+                    self.log_taken(*result)
                     break
                 if self.get_state() != WorkerStatus.IDLE:
                     self.set_state(WorkerStatus.IDLE)
@@ -119,7 +112,7 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
                     break
                 if max_idle_time is not None and time.monotonic() - idle_since >= max_idle_time:
                     break
-                if not self._stop_requested:
+                if not self.stop_requested:
                     self._wake.wait(FALLBACK_S)
             except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
                 self.log.error(
@@ -135,11 +128,11 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
 
     def while_horse_works(self, elapsed_s: float) -> float | None:
         """As the horse starts a job, read the job RQ's dequeue would take next and hand it to the
-        horse, which starts it with this one's end if it is still that job then (`jobs.horse`)."""
-        early = self._hand_early and self._take_early and not self._stop_requested
-        if elapsed_s == 0 and early and self._handed is None and self._dequeue_strategy in (None, "default"):
+        horse, which starts it with this one's end if it is still that job then (`jobs.worker.horse`)."""
+        early = self._hand_early and self._take_early and not self.stop_requested
+        if elapsed_s == 0 and early and self._handed is None and self.dequeues_by_priority:
             try:
-                found = peek(self._ordered_queues, self.connection, self.job_class, self.serializer)
+                found = peek(self.queues_in_order, self.connection, self.job_class, self.serializer)
             except Exception as exc:  # the dequeue after this job takes it
                 self.log.warning("Worker %s: could not read the next job early: %r", self.name, exc)
                 found = None
@@ -148,8 +141,8 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
         return None
 
     def _pop(self) -> tuple[Job, Queue] | None:
-        """One look at the queues, in this worker's order (`jobs.dequeue.pop`)."""
-        return pop(self._ordered_queues, self.connection, self.job_class, self.serializer)
+        """One look at the queues, in this worker's order (`jobs.worker.dequeue.pop`)."""
+        return pop(self.queues_in_order, self.connection, self.job_class, self.serializer)
 
     def _take_handed(self) -> tuple[Job, Queue] | None:
         """The job handed to the horse early, if the horse took it (`execute_job` then only
@@ -169,27 +162,9 @@ class Worker(Bookkeeping, WarmHorse, StockWorker):
                 self.log.exception("Worker %s: could not see job %s to its end", self.name, handed.job.id)
         super().teardown()
 
-    def _took(self, job: Job, queue: Queue) -> None:
-        """What RQ does with a job it has just taken: the queue order, the server version, a log line."""
-        self.reorder_queues(reference_queue=queue)
-        job.redis_server_version = self.get_redis_server_version()
-        if self.log_job_description:
-            self.log.info("Worker %s: %s: %s (%s)", self.name, queue.name, job.description, job.id)
-        else:
-            self.log.info("Worker %s: %s: %s", self.name, queue.name, job.id)
-
-    def clean_registries(self) -> None:
-        """RQ's maintenance of each queue's registries (`rq.worker.base.BaseWorker.clean_registries`),
-        with `rescue_stranded` in place of RQ's intermediate-list clean-up, which fails a job it
-        finds there for a minute."""
-        for queue in self.queues:
-            if queue.acquire_maintenance_lock():
-                self.log.info("Worker %s: cleaning registries for queue: %s", self.name, queue.name)
-                clean_registries(queue, self._exc_handlers)
-                worker_registration.clean_worker_registry(queue)
-                rescue_stranded([queue], self.connection)
-                queue.release_maintenance_lock()
-        self.last_cleaned_at = now()
+    def rescue_queue(self, queue: Queue) -> None:
+        """RQ's maintenance of a queue's intermediate list (`clean_registries`): `rescue_stranded`."""
+        rescue_stranded([queue], self.connection)
 
     def rescue_if_due(self) -> None:
         """Put stranded jobs back, at most every RESCUE_EVERY_S (the first call always runs)."""

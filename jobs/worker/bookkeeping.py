@@ -4,7 +4,7 @@ RQ's forking worker spends a dozen round trips on each job's bookkeeping: the pa
 the execution, the horse then marks the job started, refreshes two heartbeats at its end, runs
 the success callback (whose writes go on their own), watches the job's dependents, reads them,
 and only then stores the result. `Bookkeeping` is a mixin for `jobs.worker.Worker`, whose parent
-watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job runs:
+watches the horse (`jobs.worker.horse.WarmHorse`) and keeps every heartbeat while a job runs:
 
 - **Start.** The horse sends, in one script, what RQ's parent writes in `prepare_execution`
   (the execution, the started registry, the worker busy) and what RQ's horse writes in
@@ -14,7 +14,7 @@ watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job
   its dequeue is skipped, never run. The parent only makes the execution's id, so its part of a
   job is the dequeue and a message to the horse; until the start the job is in its
   intermediate list, where a dead worker's job is rescued. A job the parent only read
-  (`jobs.dequeue.peek`) while the horse ran the one before is taken straight from its queue by
+  (`jobs.worker.dequeue.peek`) while the horse ran the one before is taken straight from its queue by
   its start, and only if it is still the job RQ's dequeue would take then.
 - **End of a success.** RQ's result, registries, worker counters and execution clean-up, and the
   writes of our success callback (`jobs.callbacks.joined_to`: the final payload, the job log's
@@ -24,7 +24,7 @@ watches the horse (`jobs.horse.WarmHorse`) and keeps every heartbeat while a job
   the dependents before the script (which then writes nothing) or sees the job FINISHED. A job
   with dependents takes RQ's own `handle_job_success`, which moves them (or, for a parent
   canceled while it ran, holds them back) before it ends or deletes the job. When the parent
-  has handed the horse its next job already (`jobs.horse`), that job's start goes in the same
+  has handed the horse its next job already (`jobs.worker.horse`), that job's start goes in the same
   round trip, after this end.
 
 Both scripts take the commands RQ's own code queues on a pipeline (`_flat`), so what is written
@@ -38,17 +38,16 @@ from typing import Any
 from uuid import uuid4
 
 from redis.commands.core import Script
-from rq.callbacks import execute_stopped_callback, execute_success_callback
-from rq.executions import Execution, ExecutionRegistry
+from rq.callbacks import execute_success_callback
+from rq.executions import Execution
 from rq.intermediate_queue import IntermediateQueue
-from rq.job import Job, JobStatus, Retry
-from rq.logutils import blue, green
+from rq.job import Job, JobStatus
 from rq.rate_limit import release_slot
 from rq.utils import now
-from rq.worker import WorkerStatus
 
 from jobs.callbacks import joined_to
-from jobs.dequeue import HELD, STARTABLE, taken_from
+from jobs.worker.dequeue import HELD, taken_from
+from jobs.worker.rq_adapter import LUA_STARTABLE, attach, mark_finished
 
 # Runs the commands given in ARGV from its `first`, each as its argument count and its arguments;
 # `reply` is the last one's reply.
@@ -61,7 +60,7 @@ while i <= #ARGV do
 end
 """
 # Starts a job only if it still waits: still in the intermediate list its worker took it into (not
-# rescued meanwhile) and startable (`STARTABLE`: not deleted, canceled, failed by the lost-job
+# rescued meanwhile) and startable (`LUA_STARTABLE`: not deleted, canceled, failed by the lost-job
 # check or started elsewhere; a job pushed while `created` runs, as under RQ's worker).
 # KEYS: that list, the job's hash, the execution's hash. ARGV: the job id, then the commands to
 # run (`_RUN_FROM`). Returns 1 when the job was started, now or by this same execution before:
@@ -69,7 +68,7 @@ end
 # must not strand its job "started".
 _START = Script(
     None,
-    STARTABLE
+    LUA_STARTABLE
     + b"""
 if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then
   local started = redis.call('HGET', KEYS[2], 'status') == 'started'
@@ -81,14 +80,14 @@ local first = 2
     + _RUN_FROM
     + b"return 1",
 )
-# Starts a job `jobs.dequeue.peek` read only if it is still the job `pop` would take: the queues
+# Starts a job `jobs.worker.dequeue.peek` read only if it is still the job `pop` would take: the queues
 # before its own empty, and first in its own. KEYS: those queues, its queue, the job's hash, the
 # execution's hash. ARGV: the job id, the number of queues before its own, then the commands to
 # run (`_RUN_FROM`). Returns 1 when the job was started, now or by this same execution before
 # (a start sent again, as with `_START`).
 _START_FIRST = Script(
     None,
-    STARTABLE
+    LUA_STARTABLE
     + b"""
 local ahead = tonumber(ARGV[2])
 local queue, job, execution = KEYS[ahead + 1], KEYS[ahead + 2], KEYS[ahead + 3]
@@ -119,20 +118,20 @@ class Bookkeeping:
 
     def prepare_execution(self, job: Job) -> Execution:
         """In the parent: the job's execution, made here, written by the horse as it starts the job;
-        RQ's for a job `jobs.dequeue` did not take (a caller of RQ's API handed it)."""
+        RQ's for a job `jobs.worker.dequeue` did not take (a caller of RQ's API handed it)."""
         if taken_from(job) is None:
             return super().prepare_execution(job)
         execution = Execution(uuid4().hex, job.id, connection=self.connection, worker_name=self.name)
-        execution._job = job
+        attach(execution, job)
         self.executions[execution.id] = execution
         # Busy from here, as RQ's `set_state` would say (a SIGTERM then waits for the job); the
         # horse writes it to Redis with the job's start.
-        self._state = WorkerStatus.BUSY
+        self.note_busy()
         return execution
 
     def perform_job(self, job: Job, queue: Any, execution: Execution) -> bool:
         """In the horse: start the job (`start_if_waiting`), then RQ's `perform_job`; a job that no longer
-        waits is skipped. A job `jobs.dequeue` did not take runs as RQ runs it."""
+        waits is skipped. A job `jobs.worker.dequeue` did not take runs as RQ runs it."""
         if taken_from(job) is None:
             return super().perform_job(job, queue, execution)
         started = self.started_in_advance
@@ -163,16 +162,7 @@ class Bookkeeping:
     def _start_script_input(self, job: Job, execution: Execution) -> tuple[Script, list[str], list[Any]]:
         """The start script for this job, and its keys and arguments for this execution."""
         writes = self.connection.pipeline(transaction=False)  # records the commands (`_flat`)
-        ttl = self.get_heartbeat_ttl(job)
-        # What `Execution.create` writes, for the execution the parent made.
-        execution.save(ttl=ttl, pipeline=writes)
-        ExecutionRegistry(job_id=job.id, connection=writes).add(execution=execution, ttl=ttl, pipeline=writes)
-        job.started_job_registry.add_execution(execution, pipeline=writes, ttl=ttl, xx=False)
-        writes.sadd(execution.worker_executions_key, execution.composite_key)
-        writes.expire(execution.worker_executions_key, ttl + 60)
-        self.set_state(WorkerStatus.BUSY, pipeline=writes)
-        job.prepare_for_execution(self.name, pipeline=writes)
-        writes.persist(job.key)
+        self.start_writes(job, execution, writes)
         queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
         taken = taken_from(job)
         if taken == HELD:
@@ -183,7 +173,7 @@ class Bookkeeping:
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """In the horse, within RQ's `perform_job`: nothing left to send (`start_if_waiting` did it);
-        RQ's for a job `jobs.dequeue` did not take."""
+        RQ's for a job `jobs.worker.dequeue` did not take."""
         if taken_from(job) is None:
             super().prepare_job_execution(job, remove_from_intermediate_queue)
             return
@@ -193,36 +183,18 @@ class Bookkeeping:
         """RQ's, without its job heartbeat: the parent keeps heartbeats until the horse answers."""
         job.ended_at = now()
 
-    def _handle_stopped_job(self, job: Job, queue: Any, execution: Execution) -> None:
-        """RQ's, with the job's end stored before its stopped callback runs (RQ runs the callback
-        first): a client that sees the final payload our callback publishes and asks again then
-        finds the job ended. A raising callback is logged, as RQ does."""
-        self.log.warning(
-            "Worker %s: job %s stopped by user, moving job to FailedJobRegistry", self.name, job.id
-        )
-        self.handle_job_failure(
-            job, queue=queue, exc_string="Job stopped by user, work-horse terminated.", execution=execution
-        )
-        try:
-            execute_stopped_callback(job, self.death_penalty_class)
-        except Exception:
-            self.log.exception("Worker %s: stopped callback for job %s raised", self.name, job.id)
-
-    def _finalize_success(self, job: Job, queue: Any, execution: Execution, return_value: Any) -> None:
-        """RQ's, with the success callback's writes and the job's end in one script (module docstring);
-        a job with dependents takes RQ's own end, which moves them before it deletes or ends the job."""
-        if isinstance(return_value, Retry) or job.repeats_left:
-            super()._finalize_success(job, queue, execution, return_value)
-            return
+    def end_success(self, job: Job, queue: Any, execution: Execution, return_value: Any) -> None:
+        """RQ's `_finalize_success` for a job that returned a result (not a `Retry`, not repeating),
+        with the success callback's writes and the job's end in one script (module docstring); a
+        job with dependents takes RQ's own end, which moves them before it deletes or ends the job."""
         self.handle_execution_ended(job, queue, job.success_callback_timeout)
-        job._result = return_value
-        job._status = JobStatus.FINISHED
+        mark_finished(job, return_value)
         with self.connection.pipeline(transaction=False) as writes:
             # A callback that raises leaves its writes unsent: RQ fails the job instead.
             with joined_to(writes):
                 execute_success_callback(job, self.death_penalty_class, return_value)
             callback_writes = _flat(writes)
-            self._end_success(job, execution, writes)
+            self.success_writes(job, execution, writes)
             end = callback_writes + _flat(writes)
         following = self.next_to_start()
         if following is None:
@@ -231,43 +203,13 @@ class Bookkeeping:
             ended, following.started = self._end_and_start(end, job, following.job, following.execution)
         if ended:
             release_slot(job)
-            self._log_success(job)
+            self.log_success(job)
         else:
             if callback_writes:
                 _RUN(args=callback_writes, client=self.connection)
             self.handle_job_success(job, queue, queue.started_job_registry, execution)
         job.send_webhooks(JobStatus.FINISHED)
-        self._log_result(job, return_value)
-
-    def _log_success(self, job: Job) -> None:
-        """The line RQ's `handle_job_success` logs once the job's end is stored."""
-        taken = job.ended_at - job.started_at
-        if self.log_job_description:
-            self.log.info(
-                "Successfully completed %s job in %ss on worker %s", job.description, taken, self.name
-            )
-        else:
-            self.log.info("Successfully completed job %s in %ss on worker %s", job.id, taken, self.name)
-
-    def _log_result(self, job: Job, return_value: Any) -> None:
-        """The lines RQ's `_finalize_success` logs after a job's end."""
-        self.log.info("Worker %s: %s: %s (%s)", self.name, green(job.origin), blue("Job OK"), job.id)
-        if return_value is not None:
-            self.log.debug("Worker %s: result: %r", self.name, return_value)
-        if self.log_result_lifespan:
-            result_ttl = job.get_result_ttl(self.default_result_ttl)
-            if result_ttl == 0:
-                self.log.info("Worker %s: job %s result discarded immediately", self.name, job.id)
-            elif result_ttl > 0:
-                self.log.info(
-                    "Worker %s: job %s result is kept for %s seconds", self.name, job.id, result_ttl
-                )
-            else:
-                self.log.info(
-                    "Worker %s: job %s result will never expire, clean up result key manually",
-                    self.name,
-                    job.id,
-                )
+        self.log_result(job, return_value)
 
     def _end_and_start(
         self, end: list[Any], job: Job, next_job: Job, next_execution: Execution
@@ -283,23 +225,6 @@ class Bookkeeping:
             both.eval(script.script, len(keys), *keys, *args)
             ended, started = both.execute()
         return bool(ended), bool(started)
-
-    def _end_success(self, job: Job, execution: Execution, pipeline: Any) -> None:
-        """RQ's `handle_job_success` writes, on `pipeline`."""
-        self.increment_successful_job_count(pipeline=pipeline)
-        self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
-        result_ttl = job.get_result_ttl(self.default_result_ttl)
-        if result_ttl != 0:
-            job._handle_success(
-                result_ttl,
-                pipeline=pipeline,
-                worker_name=self.name,
-                execution_id=execution.id,
-                execution_started_at=execution.created_at,
-                execution_ended_at=job.ended_at,
-            )
-        job.cleanup(result_ttl, pipeline=pipeline, remove_from_queue=False)
-        self.cleanup_execution(job, pipeline=pipeline, execution=execution)
 
 
 def _flat(pipeline: Any) -> list[Any]:

@@ -9,8 +9,8 @@ horse) are RQ's. The worker's own heartbeats go in one round trip, RQ's three ar
 are folded into one, and `rq suspend` is checked once a second rather than before every job.
 
 The parent may hand the horse its next job while the horse runs one (`hand_to_horse`): a job it
-has only read (`jobs.dequeue.peek`). As its job succeeds the horse starts the next in the round
-trip that ends the one before (`jobs.bookkeeping`), only if that job is still the one RQ's
+has only read (`jobs.worker.dequeue.peek`). As its job succeeds the horse starts the next in the round
+trip that ends the one before (`jobs.worker.bookkeeping`), only if that job is still the one RQ's
 dequeue would take, then answers for the first and runs the next at once, so back-to-back short
 jobs wait on no message between processes and still start in RQ's order. A job handed so that
 waited past `handoff_max_age_s`, or that the horse could not start, stays in its queue for the
@@ -34,29 +34,27 @@ What stays as safe as the forking worker, and how:
   has started with its end), reads the closed pipe, and exits.
 """
 
-import ctypes
 import logging
-import multiprocessing
 import os
 import pickle
 import random
 import resource
 import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass
+from contextlib import nullcontext
 from multiprocessing.connection import Connection, Pipe
-from multiprocessing.sharedctypes import RawValue
 from typing import Any
 
 from rq.exceptions import InvalidJobOperation
 from rq.executions import Execution
-from rq.job import UNEVALUATED, Job, JobStatus
+from rq.job import Job, JobStatus
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
 from rq.worker.base import SHUTDOWN_SIGNAL
 from rq.worker.base import logger as rq_logger
+
+from jobs.worker.handoff import Handed, Handoff, TakenJob
+from jobs.worker.rq_adapter import attach, job_from_state, state_of
 
 log = logging.getLogger(__name__)
 
@@ -71,54 +69,9 @@ HEARTBEAT_FOLD_S = 1.0
 # The horse reads its resident memory after a job at most this often (seconds): a read costs more
 # than a short job's bookkeeping.
 MEMORY_READ_EVERY_S = 1.0
-# How long the parent waits for the lock it shares with a horse (one that died holding it).
-LOCK_WAIT_S = 5.0
 # How long teardown waits for an idle horse to exit before killing it.
 HORSE_EXIT_WAIT_S = 5.0
 _PAGE_MIB = resource.getpagesize() / (1024 * 1024)
-
-
-class _Handoff:
-    """What a parent and its horse share about the jobs sent to it, numbered from 1 (memory shared
-    across the fork). The lock makes taking a job (horse) and killing the horse for a stop
-    (parent) exclusive; re-entrant, as a cold-shutdown signal handler may kill the horse while
-    the parent's main thread holds it."""
-
-    def __init__(self) -> None:
-        self.lock = multiprocessing.RLock()
-        self.taken = RawValue(ctypes.c_ulonglong, 0)  # the last job the horse took
-        self.running = RawValue(ctypes.c_ulonglong, 0)  # the job it runs (or starts) now; 0 when idle
-
-    def took(self, number: int) -> bool:
-        """Whether the horse took job `number` (it will run it, or ran it if it died since)."""
-        return self.taken.value >= number
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the lock; a horse that died holding it makes the parent wait `LOCK_WAIT_S` at most."""
-        acquired = self.lock.acquire(timeout=LOCK_WAIT_S)
-        try:
-            yield
-        finally:
-            if acquired:
-                self.lock.release()
-
-
-@dataclass
-class Handed:
-    """A job sent to the horse while it runs the one before (`WarmHorse.hand_to_horse`)."""
-
-    job: Job
-    queue: Any
-    execution: Execution
-    number: int
-    handed_at: float
-    handoff: _Handoff
-
-    @property
-    def taken(self) -> bool:
-        """Whether the horse took it (`_Handoff.took`)."""
-        return self.handoff.took(self.number)
 
 
 class WarmHorse:
@@ -140,7 +93,7 @@ class WarmHorse:
         self._suspension_checked_at = float("-inf")
         # The current horse's shared state, the number of the last job sent to it, and which job
         # each unanswered number is.
-        self._handoff: _Handoff | None = None
+        self._handoff: Handoff | None = None
         self._sent_to_horse = 0
         self._sent_jobs: dict[int, str] = {}
         self._handed: Handed | None = None
@@ -168,7 +121,7 @@ class WarmHorse:
 
     def hand_to_horse(self, job: Job, queue: Any) -> Handed | None:
         """Send the horse its next job while it runs this one: as this one succeeds it starts the
-        next in the same round trip (`jobs.bookkeeping`), if that job may still start then. Whether
+        next in the same round trip (`jobs.worker.bookkeeping`), if that job may still start then. Whether
         it did, the horse says before it answers for this one (`taken_handed`). None when there is
         no live horse to send to."""
         execution = self.prepare_execution(job)
@@ -227,7 +180,7 @@ class WarmHorse:
         """Fork a horse with a pipe each way; the horse keeps only its own ends."""
         jobs_in, jobs_out = Pipe(duplex=False)
         replies_in, replies_out = Pipe(duplex=False)
-        self._handoff, self._sent_to_horse, self._sent_jobs = _Handoff(), 0, {}
+        self._handoff, self._sent_to_horse, self._sent_jobs = Handoff(), 0, {}
         os.environ["RQ_WORKER_ID"] = self.name
         child_pid = os.fork()
         if child_pid == 0:
@@ -241,7 +194,7 @@ class WarmHorse:
         jobs_in.close()
         replies_out.close()
         self._to_horse, self._from_horse = jobs_out, replies_in
-        self._horse_pid = child_pid
+        self.set_horse_pid(child_pid)
         self.procline(f"Forked warm horse {child_pid}")
 
     def _monitor_warm_horse(
@@ -285,9 +238,9 @@ class WarmHorse:
         if reply is not None:
             # The horse's cleanup_execution() popped only its own copy of `executions`.
             self.executions.pop(execution.id, None)
-            if self._stopped_job_id == job.id:
+            if self.stopping_job_id == job.id:
                 # A stop for this job that came as it ended: it killed nothing (`kill_horse`).
-                self._stopped_job_id = None
+                self.forget_stop()
             if reply["retire"]:
                 self._discard_horse()
             return True
@@ -307,8 +260,8 @@ class WarmHorse:
         if self.horse_pid:
             self._last_death = self.wait_for_horse()
             self._close_pipes()
-            self._horse_pid = 0
-        retpid, ret_val, rusage = self._last_death
+            self.set_horse_pid(0)
+        retpid = self._last_death[0]
         try:
             job_status = job.get_status()
         except InvalidJobOperation:
@@ -319,22 +272,17 @@ class WarmHorse:
             # A job handed early that the horse died before starting: still first in its queue.
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             self.executions.pop(execution.id, None)
-            if self._stopped_job_id == job.id:
-                self._stopped_job_id = None
+            if self.stopping_job_id == job.id:
+                self.forget_stop()
             return True
-        if resend_unstarted and self._stopped_job_id != job.id and not taken:
+        if resend_unstarted and self.stopping_job_id != job.id and not taken:
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             return False
         self.executions.pop(execution.id, None)
-        if self._stopped_job_id == job.id:
-            self._handle_stopped_job(job, queue, execution)
+        if self.stopping_job_id == job.id:
+            self.end_stopped(job, queue, execution)
         elif job_status not in (JobStatus.FINISHED, JobStatus.FAILED):
-            job.ended_at = now()
-            signal_msg = f" (signal {os.WTERMSIG(ret_val)})" if ret_val and os.WIFSIGNALED(ret_val) else ""
-            exc_string = f"Work-horse terminated unexpectedly; waitpid returned {ret_val}{signal_msg}; "
-            self.log.warning("Worker %s: job %s failed (%s)", self.name, job.id, exc_string)
-            self.handle_work_horse_killed(job, retpid, ret_val, rusage)
-            self.handle_job_failure(job, queue=queue, exc_string=exc_string, execution=execution)
+            self.fail_dead_horse_job(job, queue, execution, self._last_death)
         return True
 
     def kill_horse(self, sig: signal.Signals = SHUTDOWN_SIGNAL) -> None:
@@ -342,11 +290,11 @@ class WarmHorse:
         has ended, or not started); the horse cannot take its next job while this decides."""
         handoff = self._handoff
         with handoff.locked() if handoff is not None else nullcontext():
-            stopping = self._stopped_job_id
+            stopping = self.stopping_job_id
             running = self._sent_jobs.get(handoff.running.value) if handoff is not None else None
             if stopping is not None and stopping != running:
                 self.log.info("Worker %s: job %s is not running here, stop ignored", self.name, stopping)
-                self._stopped_job_id = None
+                self.forget_stop()
                 return
             if self.horse_pid:
                 super().kill_horse(sig)
@@ -366,7 +314,7 @@ class WarmHorse:
             if lingering:
                 super().kill_horse()
             self.wait_for_horse()
-            self._horse_pid = 0
+            self.set_horse_pid(0)
         self._close_pipes()
 
     def _close_pipes(self) -> None:
@@ -416,7 +364,7 @@ class WarmHorse:
         """The horse's loop: run each job it is sent, answer, exit on a closed pipe or when retiring."""
         random.seed()
         self.setup_work_horse_signals()
-        self._is_horse = True
+        self.mark_horse()
         self.log = rq_logger
         self.become_horse(jobs_in)
         while True:
@@ -462,12 +410,12 @@ class WarmHorse:
         def note_timeout(job: Job, exc_type: type, *_: Any) -> None:
             self._timed_out = self._timed_out or issubclass(exc_type, JobTimeoutException)
 
-        self._exc_handlers.insert(0, note_timeout)
+        self.add_first_exception_handler(note_timeout)
 
     def next_to_start(self) -> "TakenJob | None":
         """In the horse, as its job succeeds: the job the parent handed it early, when it is not
         retiring and the job was handed under `handoff_max_age_s` ago. From here a stop for it
-        kills the horse; its start goes with this job's end (`jobs.bookkeeping`), which sets its
+        kills the horse; its start goes with this job's end (`jobs.worker.bookkeeping`), which sets its
         `started`; `_settle` then says whether the horse took it."""
         if self._jobs_in is None or self._retiring():
             return None
@@ -528,41 +476,8 @@ class WarmHorse:
         queue = next(queue for queue in self.queues if queue.name == queue_name)
         execution = Execution(execution_id, job.id, connection=self.connection, worker_name=self.name)
         execution.created_at = execution.last_heartbeat = created_at
-        execution._job = job
+        attach(execution, job)
         return job, queue, execution
-
-
-@dataclass
-class TakenJob:
-    """A job the horse has taken: its number, its objects, and whether it was started already
-    (None: its own start script runs before it)."""
-
-    number: int
-    job: Job
-    queue: Any
-    execution: Execution
-    started: bool | None = None
-
-
-def job_from_state(job_class: type[Job], state: dict, connection: Any) -> Job:
-    """The job `state_of()` described, on this process's Redis client (its serializer comes with it)."""
-    job = job_class(connection=connection)
-    job.__dict__.update(state)
-    return job
-
-
-def state_of(job: Job) -> dict:
-    """The job object as the parent holds it, to send to the horse (saves the horse a read of its hash).
-
-    A forking worker's horse gets the same: the parent's job object, copied by fork(). Left out:
-    the Redis client, and RQ's "not yet decoded" marker, which compares by identity (a pickled
-    copy would not be it); the horse's fresh job has that marker already.
-    """
-    return {
-        name: value
-        for name, value in job.__dict__.items()
-        if name != "connection" and value is not UNEVALUATED
-    }
 
 
 def _later(now_s: float, after_s: float | None) -> float:

@@ -1,4 +1,4 @@
-"""Settings module for `rq worker -c jobs.worker_settings`: where Redis is, and the job modules preloaded.
+"""Settings module for `rq worker -c jobs.worker.settings`: where Redis is, and the job modules preloaded.
 
 RQ reads this module's UPPERCASE names: `REDIS_URL`, or `SENTINEL` (RQ's dict for a
 Sentinel-managed primary), both built by `jobs.connection` from the same environment variables

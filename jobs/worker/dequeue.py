@@ -5,12 +5,12 @@ worker listens on one queue; with several it BLPOPs, and a job popped by a worke
 or loses Redis sits in no queue and no registry for ever. `ReliableQueue.dequeue_any` instead
 moves the first job of the first non-empty queue (priority order kept) into that queue's
 intermediate list and reads its hash, in one Lua script and one round trip. The worker
-(`jobs.bookkeeping`) removes it from there in the script that registers it as started, so a job is
+(`jobs.worker.bookkeeping`) removes it from there in the script that registers it as started, so a job is
 always in its queue, its intermediate list or the StartedJobRegistry.
 
 `peek` reads the job `pop` would take, without taking it: a worker hands it to its busy horse,
 which starts it with the end of the job before only if it is still the one `pop` would take
-(`jobs.bookkeeping`), so jobs start in the order RQ's dequeue starts them.
+(`jobs.worker.bookkeeping`), so jobs start in the order RQ's dequeue starts them.
 
 `rescue_stranded` puts back at the FRONT of its queue a job that sits in an intermediate list
 outside the StartedJobRegistry: seen there twice, at least `STUCK_GAP_S` apart by Redis's
@@ -35,6 +35,7 @@ from rq.job import Job
 from rq.utils import as_text, backend_class
 
 from jobs.keys import stranded_seen_key, wake_channel
+from jobs.worker.rq_adapter import LUA_JOB_OF_STARTED_MEMBER, LUA_STARTABLE
 
 # How long an idle worker waits for a wake-up before it looks at its queues anyway (seconds).
 FALLBACK_S = 1.0
@@ -42,16 +43,6 @@ FALLBACK_S = 1.0
 RESCUE_EVERY_S = 10.0
 # A job must be seen stranded twice at least this far apart (seconds, Redis's clock).
 STUCK_GAP_S = 5.0
-
-# Lua: `startable(key)`, whether the job whose hash is at `key` may still start, so may wait in a
-# queue: its hash is there and it has neither started nor ended. RQ's worker runs any job it pops,
-# whatever its status (a job pushed while `created` too); a canceled one it would run as well.
-STARTABLE = b"""
-local function startable(key)
-  local status = redis.call('HGET', key, 'status')
-  return status and not ({started = 1, finished = 1, failed = 1, stopped = 1, canceled = 1})[status]
-end
-"""
 
 # KEYS: per queue, in priority order, its list, its intermediate list and its stranded-seen hash.
 # ARGV: the job hash key prefix. Returns false when every queue is empty, else the queue's
@@ -80,7 +71,7 @@ return false
 # Returns {ids put back at the front of their queue, ids only dropped from the intermediate list}.
 _RESCUE = Script(
     None,
-    STARTABLE
+    LUA_STARTABLE
     + b"""
 local prefix, gap = ARGV[1], tonumber(ARGV[2])
 local clock = redis.call('TIME')
@@ -96,7 +87,9 @@ for q = 1, #KEYS / 4 do
   end
   if #ids > 0 then
     for _, member in ipairs(redis.call('ZRANGE', started, 0, -1)) do
-      waiting[string.match(member, '^(.*):[^:]*$') or member] = nil
+      waiting["""
+    + LUA_JOB_OF_STARTED_MEMBER
+    + b"""] = nil
     end
     local back = 0
     for i = #ids, 1, -1 do
@@ -225,7 +218,7 @@ def peek(
 ) -> tuple[Job, Queue] | None:
     """The job `pop` would take now, left where it is; one script call.
 
-    Its start (`jobs.bookkeeping`) takes it only if it is then still the job `pop` would take: first
+    Its start (`jobs.worker.bookkeeping`) takes it only if it is then still the job `pop` would take: first
     in its queue, with the queues before that one empty (`taken_from` names them).
     """
     if not queues:

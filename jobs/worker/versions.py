@@ -1,7 +1,7 @@
 """The RQ releases `jobs.worker.Worker` was verified against, and the guard that refuses the others.
 
-The worker sends RQ's own writes its own way (`jobs.bookkeeping`) and reads RQ's key layout in its
-scripts (`jobs.dequeue`), so an RQ release that changes either could make it drop writes without
+The worker sends RQ's own writes its own way (`jobs.worker.bookkeeping`) and reads RQ's key layout in its
+scripts (`jobs.worker.dequeue`), so an RQ release that changes either could make it drop writes without
 an error. A release is verified by running RQ's own test suite against the worker
 (`make conformance`) and the differential test, with that release pinned in requirements.txt.
 """
