@@ -101,7 +101,8 @@ class Worker(Bookkeeping, WarmHorse, RQInternals, StockWorker):
                     self.run_maintenance_tasks()
                 self.rescue_if_due()
                 self._wake.clear()  # before looking: a wake-up from now on ends the wait below
-                result = self._take_handed() or self._pop()
+                handed = self.taken_handed()  # started by the horse with the job before
+                result = (handed.job, handed.queue) if handed else self._pop()
                 if result is not None:
                     self.log_taken(*result)
                     break
@@ -143,12 +144,6 @@ class Worker(Bookkeeping, WarmHorse, RQInternals, StockWorker):
     def _pop(self) -> tuple[Job, Queue] | None:
         """One look at the queues, in this worker's order (`jobs.worker.dequeue.pop`)."""
         return pop(self.queues_in_order, self.connection, self.job_class, self.serializer)
-
-    def _take_handed(self) -> tuple[Job, Queue] | None:
-        """The job handed to the horse early, if the horse took it (`execute_job` then only
-        watches it)."""
-        handed = self.taken_handed()
-        return None if handed is None else (handed.job, handed.queue)
 
     def teardown(self) -> None:
         """Watch a job the horse took early to its end, as any other; then the warm horse's and

@@ -425,7 +425,8 @@ class WarmHorse:
                 message = pickle.loads(self._jobs_in.recv_bytes())
         except (EOFError, OSError):
             return None
-        if message is None or self._stale(message[1]):
+        max_age_s = self.handoff_max_age_s
+        if message is None or (max_age_s is not None and time.monotonic() - message[1] > max_age_s):
             return None
         with self._handoff.locked():
             self._handoff.running.value = message[0]
@@ -453,11 +454,6 @@ class WarmHorse:
         with self._handoff.locked():
             self._handoff.taken.value = self._handoff.running.value = message[0]
         return TakenJob(message[0], *self._rebuild(message))
-
-    def _stale(self, handed_at: float) -> bool:
-        """Whether a job handed early at `handed_at` waited past `handoff_max_age_s`."""
-        max_age_s = self.handoff_max_age_s
-        return max_age_s is not None and time.monotonic() - handed_at > max_age_s
 
     def _retiring(self) -> bool:
         """Whether the horse exits after its current job: it timed out, it has run `horse_max_jobs`,
