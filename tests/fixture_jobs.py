@@ -212,3 +212,32 @@ def ignore_timeout(seconds: float) -> float:
     signal.signal(signal.SIGALRM, signal.SIG_IGN)
     time.sleep(seconds)
     return seconds
+
+
+def record(key: str, name: str, failures: int = 0) -> str:
+    """Append `name` to the list `key` (the order jobs ran in); raise on the first `failures` attempts."""
+    from rq import get_current_job
+
+    connection = get_current_job().connection
+    connection.rpush(key, name)
+    if connection.incr(f"{key}:attempts:{name}") <= failures:
+        raise RuntimeError(f"{name} failed")
+    return name
+
+
+def ask_retry(key: str, times: int, max_retries: int):
+    """Return `rq.Retry(max=max_retries)` for the first `times` attempts (counted under `key`), then 1."""
+    from rq import Retry, get_current_job
+
+    attempt = get_current_job().connection.incr(key)
+    return Retry(max=max_retries) if attempt <= times else 1
+
+
+def save_meta(values: dict) -> str:
+    """Add `values` to the job's meta and save it (RQ's own way, not `report()`)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    job.meta.update(values)
+    job.save_meta()
+    return "saved"
