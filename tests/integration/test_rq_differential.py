@@ -1,0 +1,382 @@
+"""The same scenarios under RQ's forking worker and under ours: RQ's keys must end the same.
+
+Each scenario runs twice on a database of its own, once with the stock `rq.Worker` and once with
+`jobs.worker.Worker`, each in burst mode (with the scheduler), in this process: a job to act on
+while it runs (stop, cancel) is acted on from a thread that waits until it is started. After
+each run, and at any checkpoint a scenario takes between bursts, every key is read and rendered
+(`tests.redis_state`, which masks ids, timestamps, pids and hosts). The `rq:` keys and the keys
+the scenario's jobs write (`differential:`, e.g. the order they ran in) must render the same;
+our own keys are only listed in a failure's output.
+
+This is what catches an RQ release that writes something new: the stock worker writes it, ours
+(which writes RQ's bookkeeping through its own scripts) does not.
+"""
+
+import signal
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue, Repeat, Retry
+from rq.command import send_stop_job_command
+from rq.group import Group
+from rq.job import Dependency, Job, JobStatus
+from rq.utils import now
+from rq.worker.worker_classes import Worker as RQWorker
+
+import tests.fixture_jobs  # noqa: F401  (loaded here once, so no work horse pays for the import)
+from jobs.callbacks import CALLBACKS
+from jobs.worker import Worker as OurWorker
+from support.servers import start_embedded_redis
+from support.wait import wait_until
+from tests.integration.conftest import LOCAL_REDIS_URL, LOCK_KEY, OWNER_KEY, claim_local_database
+from tests.redis_state import State, diff, listing, read_state, render
+
+QUEUE = "differential"
+WORKER = "differential"
+# The list the scenarios' jobs record their runs in (`tests.fixture_jobs.record`).
+ORDER = "differential:order"
+# Compared: RQ's keys, and what the scenarios' jobs wrote (what a user of those jobs sees).
+COMPARED = ("rq:", "differential:")
+# The local Redis's claim on the database (tests.integration.conftest): kept across runs, never shown.
+CLAIM_KEYS = (OWNER_KEY, LOCK_KEY)
+# Waits on a job to start, and the longest a scenario's job may block.
+START_DEADLINE_S = 10
+BLOCK_S = 30
+
+
+class StockWorker(RQWorker):
+    """RQ's forking worker, as shipped but for one step of its teardown, which writes nothing.
+
+    RQ's `unsubscribe` sends UNSUBSCRIBE, then stops its pub/sub thread and joins it for up to
+    1 s; the thread, woken by the UNSUBSCRIBE reply before the stop, is back in a 60 s read by
+    then, so every burst would end 1 s late. Stopping the thread first lets the reply end it.
+    """
+
+    def unsubscribe(self) -> None:
+        """Stop the pub/sub thread, then RQ's own `unsubscribe`."""
+        if self.pubsub_thread:
+            self.pubsub_thread.stop()
+        super().unsubscribe()
+
+
+@pytest.fixture(scope="module", params=["embedded", "local"])
+def database(request) -> Iterator[Redis]:
+    """A database for this module alone: a fresh embedded server, or a database claimed on the local Redis."""
+    if request.param == "embedded":
+        server = start_embedded_redis()
+        yield Redis.from_url(server.connection_url + "/0")
+        server.stop()
+        return
+    try:
+        Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        pytest.skip(f"no local Redis at {LOCAL_REDIS_URL}: {exc}")
+    _, client = claim_local_database()
+    yield client
+    client.flushdb()
+    client.set(OWNER_KEY, "1")
+
+
+@contextmanager
+def signal_handlers_kept() -> Iterator[None]:
+    """Put back this process's SIGINT and SIGTERM handlers, which a worker's `work()` replaces."""
+    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in kept.items():
+            signal.signal(number, handler)
+
+
+@dataclass
+class Run:
+    """One scenario under one worker class: the queue to enqueue on, bursts, checkpoints."""
+
+    connection: Redis
+    worker_class: type
+    tmp: Path
+    checkpoints: dict[str, State] = field(default_factory=dict)
+
+    @property
+    def queue(self) -> Queue:
+        """The scenario's queue (a plain `rq.Queue`, as an RQ user would enqueue)."""
+        return Queue(QUEUE, connection=self.connection)
+
+    def work(self, while_running: Callable[[], None] | None = None) -> None:
+        """One burst of the worker, with the scheduler (due jobs are enqueued as it starts).
+
+        Args:
+            while_running: run in a thread beside the burst (it waits on the job it acts on);
+                what it raises is raised here after the burst.
+        """
+        worker = self.worker_class([self.queue], connection=self.connection, name=WORKER)
+        with ThreadPoolExecutor(1) as pool:
+            action = pool.submit(while_running) if while_running else None
+            with signal_handlers_kept():
+                worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            if action is not None:
+                action.result(timeout=START_DEADLINE_S + BLOCK_S)
+
+    def checkpoint(self, name: str) -> None:
+        """Read the state now, to compare as `name`."""
+        self.checkpoints[name] = read_state(self.connection)
+
+    def fetch(self, job_id: str) -> Job:
+        return Job.fetch(job_id, connection=self.connection)
+
+    def wait_started(self, job_id: str) -> Job:
+        """Wait until the worker has started `job_id`."""
+        job = self.fetch(job_id)
+        wait_until(
+            lambda: job.get_status(refresh=True) == JobStatus.STARTED,
+            START_DEADLINE_S,
+            what=f"{job_id} started",
+        )
+        return job
+
+    def gate(self, name: str) -> str:
+        """A path for `tests.fixture_jobs.wait_for_file`: the job blocks until `release` creates it
+        (the same path in both runs, as it is in the job's arguments)."""
+        return str(self.tmp / f"gate-{name}")
+
+    def release(self, gate: str) -> None:
+        Path(gate).touch()
+
+    def make_due(self) -> None:
+        """Make every scheduled job due now, so the next burst's scheduler enqueues it."""
+        registry = self.queue.scheduled_job_registry
+        for job_id in registry.get_job_ids():
+            registry.schedule(self.fetch(job_id), now() - timedelta(seconds=1))
+
+
+def record(name: str, failures: int = 0) -> tuple:
+    """Arguments for `tests.fixture_jobs.record` into ORDER."""
+    return ("tests.fixture_jobs.record", ORDER, name, failures)
+
+
+# -- the scenarios ------------------------------------------------------------------------------
+
+
+def success(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.answer", 7, job_id="ok")
+    run.work()
+
+
+def failure(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.fail", "boom", job_id="fails")
+    run.queue.enqueue("tests.fixture_jobs.fail_without_message", job_id="fails-bare")
+    run.work()
+
+
+def our_callbacks(run: Run) -> None:
+    """The product's enqueue: our callbacks, which our worker sends with its own end script."""
+    run.queue.enqueue("tests.fixture_jobs.count", 3, job_id="ok", **CALLBACKS)
+    run.queue.enqueue("tests.fixture_jobs.fail", "boom", job_id="fails", **CALLBACKS)
+    run.work()
+
+
+def retry_with_interval(run: Run) -> None:
+    run.queue.enqueue(*record("flaky", failures=1), job_id="flaky", retry=Retry(max=2, interval=30))
+    run.queue.enqueue(*record("doomed", failures=9), job_id="doomed", retry=Retry(max=1, interval=30))
+    run.work()
+    run.checkpoint("after the first attempts")
+    run.make_due()
+    run.work()
+
+
+def returned_retry(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.ask_retry", "differential:asks-once", 1, 2, job_id="asks-once")
+    run.queue.enqueue("tests.fixture_jobs.ask_retry", "differential:asks-always", 9, 1, job_id="asks-always")
+    run.work()
+
+
+def stop(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.wait_for_file", run.gate("stopped"), BLOCK_S, job_id="stopped")
+    run.queue.enqueue(*record("after-stop"), job_id="after-stop")
+    run.work(while_running=lambda: send_stop_job_command(run.connection, run.wait_started("stopped").id))
+
+
+def cancel_waiting(run: Run) -> None:
+    """One job canceled before the burst, one while the job before it runs."""
+    gate = run.gate("first")
+    run.queue.enqueue("tests.fixture_jobs.wait_for_file", gate, BLOCK_S, job_id="first")
+    run.queue.enqueue(*record("canceled-early"), job_id="canceled-early")
+    run.queue.enqueue(*record("canceled-late"), job_id="canceled-late")
+    run.queue.enqueue(*record("last"), job_id="last")
+    run.fetch("canceled-early").cancel()
+
+    def cancel_late() -> None:
+        try:
+            run.wait_started("first")
+            run.fetch("canceled-late").cancel()
+        finally:
+            run.release(gate)
+
+    run.work(while_running=cancel_late)
+
+
+def cancel_running(run: Run) -> None:
+    gate = run.gate("running")
+    run.queue.enqueue("tests.fixture_jobs.wait_for_file", gate, BLOCK_S, job_id="running")
+    run.queue.enqueue(*record("after"), job_id="after")
+
+    def cancel() -> None:
+        try:
+            run.wait_started("running").cancel()
+        finally:
+            run.release(gate)
+
+    run.work(while_running=cancel)
+
+
+def timeout(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.sleep_for", 5, job_id="slow", job_timeout=1)
+    run.queue.enqueue(*record("after-timeout"), job_id="after-timeout")
+    run.work()
+
+
+def crash(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.exit_hard", 3, job_id="crashes")
+    run.queue.enqueue(*record("after-crash"), job_id="after-crash")
+    run.work()
+
+
+def dependents(run: Run) -> None:
+    run.queue.enqueue(*record("parent"), job_id="parent")
+    run.queue.enqueue(*record("child"), job_id="child", depends_on="parent")
+    run.queue.enqueue(*record("independent"), job_id="independent")
+    run.queue.enqueue(*record("fails", failures=1), job_id="fails")
+    run.queue.enqueue(*record("child-of-failure"), job_id="child-of-failure", depends_on="fails")
+    allowed = Dependency(jobs=["fails"], allow_failure=True)
+    run.queue.enqueue(*record("allowed-failure"), job_id="allowed-failure", depends_on=allowed)
+    run.work()
+
+
+def dependents_of_result_ttl_0(run: Run) -> None:
+    run.queue.enqueue(*record("parent"), job_id="parent", result_ttl=0)
+    run.queue.enqueue(*record("child"), job_id="child", depends_on="parent")
+    run.work()
+
+
+def dependents_of_canceled_running_parent(run: Run) -> None:
+    gate = run.gate("parent")
+    run.queue.enqueue("tests.fixture_jobs.wait_for_file", gate, BLOCK_S, job_id="parent")
+    run.queue.enqueue(*record("child"), job_id="child", depends_on="parent")
+
+    def cancel_parent() -> None:
+        try:
+            run.wait_started("parent").cancel()
+        finally:
+            run.release(gate)
+
+    run.work(while_running=cancel_parent)
+
+
+def group(run: Run) -> None:
+    Group.create(run.connection, name="batch").enqueue_many(
+        run.queue,
+        [
+            Queue.prepare_data("tests.fixture_jobs.record", (ORDER, "in-group"), job_id="in-group"),
+            Queue.prepare_data("tests.fixture_jobs.fail_without_message", job_id="fails-in-group"),
+        ],
+    )
+    run.work()
+
+
+def repeat(run: Run) -> None:
+    run.queue.enqueue(*record("repeats-now"), job_id="repeats-now", repeat=Repeat(times=2))
+    run.queue.enqueue(*record("repeats-later"), job_id="repeats-later", repeat=Repeat(times=1, interval=30))
+    run.work()
+    run.checkpoint("after the first runs")
+    run.make_due()
+    run.work()
+
+
+def enqueue_at_front(run: Run) -> None:
+    """Jobs put at the front, by an enqueue and by a retry, run before those already waiting."""
+    run.queue.enqueue(*record("a"), job_id="a")
+    run.queue.enqueue(*record("b"), job_id="b")
+    run.queue.enqueue(*record("front"), job_id="front", at_front=True)
+    retry = Retry(max=1, enqueue_at_front=True)
+    run.queue.enqueue(
+        *record("retried-at-front", failures=1), job_id="retried-at-front", retry=retry, at_front=True
+    )
+    run.work()
+
+
+def meta(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.save_meta", {"stage": "done"}, job_id="saves", meta={"given": 1})
+    run.queue.enqueue("tests.fixture_jobs.fail", "boom", job_id="reports-then-fails", meta={"given": 2})
+    run.work()
+
+
+def ttls(run: Run) -> None:
+    run.queue.enqueue("tests.fixture_jobs.answer", 1, job_id="short-result", result_ttl=100)
+    run.queue.enqueue("tests.fixture_jobs.answer", 2, job_id="kept-result", result_ttl=-1)
+    run.queue.enqueue("tests.fixture_jobs.fail_without_message", job_id="short-failure", failure_ttl=200)
+    run.work()
+
+
+SCENARIOS = [
+    success,
+    failure,
+    our_callbacks,
+    retry_with_interval,
+    returned_retry,
+    stop,
+    cancel_waiting,
+    cancel_running,
+    timeout,
+    crash,
+    dependents,
+    dependents_of_result_ttl_0,
+    dependents_of_canceled_running_parent,
+    group,
+    repeat,
+    enqueue_at_front,
+    meta,
+    ttls,
+]
+
+
+# -- running and comparing ----------------------------------------------------------------------
+
+
+def clear(connection: Redis) -> None:
+    """Delete every key but the database's claim."""
+    doomed = [key for key in connection.keys("*") if key.decode() not in CLAIM_KEYS]
+    if doomed:
+        connection.delete(*doomed)
+
+
+def run_under(worker_class: type, scenario: Callable[[Run], None], connection: Redis, tmp: Path) -> Run:
+    """Run `scenario` from an empty database under `worker_class`; its last checkpoint is "end"."""
+    clear(connection)
+    for gate in tmp.glob("gate-*"):
+        gate.unlink()
+    run = Run(connection, worker_class, tmp)
+    scenario(run)
+    run.checkpoint("end")
+    return run
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=[scenario.__name__ for scenario in SCENARIOS])
+def test_our_worker_leaves_what_rq_leaves(scenario, database, tmp_path):
+    stock = run_under(StockWorker, scenario, database, tmp_path)
+    ours = run_under(OurWorker, scenario, database, tmp_path)
+    differences = []
+    for name in stock.checkpoints:
+        expected = render(stock.checkpoints[name].select(COMPARED))
+        actual = render(ours.checkpoints[name].select(COMPARED))
+        differences.append(diff(expected, actual, f"rq.Worker, {name}", f"jobs.worker.Worker, {name}"))
+        for label, run in (("rq.Worker", stock), ("jobs.worker.Worker", ours)):
+            others = run.checkpoints[name].omit(COMPARED + CLAIM_KEYS)
+            print(f"--- not compared, {label}, {name}:\n{listing(others)}")
+    found = "".join(differences)
+    assert not found, f"RQ's keys differ (- rq.Worker, + jobs.worker.Worker):\n{found}"
