@@ -310,6 +310,22 @@ def enqueue_at_front(run: Run) -> None:
     run.work()
 
 
+def enqueue_at_front_while_running(run: Run) -> None:
+    """A job put at the front while another runs starts before the jobs that waited behind it."""
+    gate = run.gate("running")
+    run.queue.enqueue("tests.fixture_jobs.wait_for_file", gate, BLOCK_S, job_id="running")
+    run.queue.enqueue(*record("waiting"), job_id="waiting")
+
+    def put_at_front() -> None:
+        try:
+            run.wait_started("running")
+            run.queue.enqueue(*record("front"), job_id="front", at_front=True)
+        finally:
+            run.release(gate)
+
+    run.work(while_running=put_at_front)
+
+
 def meta(run: Run) -> None:
     run.queue.enqueue("tests.fixture_jobs.save_meta", {"stage": "done"}, job_id="saves", meta={"given": 1})
     run.queue.enqueue("tests.fixture_jobs.fail", "boom", job_id="reports-then-fails", meta={"given": 2})
@@ -340,6 +356,7 @@ SCENARIOS = [
     group,
     repeat,
     enqueue_at_front,
+    enqueue_at_front_while_running,
     meta,
     ttls,
 ]
