@@ -30,6 +30,8 @@ ROUND_S = 10
 EPOCH_FLOOR = 1e9
 
 ISO_TIME = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?(?:Z|[+-]\d\d:\d\d)?")
+# A whole value that is a Unix time in seconds (RQ's executions and results store them so).
+UNIX_TIME = re.compile(rb"\d{10}(?:\.\d+)?")
 # Execution ids (and any other uuid4 hex RQ makes); job ids are the scenarios' own, never hex.
 HEX_ID = re.compile(rb"\b[0-9a-f]{32}\b")
 # Hash and stream fields that hold a process's identity, a moment or a duration, never equal twice.
@@ -39,8 +41,6 @@ VOLATILE_FIELDS = {
     b"ip_address": b"<ip>",
     b"total_working_time": b"<duration>",
     b"current_job_working_time": b"<duration>",
-    b"execution_started_at": b"<time>",
-    b"execution_ended_at": b"<time>",
 }
 # Parts of a job's meta that hold clock readings, as paths of keys: our progress reports' rate
 # state (`jobs.progress`, `jobs.estimate`: a monotonic time and a rate measured on it).
@@ -160,6 +160,8 @@ def _field(name: bytes, value: bytes) -> str:
     """One hash or stream field's value, decoded where RQ encodes it, then masked."""
     if name in VOLATILE_FIELDS:
         return VOLATILE_FIELDS[name].decode()
+    if UNIX_TIME.fullmatch(value):
+        return "<time>"
     if name == b"data":  # RQ's job data: zlib-compressed pickle of (function, instance, args, kwargs)
         return repr(pickle.loads(zlib.decompress(value)))
     if name == b"return_value":  # a result's: base64 of a pickle
