@@ -12,6 +12,7 @@ This is what catches an RQ release that writes something new: the stock worker w
 (which writes RQ's bookkeeping through its own scripts) does not.
 """
 
+import logging
 import signal
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -84,14 +85,22 @@ def database(request) -> Iterator[Redis]:
 
 
 @contextmanager
-def signal_handlers_kept() -> Iterator[None]:
-    """Put back this process's SIGINT and SIGTERM handlers, which a worker's `work()` replaces."""
-    kept = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+def process_settings_kept() -> Iterator[None]:
+    """Put back what a worker's `work()` changes in this process: the SIGINT and SIGTERM handlers,
+    and RQ's loggers (it adds handlers on pytest's captured stdout, stops their propagation and
+    sets their level), so later tests in this process see neither."""
+    signals = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    loggers = [logging.getLogger(name) for name in ("rq.worker", "rq.scheduler")]
+    settings = [(logger.handlers[:], logger.level, logger.propagate) for logger in loggers]
     try:
         yield
     finally:
-        for number, handler in kept.items():
+        for number, handler in signals.items():
             signal.signal(number, handler)
+        for logger, (handlers, level, propagate) in zip(loggers, settings, strict=True):
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
 
 
 @dataclass
@@ -118,7 +127,7 @@ class Run:
         worker = self.worker_class([self.queue], connection=self.connection, name=WORKER)
         with ThreadPoolExecutor(1) as pool:
             action = pool.submit(while_running) if while_running else None
-            with signal_handlers_kept():
+            with process_settings_kept():
                 worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
             if action is not None:
                 action.result(timeout=START_DEADLINE_S + BLOCK_S)
