@@ -184,6 +184,21 @@ def success(run: Run) -> None:
     run.work()
 
 
+def running(run: Run) -> None:
+    """What a running job's start wrote: its execution, the started registry, the worker busy."""
+    gate = run.gate("running")
+    run.queue.enqueue("tests.fixture_jobs.wait_for_file", gate, BLOCK_S, job_id="running")
+
+    def look() -> None:
+        try:
+            run.wait_started("running")
+            run.checkpoint("while it runs")
+        finally:
+            run.release(gate)
+
+    run.work(while_running=look)
+
+
 def failure(run: Run) -> None:
     run.queue.enqueue("tests.fixture_jobs.fail", "boom", job_id="fails")
     run.queue.enqueue("tests.fixture_jobs.fail_without_message", job_id="fails-bare")
@@ -357,6 +372,7 @@ def ttls(run: Run) -> None:
 
 SCENARIOS = [
     success,
+    running,
     failure,
     our_callbacks,
     retry_with_interval,
