@@ -124,14 +124,18 @@ class Run:
         """The scenario's queue (a plain `rq.Queue`, as an RQ user would enqueue)."""
         return Queue(QUEUE, connection=self.connection)
 
-    def work(self, while_running: Callable[[], None] | None = None) -> None:
+    def work(
+        self, while_running: Callable[[], None] | None = None, queues: tuple[str, ...] = (QUEUE,)
+    ) -> None:
         """One burst of the worker, with the scheduler (due jobs are enqueued as it starts).
 
         Args:
             while_running: run in a thread beside the burst (it waits on the job it acts on);
                 what it raises is raised here after the burst.
+            queues: the worker's queues, in priority order.
         """
-        worker = self.worker_class([self.queue], connection=self.connection, name=WORKER)
+        listened = [Queue(name, connection=self.connection) for name in queues]
+        worker = self.worker_class(listened, connection=self.connection, name=WORKER)
         with ThreadPoolExecutor(1) as pool:
             action = pool.submit(while_running) if while_running else None
             with process_settings_kept():
@@ -357,6 +361,16 @@ def enqueue_at_front_while_running(run: Run) -> None:
     run.work(while_running=put_at_front)
 
 
+def priority(run: Run) -> None:
+    """A worker on several queues (as the Procfile's) takes from the first non-empty one."""
+    high, low = (Queue(name, connection=run.connection) for name in ("high", "low"))
+    low.enqueue(*record("low-1"), job_id="low-1")
+    high.enqueue(*record("high-1"), job_id="high-1")
+    low.enqueue(*record("low-2"), job_id="low-2")
+    high.enqueue(*record("high-2"), job_id="high-2")
+    run.work(queues=("high", QUEUE, "low"))
+
+
 def meta(run: Run) -> None:
     run.queue.enqueue("tests.fixture_jobs.save_meta", {"stage": "done"}, job_id="saves", meta={"given": 1})
     run.queue.enqueue("tests.fixture_jobs.fail", "boom", job_id="reports-then-fails", meta={"given": 2})
@@ -389,6 +403,7 @@ SCENARIOS = [
     repeat,
     enqueue_at_front,
     enqueue_at_front_while_running,
+    priority,
     meta,
     ttls,
 ]
