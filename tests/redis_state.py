@@ -1,9 +1,9 @@
 """A Redis database's keys as comparable text: what one run left, with what varies between runs masked.
 
 `read_state` reads every key (type, TTL, contents) and `render` writes one key per block, its
-contents decoded (RQ's pickled job data and results, its compressed tracebacks) and masked by
-`Masking`: timestamps, execution ids, pids, hostnames and durations become placeholders, and
-anything that is a moment (a TTL, a zset score that is a Unix time) becomes an offset from the
+contents decoded (RQ's pickled job data, meta and results, its compressed tracebacks) and masked:
+timestamps, execution ids, pids, hostnames and durations become placeholders (the constants
+below say which), and a TTL or a zset score that is a Unix time becomes an offset from the
 moment the state was read, rounded to `ROUND_S`. Two runs of the same scenario then render to the
 same text exactly when they left the same state, and a difference reads as a unified diff.
 
