@@ -10,7 +10,8 @@ After each run, and at any checkpoint a scenario takes between bursts, every key
 rendered (`tests.redis_state`: execution ids, timestamps, pids, hosts and durations masked). The
 `rq:` keys and the keys the scenarios' jobs write (`differential:`, e.g. the order they ran in)
 must render the same; the rest (our own `rq-progress:` keys) is listed in a failure's output,
-not compared. Nothing is masked for our worker's sake.
+not compared. Nothing is masked for our worker's sake. RQ's log lines of the two runs (the `rq`
+loggers at INFO, `tests.worker_log`) must be the same too, in any order.
 
 This is what catches an RQ release that writes something new: the stock worker writes it, ours
 (which writes RQ's bookkeeping through its own scripts) does not.
@@ -42,6 +43,7 @@ from support.servers import start_embedded_redis
 from support.wait import wait_until
 from tests.integration.conftest import LOCAL_REDIS_URL, LOCK_KEY, OWNER_KEY, claim_local_database
 from tests.redis_state import State, diff, listing, read_state, render
+from tests.worker_log import captured_to, read_log
 
 QUEUE = "differential"
 WORKER = "differential"
@@ -117,6 +119,7 @@ class Run:
     connection: Redis
     worker_class: type
     tmp: Path
+    log: Path
     checkpoints: dict[str, State] = field(default_factory=dict)
 
     @property
@@ -138,8 +141,8 @@ class Run:
         worker = self.worker_class(listened, connection=self.connection, name=WORKER)
         with ThreadPoolExecutor(1) as pool:
             action = pool.submit(while_running) if while_running else None
-            with process_settings_kept():
-                worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+            with process_settings_kept(), captured_to(self.log):
+                worker.work(burst=True, with_scheduler=True, logging_level="INFO")
             if action is not None:
                 action.result(timeout=START_DEADLINE_S + BLOCK_S)
 
@@ -424,7 +427,7 @@ def run_under(worker_class: type, scenario: Callable[[Run], None], connection: R
     clear(connection)
     for gate in tmp.glob("gate-*"):
         gate.unlink()
-    run = Run(connection, worker_class, tmp)
+    run = Run(connection, worker_class, tmp, tmp / f"{worker_class.__module__}.log")
     scenario(run)
     run.checkpoint("end")
     return run
@@ -442,5 +445,8 @@ def test_our_worker_leaves_what_rq_leaves(scenario, database, tmp_path):
         for label, run in (("rq.Worker", stock), ("jobs.worker.Worker", ours)):
             others = run.checkpoints[name].omit(COMPARED + CLAIM_KEYS)
             print(f"--- not compared, {label}, {name}:\n{listing(others)}")
+    differences.append(
+        diff(read_log(stock.log), read_log(ours.log), "rq.Worker, log", "jobs.worker.Worker, log")
+    )
     found = "".join(differences)
-    assert not found, f"RQ's keys differ (- rq.Worker, + jobs.worker.Worker):\n{found}"
+    assert not found, f"RQ's keys or log lines differ (- rq.Worker, + jobs.worker.Worker):\n{found}"
