@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from redis import Redis
 from rq import Queue, Repeat, Retry
@@ -73,24 +74,38 @@ class Run:
         """The scenario's queue (a plain `rq.Queue`, as an RQ user would enqueue)."""
         return Queue(QUEUE, connection=self.connection)
 
+    def worker(self, queues: tuple[str, ...] = (QUEUE,)) -> Any:
+        """A new worker of the run's class on `queues` (in priority order)."""
+        listened = [Queue(name, connection=self.connection) for name in queues]
+        return self.worker_class(listened, connection=self.connection, name=WORKER)
+
     def work(
-        self, while_running: Callable[[], None] | None = None, queues: tuple[str, ...] = (QUEUE,)
-    ) -> None:
-        """One burst of the worker, with the scheduler (due jobs are enqueued as it starts).
+        self,
+        while_running: Callable[[], None] | None = None,
+        queues: tuple[str, ...] = (QUEUE,),
+        worker: Any = None,
+        **options: Any,
+    ) -> Any:
+        """One burst of a worker, with the scheduler (due jobs are enqueued as it starts).
 
         Args:
             while_running: run in a thread beside the burst (it waits on the job it acts on);
                 what it raises is raised here after the burst.
-            queues: the worker's queues, in priority order.
+            queues: a new worker's queues, in priority order.
+            worker: a worker to burst again (from `worker()` or an earlier `work()`), else a new one.
+            options: for `work()` (`max_jobs`, ...).
+
+        Returns:
+            The worker.
         """
-        listened = [Queue(name, connection=self.connection) for name in queues]
-        worker = self.worker_class(listened, connection=self.connection, name=WORKER)
+        worker = worker or self.worker(queues)
         with ThreadPoolExecutor(1) as pool:
             action = pool.submit(while_running) if while_running else None
             with process_settings_kept(), captured_to(self.log):
-                worker.work(burst=True, with_scheduler=True, logging_level="INFO")
+                worker.work(burst=True, with_scheduler=True, logging_level="INFO", **options)
             if action is not None:
                 action.result(timeout=START_DEADLINE_S + BLOCK_S)
+        return worker
 
     def checkpoint(self, name: str) -> None:
         """Read the state now, to compare as `name`."""
@@ -320,6 +335,22 @@ def priority(run: Run) -> None:
     run.work(queues=("high", QUEUE, "low"))
 
 
+def max_jobs(run: Run) -> None:
+    """A burst that may run one job leaves the next where it was, queued."""
+    run.queue.enqueue(*record("first"), job_id="first")
+    run.queue.enqueue(*record("second"), job_id="second")
+    run.work(max_jobs=1)
+
+
+def same_worker_twice(run: Run) -> None:
+    """A worker object works again after its first burst ended."""
+    run.queue.enqueue(*record("first"), job_id="first")
+    worker = run.work()
+    run.checkpoint("after the first burst")
+    run.queue.enqueue(*record("second"), job_id="second")
+    run.work(worker=worker)
+
+
 def meta(run: Run) -> None:
     run.queue.enqueue("tests.fixture_jobs.save_meta", {"stage": "done"}, job_id="saves", meta={"given": 1})
     run.queue.enqueue("tests.fixture_jobs.fail", "boom", job_id="reports-then-fails", meta={"given": 2})
@@ -353,6 +384,8 @@ SCENARIOS = [
     enqueue_at_front,
     enqueue_at_front_while_running,
     priority,
+    max_jobs,
+    same_worker_twice,
     meta,
     ttls,
 ]
