@@ -146,8 +146,9 @@ class Worker(Bookkeeping, WarmHorse, RQInternals, StockWorker):
         return pop(self.queues_in_order, self.connection, self.job_class, self.serializer)
 
     def teardown(self) -> None:
-        """Watch a job the horse took early to its end, as any other; then the warm horse's and
-        RQ's teardown."""
+        """Watch a job the horse took early to its end, as any other; say idle, as RQ's worker says
+        after each job (ours only once it finds the queues empty); then the warm horse's and RQ's
+        teardown."""
         self._take_early = False
         handed = self.taken_handed()
         if handed is not None:
@@ -155,6 +156,11 @@ class Worker(Bookkeeping, WarmHorse, RQInternals, StockWorker):
                 self.execute_job(handed.job, handed.queue)
             except Exception:  # a horse left running is killed by RQ's teardown path below
                 self.log.exception("Worker %s: could not see job %s to its end", self.name, handed.job.id)
+        try:
+            if self.get_state() != WorkerStatus.IDLE:
+                self.set_state(WorkerStatus.IDLE)
+        except redis.exceptions.RedisError as exc:  # RQ's own teardown meets it next
+            self.log.warning("Worker %s: could not say it is idle: %s", self.name, exc)
         super().teardown()
 
     def rescue_queue(self, queue: Queue) -> None:

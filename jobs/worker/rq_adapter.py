@@ -116,8 +116,7 @@ class RQInternals:
 
     def start_writes(self, job: Job, execution: Execution, pipeline: Any) -> None:
         """What RQ writes as a job starts, on `pipeline`: `Execution.create` (rq/executions.py) and the
-        rest of RQ's `prepare_execution` in the worker, then `prepare_job_execution` in the horse
-        (its two heartbeats are this execution's and the job's start)."""
+        rest of RQ's `prepare_execution` in the worker, then `prepare_job_execution` in the horse."""
         ttl = self.get_heartbeat_ttl(job)
         execution.save(ttl=ttl, pipeline=pipeline)
         ExecutionRegistry(job_id=job.id, connection=pipeline).add(
@@ -127,6 +126,8 @@ class RQInternals:
         pipeline.sadd(execution.worker_executions_key, execution.composite_key)
         pipeline.expire(execution.worker_executions_key, ttl + 60)
         self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+        self.heartbeat(ttl, pipeline=pipeline)
+        job.heartbeat(now(), ttl, pipeline=pipeline)
         job.prepare_for_execution(self.name, pipeline=pipeline)
         pipeline.persist(job.key)
 
