@@ -10,7 +10,6 @@ fixtures below exist once per process, so whatever a test starts or claims must 
 """
 
 import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,12 +18,9 @@ import pytest
 import requests
 from redis import Redis
 
+from support.local_redis import LOCAL_REDIS_URL, claim_local_database
 from support.servers import LOGS, start_embedded_redis, start_web, start_worker, stop_process
 
-LOCAL_REDIS_URL = os.environ.get("TEST_LOCAL_REDIS_URL", "redis://127.0.0.1:6379")
-# Marks a database of the local Redis as belonging to these tests, so a later run may reuse it.
-OWNER_KEY = "rq-progress:test-db-owner"
-LOCK_KEY = "rq-progress:test-db-lock"
 STOP_DEADLINE_S = 10
 
 
@@ -44,22 +40,6 @@ def pytest_runtest_makereport(item, call):
                 tail = "\n".join(path.read_text(errors="replace").splitlines()[-60:])
                 report.sections.append((f"log {path.name}", tail))
     return report
-
-
-def claim_local_database() -> tuple[str, Redis]:
-    """Pick a database of the local Redis that is empty or was ours, and lock it for this run."""
-    token = uuid.uuid4().hex
-    for db in range(15, 0, -1):
-        client = Redis.from_url(f"{LOCAL_REDIS_URL}/{db}")
-        if not client.set(LOCK_KEY, token, nx=True, ex=1800):
-            continue
-        if client.exists(OWNER_KEY) or client.dbsize() == 1:
-            client.flushdb()
-            client.set(OWNER_KEY, "1")
-            client.set(LOCK_KEY, token, ex=1800)
-            return f"{LOCAL_REDIS_URL}/{db}", client
-        client.delete(LOCK_KEY)
-    raise RuntimeError(f"no free database on {LOCAL_REDIS_URL}")
 
 
 @dataclass
@@ -91,10 +71,9 @@ def redis_target(request) -> Iterator[RedisTarget]:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs the local Redis at {LOCAL_REDIS_URL}: {exc}")
         pytest.skip(f"no local Redis at {LOCAL_REDIS_URL}")
-    url, client = claim_local_database()
-    yield RedisTarget("local", url, client)
-    client.flushdb()
-    client.set(OWNER_KEY, "1")
+    claimed = claim_local_database()
+    yield RedisTarget("local", claimed.url, claimed.client)
+    claimed.release()
 
 
 @pytest.fixture(scope="session")

@@ -26,15 +26,15 @@ from redis import Redis
 from rq.worker.worker_classes import Worker as RQWorker
 
 from jobs.worker import Worker as OurWorker
+from support.local_redis import LOCAL_REDIS_URL, LOCK_KEY, OWNER_KEY, claim_local_database
 from support.servers import start_embedded_redis
-from tests.integration.conftest import LOCAL_REDIS_URL, LOCK_KEY, OWNER_KEY, claim_local_database
 from tests.redis_state import diff, listing, render
 from tests.rq_scenarios import SCENARIOS, Run
 from tests.worker_log import read_log
 
 # Compared: RQ's keys, and what the scenarios' jobs wrote (what a user of those jobs sees).
 COMPARED = ("rq:", "differential:")
-# The local Redis's claim on the database (tests.integration.conftest): kept across runs, never shown.
+# The local Redis's claim on the database (support.local_redis): kept across runs, never shown.
 CLAIM_KEYS = (OWNER_KEY, LOCK_KEY)
 
 
@@ -67,10 +67,9 @@ def database(request) -> Iterator[Redis]:
         if os.environ.get("CI"):
             pytest.fail(f"CI needs the local Redis at {LOCAL_REDIS_URL}: {exc}")
         pytest.skip(f"no local Redis at {LOCAL_REDIS_URL}: {exc}")
-    _, client = claim_local_database()
-    yield client
-    client.flushdb()
-    client.set(OWNER_KEY, "1")
+    claimed = claim_local_database()
+    yield claimed.client
+    claimed.release()
 
 
 # -- running and comparing ----------------------------------------------------------------------

@@ -21,11 +21,11 @@ from rq import Queue, Worker
 from rq.registry import StartedJobRegistry
 
 from jobs.connection import SentinelConnection, connect, target_from
+from support.local_redis import LOCAL_REDIS_URL
 from support.sentinel import SentinelCluster
 from support.servers import BIN, ROOT, free_port, spawn, start_web, stop_process, worker_args
 from support.sse import EventParser
 from support.wait import wait_until
-from tests.integration.conftest import LOCAL_REDIS_URL
 
 QUEUES = ("high", "default", "low")
 REPLICA_WAIT_MS = 300
