@@ -7,10 +7,10 @@ CHROMIUM ?= /usr/bin/chromium
 BENCH_STAMP := $(VENV)/.bench-installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-ha worker test test-unit lint bench chaos browser wrk
+.PHONY: help install run run-ha worker test test-unit conformance lint bench chaos browser wrk
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit("Python 3.11+ is required" if sys.version_info < (3, 11) else 0)'
@@ -37,16 +37,23 @@ lint: $(STAMP) ## ruff
 test-unit: $(STAMP) ## unit tests only (seconds)
 	$(BIN)/pytest -m "not integration and not browser" -q
 
+# RQ's own tests, from the pinned RQ's sdist (fetched once into .venv/rq-suite), with rq.Worker
+# replaced by jobs.worker.Worker; tests/rq_suite/run.py says how, expected_failures.txt what may fail.
+conformance: $(STAMP) ## RQ's own test suite against our worker (~1.5 min; Redis on 127.0.0.1:6379)
+	$(BIN)/python -m tests.rq_suite.run
+
 # Debian's chromium for the browser tests; in CI a browser that cannot be installed fails the run.
 browser: ## install chromium for the browser tests when missing (apt-get, as root)
 	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| { test -z "$$CI" && echo "chromium missing: browser tests will skip"; }
 
 # Units (fakeredis, CPU-bound) on two processes; then the tests that start real processes, on two
-# processes too, a file to each (its tests one at a time): they mostly wait on their servers.
-test: $(STAMP) lint browser ## the whole suite: lint, units, integration (embedded and local Redis), browser
+# processes too, a file to each (its tests one at a time): they mostly wait on their servers; then
+# RQ's own suite against our worker (`make conformance`), on two processes as well.
+test: $(STAMP) lint browser ## the whole suite: lint, units, integration (embedded and local Redis), browser, RQ's suite
 	$(BIN)/pytest -m "not integration and not browser" -n 2
 	$(BIN)/pytest -m "integration or browser" -n 2 --dist loadfile
+	$(BIN)/python -m tests.rq_suite.run
 
 $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r bench/requirements.txt
