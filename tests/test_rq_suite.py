@@ -4,7 +4,7 @@ import pytest
 import rq
 
 from tests.rq_suite.plugin import EXPECTED_FAILURES, read_expected_failures
-from tests.rq_suite.run import SUITE_FILES, pinned_rq_version
+from tests.rq_suite.run import SUITE_FILES, pinned_rq_version, unavailable
 
 
 def test_the_suite_fetched_is_the_installed_rqs():
@@ -16,6 +16,15 @@ def test_pinned_rq_version_needs_an_exact_pin(tmp_path):
     requirements.write_text("flask==3.1.3\nrq>=3\n")
     with pytest.raises(ValueError, match="does not pin rq"):
         pinned_rq_version(requirements)
+
+
+def test_a_missing_redis_or_sdist_skips_the_run_but_fails_it_in_ci(monkeypatch, capsys):
+    monkeypatch.delenv("CI", raising=False)
+    assert unavailable("no Redis") == 0
+    assert "skipped, no Redis" in capsys.readouterr().err
+    monkeypatch.setenv("CI", "1")
+    assert unavailable("no Redis") == 1
+    assert "required in CI" in capsys.readouterr().err
 
 
 def test_expected_failures_skip_comments_and_keep_each_reason():
