@@ -40,7 +40,8 @@ SUITE_FILES = (
     "intermediate_queue",
     "scheduler",
 )
-# Per test: far above any of RQ's (the longest take about 10 s), so only a hang reaches it.
+# Per test: far above any of RQ's (the longest take about 10 s), so only a hang reaches it. On a
+# thread: RQ's death penalty uses SIGALRM, whose timer pytest-timeout's signal method would share.
 TEST_TIMEOUT_S = 120
 
 
@@ -137,7 +138,8 @@ def main(argv: list[str]) -> int:
     env.pop("RQ_SUITE_DB", None)
     files = [f"tests/test_{name}.py" for name in SUITE_FILES]
     command = [sys.executable, "-m", "pytest", "-p", "rq_suite.plugin", "-p", "no:cacheprovider"]
-    command += ["-n", "2", "-q", "-ra", f"--timeout={TEST_TIMEOUT_S}", *files, *pytest_args]
+    command += ["-n", "2", "-q", "-ra", f"--timeout={TEST_TIMEOUT_S}", "--timeout-method=thread"]
+    command += [*files, *pytest_args]
     print(f"conformance: rq=={version}'s suite against {'RQ' if stock else 'our'} worker", flush=True)
     return subprocess.run(command, cwd=tree, env=env).returncode
 
