@@ -21,6 +21,8 @@ from pathlib import Path
 
 from redis import Redis
 
+from jobs.worker.versions import OVERRIDE_VARIABLE
+
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".venv" / "rq-suite"
 SUITE_FILES = (
@@ -133,6 +135,8 @@ def main(argv: list[str]) -> int:
         "RQ_SUITE_WORKER": "stock" if stock else "ours",
         "PYTHONPATH": os.pathsep.join([str(link_our_code()), str(tree)]),
         "PATH": os.pathsep.join([bin_dir, os.environ.get("PATH", "")]),
+        # This run is how an RQ release gets verified: the worker's guard must let it through.
+        OVERRIDE_VARIABLE: "1",
     }
     env.pop("RUN_SLOW_TESTS_TOO", None)
     env.pop("RQ_SUITE_DB", None)
