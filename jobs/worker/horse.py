@@ -98,6 +98,7 @@ class WarmHorse:
         self._sent_jobs: dict[int, str] = {}
         self._handed: Handed | None = None
         self._last_death: tuple[Any, Any, Any] = (None, None, None)
+        self._killed_here = False  # whether this worker killed its current horse
         self._jobs_in: Connection | None = None  # the horse's end of its job pipe
 
     # The parent's side.
@@ -181,6 +182,7 @@ class WarmHorse:
         jobs_in, jobs_out = Pipe(duplex=False)
         replies_in, replies_out = Pipe(duplex=False)
         self._handoff, self._sent_to_horse, self._sent_jobs = Handoff(), 0, {}
+        self._killed_here = False
         os.environ["RQ_WORKER_ID"] = self.name
         child_pid = os.fork()
         if child_pid == 0:
@@ -275,7 +277,8 @@ class WarmHorse:
             if self.stopping_job_id == job.id:
                 self.forget_stop()
             return True
-        if resend_unstarted and self.stopping_job_id != job.id and not taken:
+        # A horse this worker killed (RQ's kill-horse command, a stop) fails its job, as RQ's does.
+        if resend_unstarted and self.stopping_job_id != job.id and not taken and not self._killed_here:
             self.log.warning("Worker %s: horse %s died before job %s started", self.name, retpid, job.id)
             return False
         self.executions.pop(execution.id, None)
@@ -297,6 +300,7 @@ class WarmHorse:
                 self.forget_stop()
                 return
             if self.horse_pid:
+                self._killed_here = True
                 super().kill_horse(sig)
 
     def _discard_horse(self) -> None:
