@@ -22,6 +22,8 @@ from bench import chart, figures, procs, report, rounds, short_jobs, time_left, 
 from bench.rounds import stop_all
 
 RESULTS = Path(__file__).resolve().parent
+# The benchmark page: its results block is rewritten by each run written to RESULTS.
+PAGE = RESULTS.parent / "docs" / "benchmarks.md"
 
 
 def log(message: str) -> None:
@@ -158,7 +160,7 @@ def main() -> int:
 
 
 def write(results: dict, out: Path) -> int:
-    """results.md, results.png and (for the default place) the README's block, from the results."""
+    """results.md, results.png and (for the default place) docs/benchmarks.md's block, from the results."""
     raw = {tuple(key.split("|", 1)): values for key, values in results["raw"].items()}
     results["summary"] = report.summarize(raw)
     markdown = report.markdown(results)
@@ -166,8 +168,8 @@ def write(results: dict, out: Path) -> int:
         markdown += time_left.markdown(results["time_left"])
     (out / "results.md").write_text(markdown)
     chart.draw(results, out / "results.png")
-    if out == RESULTS and report.update_readme(RESULTS.parent / "README.md", markdown):
-        log("updated the results block of README.md")
+    if out == RESULTS and report.update_page(PAGE, markdown):
+        log(f"updated the results block of {PAGE}")
     log(f"wrote {out}/results.json, results.md, results.png")
     print((out / "results.md").read_text())
     return 0

@@ -8,8 +8,8 @@ until it gets a 202) while faults are injected at random (fixed seed). Faults th
 process is brought back, and the run waits for every job to end.
 
 What became of each job is counted by `bench/chaos_report.py`. Lost and stuck must be 0; the
-exit status says whether they were. Results go to `bench/chaos.json`, and the table to the
-README between the `chaos:results` markers.
+exit status says whether they were. Results go to `bench/chaos.json`, and the table to
+docs/operations.md between the `chaos:results` markers.
 """
 
 import argparse
@@ -231,7 +231,7 @@ def main() -> int:
     parser.add_argument("--redis-every-s", type=float, default=30, help="seconds between Redis faults")
     parser.add_argument("--settle", type=float, default=150, help="longest wait for every job to end")
     parser.add_argument("--seed", type=int, default=11)
-    parser.add_argument("--no-readme", action="store_true", help="do not rewrite the README's table")
+    parser.add_argument("--no-readme", action="store_true", help="leave docs/operations.md's table")
     args = parser.parse_args()
 
     LOG_DIR.mkdir(parents=True, exist_ok=True)

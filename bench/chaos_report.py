@@ -1,4 +1,4 @@
-"""`make chaos`'s accounting: what became of every job, as counts, a JSON file and a README table.
+"""`make chaos`'s accounting: what became of every job, as counts, a JSON file and a docs table.
 
 Per accepted job, read from Redis at the end and from the workers' own logs:
 - started: a worker took it: Redis holds its start time, or a worker logged taking it (RQ's
@@ -23,7 +23,7 @@ from jobs.snapshot import fetch_job, snapshot
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "chaos.json"
-README = ROOT / "README.md"
+PAGE = ROOT / "docs" / "operations.md"
 MARKERS = ("<!-- chaos:results:start (make chaos rewrites this part) -->", "<!-- chaos:results:end -->")
 # A worker's "took this job" line: RQ's (and jobs.worker's) "Worker <name>: <queue>: <description> (<id>)".
 TAKEN = re.compile(r"Worker \S+: .+ \(([0-9a-f]{32})\)\s*$")
@@ -77,15 +77,15 @@ def classify(client: Redis, ids: list[str], taken: Counter) -> dict:
 
 
 def save(result: dict, readme: bool) -> None:
-    """Keep the result under its mode in bench/chaos.json, and the table in the README."""
+    """Keep the result under its mode in bench/chaos.json, and the table in docs/operations.md."""
     runs = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     runs[result["mode"]] = result
     RESULTS.write_text(json.dumps(runs, indent=2) + "\n")
     if readme:
-        text = README.read_text()
+        text = PAGE.read_text()
         start, end = text.index(MARKERS[0]) + len(MARKERS[0]), text.index(MARKERS[1])
         table = "\n\n".join(render(runs[mode]) for mode in ("aof", "sentinel") if mode in runs)
-        README.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+        PAGE.write_text(text[:start] + "\n" + table + "\n" + text[end:])
 
 
 def render(result: dict) -> str:

@@ -1,6 +1,7 @@
 """Turn the raw runs into medians, same-run ratios, target verdicts and the Markdown tables."""
 
 import math
+import os
 import statistics
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def targets(results: dict) -> list[tuple[str, str, bool | None]]:
 
 
 def markdown(results: dict) -> str:
-    """The README's tables: the machine, the targets, HTTP, push, streams at scale, the rest."""
+    """The benchmark page's tables: the machine, the targets, HTTP, push, streams at scale, the rest."""
     m = results["machine"]
     versions = ", ".join(f"{name} {v}" for name, v in m["versions"].items())
     lines = [
@@ -211,17 +212,19 @@ def markdown(results: dict) -> str:
     return "\n".join(lines)
 
 
-README_START = "<!-- bench:results:start (make bench rewrites this part) -->"
-README_END = "<!-- bench:results:end -->"
+PAGE_START = "<!-- bench:results:start (make bench rewrites this part) -->"
+PAGE_END = "<!-- bench:results:end -->"
 
 
-def update_readme(readme: Path, results_md: str) -> bool:
-    """Replace the README's results block with the new table; False when the markers are missing."""
-    text = readme.read_text()
-    if README_START not in text or README_END not in text:
+def update_page(page: Path, results_md: str) -> bool:
+    """Replace the results block of `page` (docs/benchmarks.md) with the new tables; False when the
+    markers are missing. The chart is linked from the page's own folder."""
+    text = page.read_text()
+    if PAGE_START not in text or PAGE_END not in text:
         return False
-    body = results_md.split("\n", 2)[2].replace("](results.png)", "](bench/results.png)").strip()
-    head, _, rest = text.partition(README_START)
-    _, _, tail = rest.partition(README_END)
-    readme.write_text(f"{head}{README_START}\n{body}\n{README_END}{tail}")
+    chart = os.path.relpath(Path(__file__).resolve().parent / "results.png", page.resolve().parent)
+    body = results_md.split("\n", 2)[2].replace("](results.png)", f"]({chart})").strip()
+    head, _, rest = text.partition(PAGE_START)
+    _, _, tail = rest.partition(PAGE_END)
+    page.write_text(f"{head}{PAGE_START}\n{body}\n{PAGE_END}{tail}")
     return True

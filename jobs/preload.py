@@ -2,8 +2,8 @@
 
 RQ's forking worker imports a job's module inside each work horse, after the fork, so every
 job paid again for importing `jobs.demo`, `jobs.progress`, `jobs.callbacks` and `jobs.contract`:
-measured here, start latency p50 23 -> 13 ms and 35 -> 49 short jobs/s through one worker (README,
-"Benchmarks"). Imported here, they load once and every horse inherits them; the price is that
+measured here, start latency p50 23 -> 13 ms and 35 -> 49 short jobs/s through one worker
+(docs/benchmarks.md). Imported here, they load once and every horse inherits them; the price is that
 a changed job module needs a worker restart, as any deploy does. RQ reads this module's
 UPPERCASE names as worker settings; it defines none, so the command line decides everything.
 """

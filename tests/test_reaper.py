@@ -51,7 +51,7 @@ def test_the_production_defaults_fail_a_dead_workers_job_within_45_s_and_never_a
     worker = Worker(["default"], connection=redis, job_monitoring_interval=interval_s)
     assert worker.get_heartbeat_ttl(job) == interval_s + reaper.RQ_DEADLINE_MARGIN_S  # RQ's deadline
     stale_after_s = interval_s + reaper.RQ_DEADLINE_MARGIN_S - reaper.LOOKAHEAD_S  # heartbeat age that fails
-    assert stale_after_s + config.DEFAULTS["LOST_JOB_CHECK_INTERVAL_S"] < 45  # README: ~25 s after the kill
+    assert stale_after_s + config.DEFAULTS["LOST_JOB_CHECK_INTERVAL_S"] < 45  # docs/operations.md: ~25 s
     assert reaper.RQ_DEADLINE_MARGIN_S - reaper.LOOKAHEAD_S >= 20  # seconds a heartbeat may be late
 
 

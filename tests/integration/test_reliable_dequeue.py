@@ -16,7 +16,7 @@ from support.servers import start_worker, stop_process
 from support.wait import wait_until
 from tests.integration.conftest import ON_EMBEDDED_ONLY
 
-# The promise: a stranded job runs within this long of its worker's death (README, "Processes").
+# The promise: a stranded job runs within this long of its worker's death (docs/worker.md).
 RESCUE_BOUND_S = 30
 DYING = ("--worker-class", "tests.fixture_workers.DiesAfterPop")
 
