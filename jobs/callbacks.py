@@ -26,7 +26,7 @@ from jobs.contract import DEFAULT_STALL_AFTER_S, exception_message, to_payload
 from jobs.control import OWNER_META_KEY, StopRequested, clear_stop
 from jobs.durations import count_duration
 from jobs.joblog import expire_with
-from jobs.progress import discard, flush
+from jobs.throttle import discard, flush
 
 log = logging.getLogger(__name__)
 # Job end lines go to a child of rq's worker logger: the stock `rq worker` configures only that

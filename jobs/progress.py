@@ -1,35 +1,29 @@
 """Progress for job authors: one call to save and publish how far a job has come.
 
-The only writer of `job.meta["progress"]`. Each saved update is stored there (so `/status/<id>`
+`report()` is the only way into `job.meta["progress"]` (stored by `jobs.throttle`, which it
+calls, and by nothing else). Each saved update is stored there (so `/status/<id>`
 reads it from Redis) and published on the job's channel (so open event streams get it at
-once). Saves are throttled; a deferred update is saved by the next call, by `flush`, or by the
-lifecycle callbacks (`jobs.callbacks`) when the job ends. Each save also checks the stop
+once). Saves are throttled (`jobs.throttle`); a deferred update is saved by the next call, or by
+the lifecycle callbacks (`jobs.callbacks`) when the job ends. Each save also checks the stop
 request of `jobs.control`, and writes the step's log line (`report(..., log=True)`, see
 `jobs.joblog`), at no extra round trip.
 """
 
 import logging
-import math
-import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any
 
 from rq import get_current_job
-from rq.job import Job, JobStatus
 
-from jobs import joblog
-from jobs.channel import encode
-from jobs.contract import isoformat, to_payload
+from jobs import joblog, throttle
+
+# Jobs enqueued before the callbacks moved to jobs.callbacks name them by these dotted paths
+# (`jobs.progress.on_success`...) in Redis: scheduled for up to a day, waiting to retry, or
+# requeued from the dashboard. rq would fail such a job when its callback cannot be imported.
+from jobs.callbacks import on_failure, on_stopped, on_success  # noqa: F401
 from jobs.control import StopRequested
-from jobs.estimate import fold
-from jobs.keys import channel_for, stop_key
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_MAX_SAVES_PER_S = 10.0
 
 
 def resume_point() -> int:
@@ -43,24 +37,6 @@ def resume_point() -> int:
     return int((job.meta.get("progress") or {}).get("current", 0))
 
 
-def max_saves_per_s() -> float:
-    """How many progress saves a job may make each second (env PROGRESS_MAX_SAVES_PER_S)."""
-    return float(os.environ.get("PROGRESS_MAX_SAVES_PER_S", DEFAULT_MAX_SAVES_PER_S))
-
-
-@dataclass
-class _Throttle:
-    last_saved_at: float = -math.inf
-    pending: dict[str, Any] | None = None
-    pending_at: float = 0.0
-    # Whether this attempt has saved yet: its first save starts the rate over (`jobs.estimate`).
-    saved: bool = False
-
-
-# One entry per job running in this process; a forked work horse holds just one.
-_throttles: dict[str, _Throttle] = {}
-
-
 def report(
     current: int | float,
     total: int | float,
@@ -71,8 +47,8 @@ def report(
 ) -> bool:
     """Record the current job's progress; do nothing outside a job.
 
-    Saves are coalesced to at most `max_saves_per_s()`; a skipped update is kept and
-    saved by the next call, by `flush`, or when the job ends. The update that reaches
+    Saves are coalesced to at most `jobs.throttle.max_saves_per_s()`; a skipped update is
+    kept and saved by the next call, or when the job ends (`jobs.throttle.flush`). The update that reaches
     `total` is always saved at once. After each save the stop request is checked, so a
     job learns it was asked to stop within one save interval, at no extra cost per step.
 
@@ -95,70 +71,8 @@ def report(
         return False
     progress = {"current": current, "total": total, "status": status}
     lines = [joblog.make_line(f"step {current} of {total}: {status}")] if log else []
-    throttle = _throttles.setdefault(job.id, _Throttle())
-    now = clock()
-    rate = max_saves_per_s()
-    if current < total and rate > 0 and now - throttle.last_saved_at < 1.0 / rate:
-        throttle.pending, throttle.pending_at = progress, now
-        for line in lines:
-            joblog.keep(job.id, line)
-        return False
-    throttle.last_saved_at = now
-    throttle.pending = None
-    if _save(job, throttle, progress, now, lines):
+    stop_requested = throttle.offer(job, progress, lines, clock())
+    if stop_requested:
         logger.info("job %s stops on request after step %s of %s", job.id, current, total)
         raise StopRequested()
-    return True
-
-
-def flush(job: Job) -> None:
-    """Save the update `report` deferred for this job, if any, with its log lines; forget the job."""
-    throttle = _throttles.pop(job.id, None)
-    if throttle is not None and throttle.pending is not None:
-        _save(job, throttle, throttle.pending, throttle.pending_at)
-    else:
-        joblog.flush(job)
-
-
-def discard(job: Job) -> None:
-    """Forget the job's deferred update without saving it (the job was stopped); its lines are written."""
-    _throttles.pop(job.id, None)
-    joblog.flush(job)
-
-
-def _save(
-    job: Job, throttle: _Throttle, progress: dict[str, Any], at_s: float, lines: list[dict] | None = None
-) -> bool:
-    """Save progress with `job.save_meta()`, publish it with any log lines, and say whether a stop
-    was requested. `at_s` is when it was reported, on the clock `report` was given."""
-    earlier = (job.meta.get("progress") or {}).get("rate") if throttle.saved else None
-    throttle.saved = True
-    progress["rate"] = fold(earlier, progress["current"], at_s)
-    progress["updated_at"] = isoformat(datetime.now(UTC))
-    job.meta["progress"] = progress
-    with job.connection.pipeline(transaction=False) as pipe:
-        # One round trip: `job.save_meta()` writes through `job.connection`, pointed at the
-        # pipeline for that call; the PUBLISH and the stop-request check follow it, so a
-        # subscriber that re-reads the job sees the saved meta.
-        connection, job.connection = job.connection, pipe
-        try:
-            job.save_meta()
-        finally:
-            job.connection = connection
-        pipe.publish(channel_for(job.id), encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
-        stop_check = len(pipe)
-        pipe.exists(stop_key(job.id))
-        joblog.append(pipe, job, lines or [])
-        return bool(pipe.execute()[stop_check])
-
-
-def __getattr__(name: str) -> Any:
-    # Jobs enqueued before the callbacks moved to jobs.callbacks name them by these dotted paths
-    # in Redis (scheduled for up to a day, waiting to retry, or requeued from the dashboard); rq
-    # would fail such a job when its callback cannot be imported. Imported late: jobs.callbacks
-    # imports this module.
-    if name in ("on_success", "on_failure", "on_stopped"):
-        from jobs import callbacks
-
-        return getattr(callbacks, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return stop_requested is not None
