@@ -8,15 +8,15 @@ from web import sse
 from web.auth import may_act_on
 from web.events import get_fanout
 from web.extensions import get_redis
-from web.job_urls import (
+from web.openapi_doc import answer, doc
+from web.relay import relay_group
+from web.shared_routes import (
     cancel_answer,
     cancel_doc,
     cross_port_headers,
     on_streams_listener,
     redirect_to_streams_listener,
 )
-from web.openapi_doc import answer, doc
-from web.relay import relay_group
 
 bp = Blueprint("group_urls", __name__)
 

@@ -9,7 +9,7 @@ fills in only what is missing.
 
 from flask import Flask, Response
 
-from web.job_urls import streams_origin
+from web.shared_routes import streams_origin
 
 # Every directive a policy of ours sets, with the page's sources: the app's own files only.
 _PAGE_SOURCES = {

@@ -1,26 +1,27 @@
 """One job's own URLs: status, event stream, log and cancel; and `job_urls()` that builds them.
 
-Event streams may have a listener of their own (the Procfile's gevent `streams` line), apart from
-the one that answers JSON: with `EVENTS_PORT` set, a process sends clients there (events URLs on
-the host the client used, and a 307 for a stream asked of it). A stream answers CORS to pages of
-its own host, which open it across ports.
+What they share with a group's URLs (the streams listener, the cancel answer) is in
+`web/shared_routes.py`.
 """
 
-from collections.abc import Callable
-from urllib.parse import urlsplit
+from flask import Blueprint, Response, current_app, request, url_for
 
-from flask import Blueprint, Response, current_app, redirect, request, url_for
-
-from jobs.control import CancelOutcome, JobAlreadyEnded, cancel_job
+from jobs.control import cancel_job
 from jobs.joblog import FIRST_ID, read_page
 from jobs.snapshot import snapshot
 from web import sse
 from web.auth import may_act_on
-from web.errors import error_response
 from web.events import get_fanout
 from web.extensions import get_redis
-from web.openapi_doc import OPTIONAL_BEARER, answer, doc
+from web.openapi_doc import answer, doc
 from web.relay import LogCursor, relay
+from web.shared_routes import (
+    cancel_answer,
+    cancel_doc,
+    cross_port_headers,
+    on_streams_listener,
+    redirect_to_streams_listener,
+)
 
 bp = Blueprint("job_urls", __name__)
 
@@ -101,32 +102,6 @@ def logs(job_id: str):
     return read_page(get_redis(), job_id, request.args.get("after"))
 
 
-def cancel_doc(schema: str, *, ended: str, stopping: str):
-    """The `@doc` of a cancel route, a job's or a group's: 200 `ended`, 202 `stopping`, both `schema`."""
-    return doc(
-        {
-            200: answer(ended, schema),
-            202: answer(stopping, schema),
-            401: "Unauthorized",
-            403: "Forbidden",
-            404: "NotFound",
-            409: "Conflict",
-            415: "UnsupportedMediaType",
-            503: "Unavailable",
-        },
-        security=OPTIONAL_BEARER,
-    )
-
-
-def cancel_answer(cancel: Callable[[], CancelOutcome]):
-    """A cancel route's answer: 200 if all has ended now, 202 while stops are under way; 409 if it had."""
-    try:
-        outcome = cancel()
-    except JobAlreadyEnded as exc:
-        return error_response(409, str(exc))
-    return outcome.payload, 200 if outcome.done else 202
-
-
 @bp.post("/status/<job_id>/cancel")
 @cancel_doc(
     "Status",
@@ -154,36 +129,3 @@ def job_urls(job_id: str) -> dict[str, str]:
 def events_url(job_id: str) -> str:
     """The job's event stream: a path on this process, or the streams listener's URL on the client's host."""
     return on_streams_listener(url_for("job_urls.events", job_id=job_id))
-
-
-def on_streams_listener(path: str) -> str:
-    """An event stream's `path`, on the streams listener when EVENTS_PORT names one."""
-    return (streams_origin() or "") + path
-
-
-def redirect_to_streams_listener() -> Response | None:
-    """A 307 to the same stream on the streams listener, when EVENTS_PORT names one; else None."""
-    if not current_app.config["EVENTS_PORT"]:
-        return None
-    return redirect(on_streams_listener(request.full_path.rstrip("?")), code=307)
-
-
-def streams_origin() -> str | None:
-    """The streams listener's origin on the host the client used, when EVENTS_PORT names one; else None."""
-    port = current_app.config["EVENTS_PORT"]
-    if not port:
-        return None
-    host = request.host
-    if ":" in host and not host.endswith("]"):  # drop the port; an IPv6 address keeps its brackets
-        host = host.rsplit(":", 1)[0]
-    return f"{request.scheme}://{host}:{port}"
-
-
-def cross_port_headers() -> dict[str, str]:
-    """CORS for a page of this same host (another port): its EventSource reads the stream, no cookie sent."""
-    origin = request.headers.get("Origin")
-    if not origin:
-        return {}
-    if urlsplit(origin).hostname != urlsplit(request.host_url).hostname:
-        return {"Vary": "Origin"}
-    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
