@@ -211,6 +211,8 @@ def new_job(target: Queue, spec: JobSpec, kwargs: dict[str, Any], owner: str | N
     )
 
 
+# The tutorial's demo: what POST /longtask starts, and the page's "Start 3 together" too.
+DEMO_JOB = "long_task"
 DEMO_MAX_S = 600
 
 
@@ -237,7 +239,7 @@ def demo_duration_s(steps: int | None, step_seconds: float) -> float:
 
 register(
     JobSpec(
-        name="long_task",
+        name=DEMO_JOB,
         func="jobs.demo.long_task",
         description="The tutorial's demo: counts steps with a changing status message; returns 42.",
         params=LongTaskArgs,

@@ -127,3 +127,21 @@ def test_page_redraws_the_groups_this_browser_started_and_forgets_expired_ones(c
     assert [job["events_url"] for job in groups[0]["jobs"]] == [job["events_url"] for job in kept["jobs"]]
     with client.session_transaction() as session:
         assert session[auth.GROUPS_KEY] == [kept["id"]]
+
+
+def test_the_script_learns_job_names_and_payload_text_from_the_page(client):
+    from pathlib import Path
+
+    from jobs import contract
+    from jobs.registry import CATALOG, DEMO_JOB
+
+    script = (Path(__file__).resolve().parent.parent / "web" / "static" / "progress.js").read_text()
+    assert [name for name in CATALOG if f'"{name}"' in script or f"'{name}'" in script] == []
+    texts = [
+        value for name, value in vars(contract).items() if name.endswith("_STATUS") and isinstance(value, str)
+    ]
+    assert contract.PENDING_STATUS in texts
+    assert [text for text in texts if text in script] == []
+    html = client.get("/").get_data(as_text=True)
+    assert f'data-group-job="{DEMO_JOB}"' in html
+    assert f'data-pending-status="{contract.PENDING_STATUS}"' in html

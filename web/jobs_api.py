@@ -9,6 +9,7 @@ from werkzeug.exceptions import BadRequest
 from jobs.groups import GroupRequest, start_group
 from jobs.params import check
 from jobs.registry import (
+    DEMO_JOB,
     BadParams,
     JobSpec,
     LongTaskArgs,
@@ -66,7 +67,7 @@ GROUP_START_ANSWERS = {
 )
 def longtask():
     """Start the tutorial's demo job; an optional body {steps, step_seconds} sizes it."""
-    return begin("long_task", json_body())
+    return begin(DEMO_JOB, json_body())
 
 
 @bp.get("/api/jobs")

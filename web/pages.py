@@ -8,7 +8,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchGroupError, NoSuchJobError
 
+from jobs.contract import PENDING_STATUS
 from jobs.groups import group_snapshot
+from jobs.registry import DEMO_JOB
 from jobs.snapshot import snapshot
 from web.auth import REMEMBERED_GROUPS, REMEMBERED_JOBS, ensure_identity
 from web.extensions import get_redis
@@ -29,10 +31,16 @@ def index():
         groups = group_rows(REMEMBERED_GROUPS.ids())
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("page drawn without its rows: Redis unavailable (%s)", exc)
-        return render_template("index.html", rows=[], groups=[], unavailable=True), 503
+        return render_page(rows=[], groups=[], unavailable=True), 503
     REMEMBERED_JOBS.keep_only([row["id"] for row in rows])
     REMEMBERED_GROUPS.keep_only([group["id"] for group in groups])
-    return render_template("index.html", rows=rows, groups=groups, unavailable=False)
+    return render_page(rows=rows, groups=groups, unavailable=False)
+
+
+def render_page(**rows: Any) -> str:
+    """index.html with what the script learns from the server: the job a group starts, and the
+    status text of a job no payload has been read for yet (the contract's)."""
+    return render_template("index.html", group_job=DEMO_JOB, pending_status=PENDING_STATUS, **rows)
 
 
 def group_rows(group_ids: list[str]) -> list[dict[str, Any]]:

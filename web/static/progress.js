@@ -209,7 +209,7 @@
       element.dataset.jobId = job.id;
       const urls = { status: job.status_url, events: job.events_url, logs: job.logs_url, cancel: job.cancel_url };
       const lines = { last: null, count: 0 };
-      super(urls, element, job.payload || { state: "PENDING", current: 0, total: 1, status: "Pending..." }, "job");
+      super(urls, element, job.payload || { state: "PENDING", current: 0, total: 1, status: PENDING_STATUS }, "job");
       this.lines = lines;
       this.part("name").textContent = `Job ${job.id.slice(0, 8)}`;
       this.part("bar").setAttribute("aria-label", `Progress of job ${job.id}`);
@@ -285,8 +285,8 @@
     constructor(group, element) {
       element.dataset.groupId = group.id;
       const urls = { status: group.status_url, events: group.events_url, cancel: group.cancel_url };
-      const jobs = group.jobs.map((job) => ({ id: job.id, state: "PENDING", current: 0, total: 1, status: "Pending..." }));
-      const first = { state: "PENDING", current: 0, total: jobs.length, status: "Pending...", jobs };
+      const jobs = group.jobs.map((job) => ({ id: job.id, state: "PENDING", current: 0, total: 1, status: PENDING_STATUS }));
+      const first = { state: "PENDING", current: 0, total: jobs.length, status: PENDING_STATUS, jobs };
       super(urls, element, group.payload || first, "group");
       this.part("name").textContent = `Group ${group.id.slice(0, 8)} · ${this.shown.total} jobs`;
       this.part("bar").setAttribute("aria-label", `Progress of group ${group.id}`);
@@ -320,6 +320,8 @@
   const groupTemplate = document.getElementById("group-row");
   const memberTemplate = document.getElementById("group-member");
   const form = document.getElementById("start-form");
+  // The status text of a job whose payload has not been read yet: the server's words (jobs/contract.py).
+  const PENDING_STATUS = form.dataset.pendingStatus;
   const pageError = document.getElementById("page-error");
 
   function addRow(job) {
@@ -366,7 +368,7 @@
   });
 
   document.getElementById("start-group").addEventListener("click", () => {
-    const job = { name: "long_task", args: size() };
+    const job = { name: form.dataset.groupJob, args: size() };
     post(form.dataset.groupUrl, { jobs: [job, job, job] }).then(addGroup).catch(fail);
   });
 
