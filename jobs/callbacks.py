@@ -120,6 +120,7 @@ def _end(job: Job, connection: Redis, payload: dict[str, Any], ttl_s: int, outco
     and log its end line (id, function, outcome, run time). Runs in the work horse, or in the web
     process for a job whose worker was lost."""
     seconds = run_seconds(job)
+    # The worker's pipeline when it lent one (`joined_to`, a context variable), else our own.
     with _end_writes(connection) as pipe:
         publish(pipe, payload)
         clear_stop(pipe, payload["id"])

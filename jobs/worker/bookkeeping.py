@@ -165,6 +165,8 @@ class Bookkeeping:
         self.start_writes(job, execution, writes)
         queue_key = self.queue_class.redis_queue_namespace_prefix + job.origin
         taken = taken_from(job)
+        # Hidden mechanism, named: redis-py's pipeline only records the commands RQ queued
+        # (`command_stack`); `_flat` hands them to the start script, which replays them in Lua.
         if taken == HELD:
             keys = [IntermediateQueue.get_intermediate_queue_key(queue_key), job.key, execution.key]
             return _START, keys, [job.id, *_flat(writes)]
@@ -191,11 +193,13 @@ class Bookkeeping:
         mark_finished(job, return_value)
         with self.connection.pipeline(transaction=False) as writes:
             # A callback that raises leaves its writes unsent: RQ fails the job instead.
+            # Hidden mechanism, named: `joined_to` lends `writes` to our callbacks through a context
+            # variable (jobs.callbacks._joined), so they queue their end writes here unsent.
             with joined_to(writes):
                 execute_success_callback(job, self.death_penalty_class, return_value)
             callback_writes = _flat(writes)
             self.success_writes(job, execution, writes)
-            end = callback_writes + _flat(writes)
+            end = callback_writes + _flat(writes)  # replayed by `_END` in Lua, never sent by the pipeline
         following = self.next_to_start()
         if following is None:
             ended = _END(keys=[job.dependents_key], args=end, client=self.connection)
