@@ -5,9 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CHROMIUM ?= /usr/bin/chromium
 BENCH_STAMP := $(VENV)/.bench-installed
+# Lighthouse from npm, pinned, in a node_modules of its own under .venv (12.x runs on Node 18+).
+LIGHTHOUSE_VERSION := 12.8.2
+LIGHTHOUSE := $(VENV)/lighthouse/.installed-$(LIGHTHOUSE_VERSION)
 
 .DEFAULT_GOAL := help
-.PHONY: help install run run-ha worker test test-unit conformance lint bench chaos browser wrk
+.PHONY: help install run run-ha worker test test-unit conformance lint bench chaos browser wrk lighthouse
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,10 +50,18 @@ browser: ## install chromium for the browser tests when missing (apt-get, as roo
 	@test -x $(CHROMIUM) || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 		|| { test -z "$$CI" && echo "chromium missing: browser tests will skip"; }
 
+$(LIGHTHOUSE):
+	npm install --prefix $(VENV)/lighthouse --no-audit --no-fund --loglevel=error lighthouse@$(LIGHTHOUSE_VERSION)
+	touch $@
+
+# tests/browser/test_lighthouse.py: the page with a job running, mobile, simulated throttling (~30 s).
+lighthouse: $(STAMP) browser $(LIGHTHOUSE) ## Lighthouse on the page with a job running: 100 in all four categories
+	$(BIN)/pytest tests/browser/test_lighthouse.py -q
+
 # Units (fakeredis, CPU-bound) on two processes; then the tests that start real processes, on two
 # processes too, a file to each (its tests one at a time): they mostly wait on their servers; then
 # RQ's own suite against our worker (`make conformance`), on two processes as well.
-test: $(STAMP) lint browser ## the whole suite: lint, units, integration (embedded and local Redis), browser, RQ's suite
+test: $(STAMP) lint browser $(LIGHTHOUSE) ## the whole suite: lint, units, integration (embedded and local Redis), browser, RQ's suite
 	$(BIN)/pytest -m "not integration and not browser" -n 2
 	$(BIN)/pytest -m "integration or browser" -n 2 --dist loadfile
 	$(BIN)/python -m tests.rq_suite.run

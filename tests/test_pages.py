@@ -25,10 +25,12 @@ def test_page_has_the_start_button_and_only_its_own_assets(client):
     assert "Start long calculation" in html
     assert 'data-start-url="/longtask"' in html
     assets = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert sorted(assets) == ["/static/progress.css", "/static/progress.js"]
+    assert sorted(assets) == ["/static/favicon.svg", "/static/progress.css", "/static/progress.js"]
     for asset in assets:
         assert client.get(asset).status_code == 200
+    assert client.get("/static/favicon.svg").mimetype == "image/svg+xml"
     assert '<meta name="viewport"' in html
+    assert re.search(r'<meta name="description" content="[^"]{50,}">', html)
 
 
 def test_page_has_an_accessible_progress_bar_template(client):
