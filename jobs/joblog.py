@@ -38,10 +38,11 @@ PAGE_LINES = 1000
 RUNNING_GRACE_S = 24 * 60 * 60
 DEFAULT_TIMEOUT_S = 180
 FIRST_ID = "0-0"
-# A stream id: milliseconds and a sequence number, each at most 2**64 - 1 (ASCII digits only:
-# `\d` would also take other scripts' digits, which Redis refuses and the published schema too).
-ID_PATTERN = re.compile(r"[0-9]{1,20}-[0-9]{1,20}")
-_MAX_PART = 2**64 - 1
+# A stream id: milliseconds and a sequence number (ASCII digits only: `\d` would also take other
+# scripts' digits, which Redis refuses and the published schema too). At most 19 digits a part:
+# every such number is below Redis's limit, 2**64, so this pattern is the whole rule and the
+# published schema states it exactly (Redis's own ids, from '*', have 13 digits and a few).
+ID_PATTERN = re.compile(r"[0-9]{1,19}-[0-9]{1,19}")
 
 # KEYS[1]: the stream. ARGV: channel, most lines kept, TTL in seconds, then (at, level, message) per line.
 _APPEND = """
@@ -147,23 +148,23 @@ def parse_id(text: str) -> tuple[int, int]:
     """A line id as (milliseconds, sequence), for ordering.
 
     Raises:
-        BadLogId: not "<ms>-<seq>" with both parts below 2**64.
+        BadLogId: not "<ms>-<seq>" with at most 19 digits each.
     """
-    parts = [int(part) for part in text.split("-")] if ID_PATTERN.fullmatch(text or "") else []
-    if not parts or max(parts) > _MAX_PART:
+    if not ID_PATTERN.fullmatch(text or ""):
         raise BadLogId(f"not a log line id: {text[:40]!r}; use an id this API returned, e.g. 1700000000000-0")
-    return parts[0], parts[1]
+    milliseconds, sequence = text.split("-")
+    return int(milliseconds), int(sequence)
 
 
 def lines_after(connection: Redis, job_id: str, after: str = FIRST_ID, count: int = PAGE_LINES) -> list[dict]:
     """The job's lines after `after` (a valid id), oldest first, at most `count`."""
-    start = _exclusive_start(after)
-    return to_lines(connection.xrange(log_key(job_id), start, "+", count=count)) if start else []
+    return to_lines(connection.xrange(log_key(job_id), _exclusive_start(after), "+", count=count))
 
 
-def _exclusive_start(after: str) -> str | None:
-    """XRANGE's start for "after this id"; None when nothing can follow it (Redis refuses the largest)."""
-    return None if parse_id(after) == (_MAX_PART, _MAX_PART) else f"({after}"
+def _exclusive_start(after: str) -> str:
+    """XRANGE's start for "after this id" (a valid one: `parse_id` raises otherwise)."""
+    parse_id(after)
+    return f"({after}"
 
 
 def to_lines(entries: list[tuple[Any, dict[Any, Any]]]) -> list[dict[str, str]]:
@@ -188,12 +189,11 @@ def read_page(connection: Redis, job_id: str, after: str | None = None) -> dict[
         raise NoSuchJobError(f"no such job: {job_id!r}")
     pipe = connection.pipeline(transaction=False)
     pipe.exists(Job.key_for(job_id))
-    if start:
-        pipe.xrange(log_key(job_id), start, "+", count=PAGE_LINES)
-    exists, *entries = pipe.execute()
+    pipe.xrange(log_key(job_id), start, "+", count=PAGE_LINES)
+    exists, entries = pipe.execute()
     if not exists:
         raise NoSuchJobError(f"no such job: {job_id!r}")
-    lines = to_lines(entries[0]) if entries else []
+    lines = to_lines(entries)
     return {"lines": lines, "next": lines[-1]["id"] if lines else after}
 
 

@@ -102,6 +102,32 @@ def test_a_stream_asked_of_a_process_that_does_not_serve_them_is_redirected(spli
 
 
 @pytest.mark.parametrize(
+    ("path", "status"),
+    [
+        ("/status/a:b/events", 404),
+        ("/status/abc/events?lastEventId=7", 400),
+        ("/status/abc/events?lastEventId=1-1-1", 400),
+        ("/groups/a:b/events", 404),
+    ],
+)
+def test_a_malformed_stream_request_is_refused_here_not_redirected(split_client, path, status):
+    response = split_client.get(path, base_url="http://localhost:5000")
+    assert response.status_code == status
+    assert response.get_json()["error"]["code"] == status
+
+
+def test_an_empty_last_event_id_header_is_refused_and_an_empty_query_means_from_the_start(split_client):
+    assert split_client.get("/status/abc/events", headers={"Last-Event-ID": ""}).status_code == 400
+    assert split_client.get("/status/abc/events?lastEventId=").status_code == 307
+
+
+def test_both_streams_document_their_redirect(client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for path in ("/status/{job_id}/events", "/groups/{group_id}/events"):
+        assert "307" in paths[path]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
     ("origin", "allowed"),
     [("http://localhost:5000", True), ("https://evil.example", False), ("null", False), (None, False)],
 )

@@ -1,6 +1,7 @@
 """One group's own URLs: its status, its event stream and its cancel; and `group_urls()` that builds them."""
 
 from flask import Blueprint, Response, current_app, request, url_for
+from rq.exceptions import NoSuchGroupError
 
 from jobs.control import owner_of
 from jobs.groups import cancel_group, group_snapshot, member_ids, member_payloads
@@ -8,7 +9,7 @@ from web import sse
 from web.auth import may_act_on
 from web.events import get_fanout
 from web.extensions import get_redis
-from web.openapi_doc import answer, doc
+from web.openapi_doc import answer, doc, event_stream
 from web.relay import relay_group
 from web.shared_routes import (
     cancel_answer,
@@ -16,6 +17,7 @@ from web.shared_routes import (
     cross_port_headers,
     on_streams_listener,
     redirect_to_streams_listener,
+    refuse_malformed,
 )
 
 bp = Blueprint("group_urls", __name__)
@@ -31,10 +33,8 @@ def status(group_id: str):
 @bp.get("/groups/<group_id>/events")
 @doc(
     {
-        200: {
-            "description": "an event stream of GroupStatus payloads",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        },
+        200: event_stream("an event stream of GroupStatus payloads", "GroupStatus"),
+        307: {"description": "streams are served by another listener (EVENTS_PORT): follow Location"},
         404: "NotFound",
         503: "Unavailable",
     },
@@ -45,6 +45,7 @@ def events(group_id: str):
 
     With `EVENTS_PORT` set, a 307 to the streams listener instead.
     """
+    refuse_malformed(group_id, NoSuchGroupError(f"no such group: {group_id!r}"))  # before any redirect
     if (elsewhere := redirect_to_streams_listener()) is not None:
         return elsewhere
     fanout = get_fanout()

@@ -5,6 +5,7 @@ What they share with a group's URLs (the streams listener, the cancel answer) is
 """
 
 from flask import Blueprint, Response, current_app, request, url_for
+from rq.exceptions import NoSuchJobError
 
 from jobs.control import cancel_job
 from jobs.joblog import FIRST_ID, read_page
@@ -13,7 +14,7 @@ from web import sse
 from web.auth import may_act_on
 from web.events import get_fanout
 from web.extensions import get_redis
-from web.openapi_doc import answer, doc
+from web.openapi_doc import answer, doc, event_stream
 from web.relay import LogCursor, relay
 from web.shared_routes import (
     cancel_answer,
@@ -21,6 +22,7 @@ from web.shared_routes import (
     cross_port_headers,
     on_streams_listener,
     redirect_to_streams_listener,
+    refuse_malformed,
 )
 
 bp = Blueprint("job_urls", __name__)
@@ -42,10 +44,7 @@ def status(job_id: str):
 @bp.get("/status/<job_id>/events")
 @doc(
     {
-        200: {
-            "description": "an event stream of Status payloads and log lines",
-            "content": {"text/event-stream": {"schema": {"type": "string"}}},
-        },
+        200: event_stream("an event stream of Status payloads and log lines", "Status", log="LogLine"),
         307: {"description": "streams are served by another listener (EVENTS_PORT): follow Location"},
         400: "BadRequest",
         404: "NotFound",
@@ -62,9 +61,11 @@ def events(job_id: str):
     A reconnecting client's `Last-Event-ID` (or `?lastEventId=`) is the last log line it got;
     the lines after it are sent again. With `EVENTS_PORT` set, a 307 to the streams listener instead.
     """
+    # Input is checked before any redirect: a malformed id or line id is a 404 or 400 from here.
+    refuse_malformed(job_id, NoSuchJobError(f"no such job: {job_id!r}"))
+    cursor = LogCursor(last_event_id())
     if (elsewhere := redirect_to_streams_listener()) is not None:
         return elsewhere
-    cursor = LogCursor(request.headers.get("Last-Event-ID") or request.args.get("lastEventId") or FIRST_ID)
     fanout = get_fanout()
     if request.method == "HEAD":
         # The same answer as GET, with no stream registered: werkzeug closes a body it never
@@ -85,6 +86,13 @@ def events(job_id: str):
     # Also when the client leaves before the first frame (the generator never starts then).
     response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
     return response
+
+
+def last_event_id() -> str:
+    """The log line a reconnecting client got last: its `Last-Event-ID` (an empty one is refused, as
+    browsers never send one), else `?lastEventId=` (empty, like none: from the first line)."""
+    header = request.headers.get("Last-Event-ID")
+    return header if header is not None else request.args.get("lastEventId") or FIRST_ID
 
 
 @bp.get("/status/<job_id>/logs")

@@ -102,7 +102,7 @@ def begin(name: str, args: Any, queue: Any = None, delay_s: Any = 0):
 
 
 @bp.post("/api/groups")
-@doc(GROUP_START_ANSWERS, body=GroupRequest, security=OPTIONAL_BEARER)
+@doc(GROUP_START_ANSWERS, body="GroupRequest", security=OPTIONAL_BEARER)
 def start_together():
     """Start 1 to 100 registered jobs as one group, each checked as POST /api/jobs checks it: all or none."""
     body = check(GroupRequest, json_body(), "the body {jobs: [{name, args, queue?}, ...]}")

@@ -1,8 +1,9 @@
 """The OpenAPI components routes name in `@doc`: answers, headers, parameters, the bearer scheme.
 
-Also every payload schema (`web/openapi_schemas.py`) and `StartRequest`, POST /api/jobs's body
+Also every payload schema (`web/openapi_schemas.py`); `StartRequest`, POST /api/jobs's body
 with one variant per registered job, from each job's pydantic model (a newly registered job
-appears with no change here).
+appears with no change here); and `GroupRequest`, POST /api/groups's, whose queues are the
+configured ones.
 """
 
 from typing import Annotated, Any, Literal, Union
@@ -10,7 +11,9 @@ from typing import Annotated, Any, Literal, Union
 from apispec import APISpec
 from pydantic import Field, create_model
 
+from jobs.groups import GroupJob, GroupRequest
 from jobs.idempotency import KEY_PATTERN
+from jobs.joblog import ID_PATTERN
 from jobs.params import Params, json_schema
 from jobs.registry import StartRequest, catalog
 from jobs.snapshot import JOB_ID_PATTERN
@@ -18,6 +21,10 @@ from web.openapi_doc import json_content
 from web.openapi_schemas import LOG_ID_PATTERN, anchored, schemas
 
 _COMPONENTS = "#/components/schemas/{model}"
+# A line id, or nothing.
+# What a first line id looks like (milliseconds, then a sequence number).
+FIRST_LINE = "1700000000000-0"
+OPTIONAL_LOG_ID = f"^({ID_PATTERN.pattern})?$"
 
 
 def add_components(spec: APISpec, queues: list[str]) -> None:
@@ -51,16 +58,32 @@ def add_components(spec: APISpec, queues: list[str]) -> None:
             "schema": {"type": "string", "pattern": anchored(KEY_PATTERN)},
         },
     )
-    for name, where, field, description in (
-        ("LastEventId", "header", "Last-Event-ID", "the id of the last log line the client got"),
-        ("LastEventIdQuery", "query", "lastEventId", "the same, as EventSource polyfills send it"),
-        ("LogAfter", "query", "after", "a line id: the `next` of the previous answer"),
+    # An empty ?lastEventId=, like none, asks for the whole log (EventSource polyfills send it); an
+    # empty Last-Event-ID or `after` is refused.
+    for name, where, field, pattern, description in (
+        (
+            "LastEventId",
+            "header",
+            "Last-Event-ID",
+            LOG_ID_PATTERN,
+            "the id of the last log line the client got",
+        ),
+        (
+            "LastEventIdQuery",
+            "query",
+            "lastEventId",
+            OPTIONAL_LOG_ID,
+            "the same, as EventSource polyfills send it",
+        ),
+        ("LogAfter", "query", "after", LOG_ID_PATTERN, "a line id: the `next` of the previous answer"),
     ):
-        schema = {"type": "string", "pattern": LOG_ID_PATTERN}
-        components.parameter(name, where, {"name": field, "description": description, "schema": schema})
+        schema = {"type": "string", "pattern": pattern, "examples": [FIRST_LINE]}
+        parameter = {"name": field, "description": description, "schema": schema}
+        components.parameter(name, where, parameter)
     for name, schema in schemas(queues).items():
         components.schema(name, schema)
     components.schema("StartRequest", schema_of(spec, _start_request(queues)))
+    components.schema("GroupRequest", schema_of(spec, _group_request(queues)))
     for name, response in _responses().items():
         components.response(name, response)
 
@@ -87,6 +110,18 @@ def _start_request(queues: list[str]) -> Any:
         for job in catalog()
     ]
     return Annotated[Union[tuple(variants)], Field(discriminator="name")]  # noqa: UP007
+
+
+def _group_request(queues: list[str]) -> Any:
+    """POST /api/groups's body: `GroupRequest`, each job's `queue` one of the configured queues."""
+    job = create_model(
+        "GroupJob",
+        __base__=GroupJob,
+        __doc__=GroupJob.__doc__,
+        queue=(Literal[tuple(queues)] | None, GroupJob.model_fields["queue"]),
+    )
+    jobs = (list[job], GroupRequest.model_fields["jobs"])
+    return create_model("GroupRequest", __base__=GroupRequest, __doc__=GroupRequest.__doc__, jobs=jobs)
 
 
 def _args_field(params: type[Params]) -> tuple[Any, Any]:

@@ -58,3 +58,30 @@ def json_content(schema: str | dict[str, Any]) -> dict[str, Any]:
 def answer(description: str, schema: str | dict[str, Any]) -> dict[str, Any]:
     """A JSON answer for `@doc`: its description and its schema (a component name or a schema)."""
     return {"description": description, "content": json_content(schema)}
+
+
+def event_stream(description: str, payload: str, *, log: str | None = None) -> dict[str, Any]:
+    """A `text/event-stream` answer for `@doc`, whose schema describes one event (as OpenAPI 3.1
+    readers such as schemathesis apply it): unnamed events carry a `payload` (a component name) as
+    JSON in `data`; with `log`, `event: log` events carry that component, with the line's id."""
+
+    def carrying(schema: str) -> dict[str, Any]:
+        return {"contentMediaType": JSON, "contentSchema": {"$ref": f"#/components/schemas/{schema}"}}
+
+    kinds = [{"properties": {"event": {"const": "message"}, "data": carrying(payload)}}]
+    if log is not None:
+        kinds.append(
+            {"required": ["event", "id"], "properties": {"event": {"const": "log"}, "data": carrying(log)}}
+        )
+    event = {
+        "type": "object",
+        "required": ["data"],
+        "properties": {
+            "data": {"type": "string"},
+            "event": {"type": "string"},
+            "id": {"type": "string"},
+            "retry": {"type": "integer", "description": "milliseconds before a reconnect"},
+        },
+        "oneOf": kinds,
+    }
+    return {"description": description, "content": {"text/event-stream": {"schema": event}}}

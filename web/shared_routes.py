@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Response, current_app, redirect, request
 
 from jobs.control import CancelOutcome, JobAlreadyEnded
+from jobs.snapshot import JOB_ID_PATTERN
 from web.errors import error_response
 from web.openapi_doc import OPTIONAL_BEARER, answer, doc
 
@@ -46,6 +47,16 @@ def cancel_answer(cancel: Callable[[], CancelOutcome]):
 def on_streams_listener(path: str) -> str:
     """An event stream's `path`, on the streams listener when EVENTS_PORT names one."""
     return (streams_origin() or "") + path
+
+
+def refuse_malformed(id_: str, error: Exception) -> None:
+    """Raise `error` (a 404 at the edge) for an id no job or group can have.
+
+    A stream route calls it before `redirect_to_streams_listener`, so a malformed id gets this
+    listener's 404, as documented, and not a 307 to the same refusal elsewhere.
+    """
+    if not JOB_ID_PATTERN.fullmatch(id_):
+        raise error
 
 
 def redirect_to_streams_listener() -> Response | None:
