@@ -36,6 +36,9 @@ STATE_BY_STATUS: dict[JobStatus, str] = {
     JobStatus.CANCELED: FAILURE,
 }
 
+# What a PENDING payload says of its place in line (`jobs.line`).
+LINE_FIELDS = ("position", "expected_start_s")
+
 PENDING_STATUS = "Pending..."
 RUNNING_STATUS = "Running..."
 SUCCESS_STATUS = "Task completed!"
@@ -116,6 +119,7 @@ def to_payload(
     error: str | None = None,
     updated_at: str | None = None,
     eta: datetime | None = None,
+    line: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Build the contract payload for one job.
@@ -128,11 +132,15 @@ def to_payload(
         error: a short failure message, used when the state is FAILURE.
         updated_at: fallback for "updated_at" when no progress was ever saved.
         eta: when a scheduled job (delayed, or waiting to retry) is due to be queued.
+        line: a queued job's place in line (`jobs.line.place`): its "position" and
+            "expected_start_s"; absent ones are null.
         now: the current time, for the "in N s" of a retry and the stall check (tests pass their own).
 
     Returns:
         {"id", "state", "current", "total", "status", "updated_at"}, plus "result" on SUCCESS,
-        "eta" on a PENDING job that has one, and "remaining_s" and "stalled" on PROGRESS.
+        "eta" on a PENDING job that has one, "position" and "expected_start_s" on every PENDING
+        job (null where they cannot be known: deferred, scheduled, or no evidence), and
+        "remaining_s" and "stalled" on PROGRESS.
     """
     meta = meta or {}
     progress = meta.get("progress") or {}
@@ -149,6 +157,7 @@ def to_payload(
         payload["status"] = _pending_status(meta, eta, now)
         if eta is not None:
             payload["eta"] = isoformat(eta)
+        payload.update({field: (line or {}).get(field) for field in LINE_FIELDS})
     elif state == PROGRESS:
         payload.update(_running_fields(payload, progress.get("rate"), meta, now))
     elif state == SUCCESS:

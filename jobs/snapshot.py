@@ -24,17 +24,20 @@ from rq.serializers import resolve_serializer
 from rq.utils import str_to_date
 
 from jobs.contract import isoformat, short_error, to_payload
+from jobs.line import FALLBACK_ARG, LINE_LUA, place
 
 # RQ's own id alphabet, without the ":" that rq reads as "job id:execution id".
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
-# KEYS: the job hash, its results stream. ARGV: the scheduled registries' key prefix, the job id.
-# Returns false for no job (or a hash without RQ's "data", which Job.fetch also refuses), else
-# {status, meta, created_at, enqueued_at, started_at, ended_at} and the latest result (an
-# XREVRANGE entry) when the job has ended, or its due time (a ZSCORE) when it is scheduled.
+# KEYS: the job hash, its results stream. ARGV: the scheduled registries' key prefix, the job id,
+# the queues' fallback order (`jobs.line`). Returns false for no job (or a hash without RQ's
+# "data", which Job.fetch also refuses), else {status, meta, created_at, enqueued_at, started_at,
+# ended_at} and the latest result (an XREVRANGE entry) when the job has ended, its due time (a
+# ZSCORE) when it is scheduled, or its place in line (`jobs.line.LINE_LUA`) when it is queued.
 _READ = Script(
     None,
-    b"""
+    LINE_LUA.encode()
+    + b"""
 if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
 local fields = redis.call('HMGET', KEYS[1], 'status', 'meta', 'created_at', 'enqueued_at',
                           'started_at', 'ended_at', 'origin')
@@ -43,6 +46,8 @@ if status == 'finished' or status == 'failed' then
   extra = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1] or false
 elseif status == 'scheduled' then
   extra = redis.call('ZSCORE', ARGV[1] .. (fields[7] or ''), ARGV[2])
+elseif status == 'queued' then
+  extra = line_of(ARGV[2], fields[7] or '', ARGV[3])
 end
 fields[7] = nil
 return {fields, extra}
@@ -77,7 +82,7 @@ def snapshot(job_id: str, connection: Redis) -> dict[str, Any]:
         raise NoSuchJobError(f"no such job: {job_id!r}")
     reply = _READ(
         keys=[Job.key_for(job_id), Result.get_key(job_id)],
-        args=[_SCHEDULED_PREFIX, job_id],
+        args=[_SCHEDULED_PREFIX, job_id, FALLBACK_ARG],
         client=connection,
     )
     if not reply:
@@ -95,6 +100,8 @@ def snapshot(job_id: str, connection: Redis) -> dict[str, Any]:
         ending["error"] = short_error(zlib.decompress(b64decode(exc_string)).decode() if exc_string else None)
     elif status == JobStatus.SCHEDULED and extra:
         ending["eta"] = datetime.fromtimestamp(float(extra), tz=UTC)
+    elif status == JobStatus.QUEUED:
+        ending["line"] = place(extra)
     return to_payload(job_id, status, _meta(raw_meta), updated_at=_last_change(moments), **ending)
 
 

@@ -54,6 +54,20 @@ def schemas(queues: list[str]) -> dict[str, Any]:
                     "format": "date-time",
                     "description": "PENDING: when it is due to run",
                 },
+                "position": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "PENDING: 1 when it is the next job a free worker of its queue takes; "
+                    "counts the jobs ahead in its queue and in the queues its workers serve first; null "
+                    "where it cannot be known (scheduled, deferred, or already taken by a worker)",
+                },
+                "expected_start_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "PENDING: seconds until a worker is expected to take it, from the jobs "
+                    "ahead, the workers serving its queue and how long those jobs take; null without "
+                    "evidence (no worker, no history)",
+                },
                 "remaining_s": {
                     "type": ["number", "null"],
                     "minimum": 0,
