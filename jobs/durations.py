@@ -3,7 +3,7 @@
 For /metrics, a Prometheus histogram per (queue, outcome), kept as one Redis hash of plain
 counters, so every web replica serves the same numbers and no worker needs an HTTP port of its
 own. For estimates, a short history of each job name's successful runs (`record_run`), from
-which a job's usual duration is read when it is enqueued (`usual_s`).
+which readers work out a job's usual duration (`usual_s`).
 """
 
 import math
@@ -70,8 +70,8 @@ def record_run(pipe: Pipeline, name: str | None, seconds: float, size: float | N
     pipe.ltrim(history_key(name), 0, HISTORY_RUNS - 1)
 
 
-def read_history(connection: Redis | Pipeline, name: str) -> list[float]:
-    """The recorded seconds per unit of a job name's latest runs, newest first (a pipeline: queued)."""
+def read_history(connection: Redis, name: str) -> list[float]:
+    """The recorded seconds per unit of a job name's latest runs, newest first."""
     return [float(value) for value in connection.lrange(history_key(name), 0, -1)]
 
 

@@ -24,8 +24,9 @@ from jobs import joblog
 from jobs.channel import encode
 from jobs.contract import isoformat, to_payload
 from jobs.control import StopRequested
+from jobs.durations import usual_s
 from jobs.estimate import fold
-from jobs.keys import channel_for, stop_key
+from jobs.keys import channel_for, history_key, stop_key
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ class _Throttle:
     pending_at: float = 0.0
     # Whether this attempt has saved yet: its first save starts the rate over (`jobs.estimate`).
     saved: bool = False
+    # The job name's history of runs (`jobs.durations`), read with the first save; None until then.
+    history: list[float] | None = None
 
 
 # One entry per job running in this process; a forked work horse holds just one.
@@ -136,6 +139,7 @@ def _save(
     progress["rate"] = fold(earlier, progress["current"], at_s)
     progress["updated_at"] = isoformat(datetime.now(UTC))
     job.meta["progress"] = progress
+    payload = to_payload(job.id, JobStatus.STARTED, job.meta, **_usual(job, throttle.history))
     with job.connection.pipeline(transaction=False) as pipe:
         # One round trip: `job.save_meta()` writes through `job.connection`, pointed at the
         # pipeline for that call; the PUBLISH and the stop-request check follow it, so a
@@ -145,11 +149,27 @@ def _save(
             job.save_meta()
         finally:
             job.connection = connection
-        pipe.publish(channel_for(job.id), encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
+        pipe.publish(channel_for(job.id), encode(payload))
         stop_check = len(pipe)
         pipe.exists(stop_key(job.id))
+        if throttle.history is None:
+            pipe.lrange(history_key(job.description or ""), 0, -1)
         joblog.append(pipe, job, lines or [])
-        return bool(pipe.execute()[stop_check])
+        replies = pipe.execute()
+        if throttle.history is None:
+            throttle.history = [float(value) for value in replies[stop_check + 1]]
+        return bool(replies[stop_check])
+
+
+def _usual(job: Job, history: list[float] | None) -> dict[str, Any]:
+    """`to_payload`'s usual_s and elapsed_s for the job; nothing before its history was read (its
+    first save reads it, in the same round trip: that save's payload has no "usual_s")."""
+    if history is None:
+        return {}
+    elapsed_s = (
+        (datetime.now(UTC) - job.started_at.replace(tzinfo=UTC)).total_seconds() if job.started_at else None
+    )
+    return {"usual_s": usual_s(history, job.meta.get("size")), "elapsed_s": elapsed_s}
 
 
 def __getattr__(name: str) -> Any:

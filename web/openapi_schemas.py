@@ -71,8 +71,16 @@ def schemas(queues: list[str]) -> dict[str, Any]:
                 "remaining_s": {
                     "type": ["number", "null"],
                     "minimum": 0,
-                    "description": "PROGRESS: seconds left at the job's smoothed rate; null until there is "
-                    "enough evidence, and while stalled",
+                    "description": "PROGRESS: seconds left at the job's smoothed rate once it has two "
+                    "samples, before that its usual duration minus the time it has run; null without "
+                    "evidence, and while stalled",
+                },
+                "usual_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "PROGRESS: how long a job of this name and size usually takes (the "
+                    "median of its latest successful runs, per unit of its size); null without history; "
+                    "absent from the update its first save pushes",
                 },
                 "stalled": {
                     "type": "boolean",
