@@ -3,9 +3,10 @@
 `position` is 1 for the job a free worker of its queue would take next: its index in its own
 queue plus every job waiting in the queues its workers serve first (RQ's per-queue worker
 registry says which workers serve it and, in each worker's hash, in what order; with no worker
-registered, `FALLBACK_ORDER`, for a queue listed there). A job that is not in its queue's list
-(a worker holds it in the intermediate list, about to start it) has no position. The read is a
-few commands per queue and per worker: LPOS and LLEN, never a walk of the queue.
+registered, `FALLBACK_ORDER`, for a queue listed there). Jobs a worker has taken but not started
+(its intermediate list: taken early beside a running job, they go back to the front of the queue
+unless started within 0.1 s) count as ahead of the queue's. The read is a few commands per queue
+and per worker: LPOS and LLEN, never a walk of the queue.
 
 `expected_start_s` plays the line forward: each worker is free once its running job ends, and
 each job ahead holds the first free worker for its usual duration (`jobs.durations`). The
@@ -17,6 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.queue import Queue
 from rq.registry import StartedJobRegistry
@@ -33,20 +35,36 @@ _QUEUE_PREFIX = Queue.redis_queue_namespace_prefix
 _WORKERS_PREFIX = WORKERS_BY_QUEUE_KEY % ""
 _JOB_PREFIX = Job.redis_job_namespace_prefix
 _STARTED_PREFIX = StartedJobRegistry.key_template.format("")
+# A queue's intermediate list (`jobs.dequeue`): jobs a worker took and has not started; one it
+# holds early goes back to the front of its queue unless it starts within 0.1 s.
+_HELD_SUFFIX = IntermediateQueue.get_intermediate_queue_key("")
 # Jobs ahead whose usual duration is read one by one; the rest are taken to last their mean.
 AHEAD_DETAIL = 20
 
 # A Lua function for the snapshot script: the line ahead of job `id` in queue `origin`, or false
-# when the job is not in its queue's list. `fallback` is FALLBACK_ORDER, comma-separated; `detail`
+# when the job is in neither its queue's list nor its intermediate list (whose jobs are ahead of
+# the queue's). `fallback` is FALLBACK_ORDER, comma-separated; `detail`
 # is AHEAD_DETAIL; `history_prefix` the key prefix of the job names' histories (`jobs.durations`).
 # Returns {position, number of workers serving the queue, {meta, name} of each of the first
 # `detail` jobs ahead, {meta, name, started_at} of each job running in a queue those workers serve,
 # and a flat list of each of those names and its history}.
 LINE_LUA = f"""
+local function take(ahead, key, count, detail)
+  if count > 0 and #ahead < detail then
+    for _, ahead_id in ipairs(redis.call('LRANGE', key, 0, math.min(count, detail - #ahead) - 1)) do
+      table.insert(ahead, ahead_id)
+    end
+  end
+end
 local function line_of(id, origin, fallback, detail, history_prefix)
   local own = '{_QUEUE_PREFIX}' .. origin
-  local index = redis.call('LPOS', own, id)
-  if not index then return false end
+  local own_held = own .. '{_HELD_SUFFIX}'
+  local index, held = redis.call('LPOS', own, id), redis.call('LLEN', own_held)
+  local ahead_here = index and held + index
+  if not index then
+    ahead_here = redis.call('LPOS', own_held, id)
+    if not ahead_here then return false end
+  end
   local before, seen, served, workers = {{}}, {{}}, {{}}, 0
   for _, worker in ipairs(redis.call('SMEMBERS', '{_WORKERS_PREFIX}' .. origin)) do
     local listed = redis.call('HGET', worker, 'queues')
@@ -74,22 +92,16 @@ local function line_of(id, origin, fallback, detail, history_prefix)
       table.insert(higher, name)
     end
   end
-  local position, ahead = index + 1, {{}}
+  local position, ahead = ahead_here + 1, {{}}
   for _, name in ipairs(before) do
     local key = '{_QUEUE_PREFIX}' .. name
-    local length = redis.call('LLEN', key)
-    position = position + length
-    if length > 0 and #ahead < detail then
-      for _, ahead_id in ipairs(redis.call('LRANGE', key, 0, detail - #ahead - 1)) do
-        table.insert(ahead, ahead_id)
-      end
-    end
+    local held_here, length = redis.call('LLEN', key .. '{_HELD_SUFFIX}'), redis.call('LLEN', key)
+    position = position + held_here + length
+    take(ahead, key .. '{_HELD_SUFFIX}', held_here, detail)
+    take(ahead, key, length, detail)
   end
-  if index > 0 and #ahead < detail then
-    for _, ahead_id in ipairs(redis.call('LRANGE', own, 0, math.min(index, detail - #ahead) - 1)) do
-      table.insert(ahead, ahead_id)
-    end
-  end
+  take(ahead, own_held, math.min(held, ahead_here), detail)
+  take(ahead, own, ahead_here - held, detail)
   local metas, running, names = {{}}, {{}}, {{}}
   for i, ahead_id in ipairs(ahead) do
     local fields = redis.call('HMGET', '{_JOB_PREFIX}' .. ahead_id, 'meta', 'description')

@@ -88,9 +88,18 @@ def test_scheduled_and_deferred_jobs_have_no_position(redis, queues, how):
     assert (payload["state"], payload["position"], payload["expected_start_s"]) == ("PENDING", None, None)
 
 
-def test_a_job_a_worker_holds_out_of_its_queue_has_no_position(redis, queues):
-    (job_id,) = enqueue(queues["default"])
+def test_jobs_a_worker_holds_taken_but_not_started_are_ahead_of_the_queue(redis, queues):
+    first, second = enqueue(queues["default"], 2)
     redis.lmove(queues["default"].key, queues["default"].intermediate_queue_key, "LEFT", "RIGHT")
+    assert (position(redis, first), position(redis, second)) == (1, 2)
+    (low,) = enqueue(queues["low"])
+    redis.lmove(queues["default"].key, queues["default"].intermediate_queue_key, "LEFT", "RIGHT")
+    assert position(redis, low) == 3
+
+
+def test_a_job_in_no_list_has_no_position(redis, queues):
+    (job_id,) = enqueue(queues["default"])
+    redis.delete(queues["default"].key)
     assert position(redis, job_id) is None
 
 

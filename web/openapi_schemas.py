@@ -59,7 +59,7 @@ def schemas(queues: list[str]) -> dict[str, Any]:
                     "minimum": 1,
                     "description": "PENDING: 1 when it is the next job a free worker of its queue takes; "
                     "counts the jobs ahead in its queue and in the queues its workers serve first; null "
-                    "where it cannot be known (scheduled, deferred, or already taken by a worker)",
+                    "where it cannot be known (scheduled, deferred)",
                 },
                 "expected_start_s": {
                     "type": ["number", "null"],
