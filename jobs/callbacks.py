@@ -21,7 +21,7 @@ from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
 from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 
-from jobs.channel import publish
+from jobs.channel import publish, publish_line_moved
 from jobs.contract import DEFAULT_STALL_AFTER_S, exception_message, to_payload
 from jobs.control import OWNER_META_KEY, StopRequested, clear_stop
 from jobs.durations import count_duration, record_run
@@ -123,13 +123,14 @@ def failure_ttl(job: Job) -> int:
 
 def _end(job: Job, connection: Redis, payload: dict[str, Any], ttl_s: int, outcome: str, status: str) -> None:
     """A job's end, in one round trip (or with the worker's end writes, see `joined_to`): publish its final
-    payload, give its log the job's TTL, drop its stop request, count its run time for /metrics (and,
-    for a success, in its name's history);
-    and log its end line (id, function, outcome, run time). Runs in the work horse, or in the web
-    process for a job whose worker was lost."""
+    payload (and that its queue's line moved), give its log the job's TTL, drop its stop request,
+    count its run time for /metrics (and, for a success, in its name's history); and log its end
+    line (id, function, outcome, run time). Runs in the work horse, or in the web process for a job
+    whose worker was lost."""
     seconds = run_seconds(job)
     with _end_writes(connection) as pipe:
         publish(pipe, payload)
+        publish_line_moved(pipe, job.origin)
         clear_stop(pipe, payload["id"])
         expire_with(pipe, payload["id"], ttl_s)
         count_duration(pipe, job.origin, outcome, seconds)

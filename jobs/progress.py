@@ -21,7 +21,7 @@ from rq import get_current_job
 from rq.job import Job, JobStatus
 
 from jobs import joblog
-from jobs.channel import encode
+from jobs.channel import encode, publish_line_moved
 from jobs.contract import isoformat, to_payload
 from jobs.control import StopRequested
 from jobs.durations import usual_s
@@ -154,6 +154,8 @@ def _save(
         pipe.exists(stop_key(job.id))
         if throttle.history is None:
             pipe.lrange(history_key(job.description or ""), 0, -1)
+            # The attempt's first save: the job has started, so the jobs behind it moved up.
+            publish_line_moved(pipe, job.origin)
         joblog.append(pipe, job, lines or [])
         replies = pipe.execute()
         if throttle.history is None:
