@@ -62,6 +62,9 @@ class _Throttle:
 
 # One entry per job running in this process; a forked work horse holds just one.
 _throttles: dict[str, _Throttle] = {}
+# The history each job name had at its last job's first save in this process: a warm work horse
+# runs many jobs, so a job's first save can already say how long it usually takes.
+_last_histories: dict[str, list[float]] = {}
 
 
 def report(
@@ -139,7 +142,8 @@ def _save(
     progress["rate"] = fold(earlier, progress["current"], at_s)
     progress["updated_at"] = isoformat(datetime.now(UTC))
     job.meta["progress"] = progress
-    payload = to_payload(job.id, JobStatus.STARTED, job.meta, **_usual(job, throttle.history))
+    known = throttle.history if throttle.history is not None else _last_histories.get(job.description or "")
+    payload = to_payload(job.id, JobStatus.STARTED, job.meta, **_usual(job, known))
     with job.connection.pipeline(transaction=False) as pipe:
         # One round trip: `job.save_meta()` writes through `job.connection`, pointed at the
         # pipeline for that call; the PUBLISH and the stop-request check follow it, so a
@@ -160,12 +164,14 @@ def _save(
         replies = pipe.execute()
         if throttle.history is None:
             throttle.history = [float(value) for value in replies[stop_check + 1]]
+            _last_histories[job.description or ""] = throttle.history
         return bool(replies[stop_check])
 
 
 def _usual(job: Job, history: list[float] | None) -> dict[str, Any]:
     """`to_payload`'s usual_s and elapsed_s for the job; nothing before its history was read (its
-    first save reads it, in the same round trip: that save's payload has no "usual_s")."""
+    first save reads it, in the same round trip: that save's payload has no "usual_s" unless this
+    process read its name's history for an earlier job)."""
     if history is None:
         return {}
     elapsed_s = (

@@ -116,3 +116,15 @@ def test_before_two_samples_the_time_left_comes_from_the_usual_duration(redis, q
     assert second["usual_s"] == 30.0 and 29.0 <= second["remaining_s"] <= 30.0
     # Two samples of its own rate: 1 s a step, 7 steps left; then 6.
     assert (third["remaining_s"], fourth["remaining_s"]) == (7.0, 6.0)
+
+
+def test_a_later_job_of_the_same_name_in_the_same_process_says_it_from_its_first_save(
+    redis, queue, run_queued, published
+):
+    record_run(redis, "sized-twice", 30.0, 10.0)
+    options = {"description": "sized-twice", "meta": {"size": 10.0}}
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0], 10, **options)
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0], 10, **options)
+    run_queued()
+    first, second = published()
+    assert "usual_s" not in first and second["usual_s"] == 30.0
