@@ -3,9 +3,9 @@
 `position` is 1 for the job a free worker of its queue would take next: its index in its own
 queue plus every job waiting in the queues its workers serve first (RQ's per-queue worker
 registry says which workers serve it and, in each worker's hash, in what order; with no worker
-registered, `FALLBACK_ORDER`, for a queue listed there). Jobs a worker has taken but not started
-(its intermediate list: taken early beside a running job, they go back to the front of the queue
-unless started within 0.1 s) count as ahead of the queue's. The read is a few commands per queue
+registered, `FALLBACK_ORDER`, for a queue listed there). Jobs a worker has taken but not yet
+registered as started (its intermediate list: for milliseconds, or until a rescue puts a dead
+worker's back at the front of the queue) count as ahead of the queue's. The read is a few commands per queue
 and per worker: LPOS and LLEN, never a walk of the queue.
 
 `expected_start_s` plays the line forward: each worker is free once its running job ends, and
@@ -35,8 +35,7 @@ _QUEUE_PREFIX = Queue.redis_queue_namespace_prefix
 _WORKERS_PREFIX = WORKERS_BY_QUEUE_KEY % ""
 _JOB_PREFIX = Job.redis_job_namespace_prefix
 _STARTED_PREFIX = StartedJobRegistry.key_template.format("")
-# A queue's intermediate list (`jobs.dequeue`): jobs a worker took and has not started; one it
-# holds early goes back to the front of its queue unless it starts within 0.1 s.
+# A queue's intermediate list (`jobs.worker.dequeue`): jobs a worker took and has not started.
 _HELD_SUFFIX = IntermediateQueue.get_intermediate_queue_key("")
 # Jobs ahead whose usual duration is read one by one; the rest are taken to last their mean.
 AHEAD_DETAIL = 20
