@@ -164,7 +164,8 @@ def _save(
         replies = pipe.execute()
         if throttle.history is None:
             throttle.history = [float(value) for value in replies[stop_check + 1]]
-            _last_histories[job.description or ""] = throttle.history
+            if throttle.history:  # an empty one says nothing a later job could not read better
+                _last_histories[job.description or ""] = throttle.history
         return bool(replies[stop_check])
 
 

@@ -128,3 +128,14 @@ def test_a_later_job_of_the_same_name_in_the_same_process_says_it_from_its_first
     run_queued()
     first, second = published()
     assert "usual_s" not in first and second["usual_s"] == 30.0
+
+
+def test_a_name_without_history_is_not_remembered_as_having_none(redis, queue, run_queued, published):
+    options = {"description": "sized-later", "meta": {"size": 10.0}}
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0], 10, **options)
+    run_queued()
+    record_run(redis, "sized-later", 30.0, 10.0)
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0, 1.0], 10, **options)
+    run_queued()
+    first, second, third = published()
+    assert "usual_s" not in second and third["usual_s"] == 30.0
