@@ -33,11 +33,11 @@ JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 # KEYS: the job hash, its results stream. ARGV: the scheduled registries' key prefix, the job id,
 # the queues' fallback order and how many jobs ahead to read one by one (`jobs.line`), the job
-# names' history key prefix (`jobs.durations`). Returns
-# false for no job (or a hash without RQ's "data", which Job.fetch also refuses), else {status,
-# meta, created_at, enqueued_at, started_at, ended_at} and the latest result (an XREVRANGE entry)
-# when the job has ended, its due time (a ZSCORE) when it is scheduled, its place in line
-# (`jobs.line.LINE_LUA`) when it is queued, or its name's history when it runs.
+# names' history key prefix (`jobs.durations`). Returns false for no job (or a hash without RQ's
+# "data", which Job.fetch also refuses), else {status, meta, created_at, enqueued_at, started_at,
+# ended_at} and the latest result (an XREVRANGE entry) when the job has ended, its due time (a
+# ZSCORE) when it is scheduled, its place in line (`jobs.line.LINE_LUA`) when it is queued, or its
+# name's history (its RQ description, which our starts set to its catalog name) when it runs.
 _READ = Script(
     None,
     LINE_LUA.encode()
