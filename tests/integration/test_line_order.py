@@ -9,6 +9,7 @@ from rq.job import Job, JobStatus
 from jobs.snapshot import snapshot
 from support.servers import start_worker, stop_process
 from support.wait import wait_until
+from tests.integration.test_snapshot import CountingRedis
 
 # The order the jobs are enqueued in: mixed, so no queue's jobs are enqueued together.
 ENQUEUES = ["low", "default", "low", "high", "default", "low", "high", "default", "low"]
@@ -25,7 +26,11 @@ def test_positions_are_the_order_a_worker_takes_the_jobs_in(redis_url, redis_cli
         blocker = queues["high"].enqueue("tests.fixture_jobs.wait_for_file", str(gate))
         wait_until(lambda: blocker.get_status(refresh=True) == JobStatus.STARTED, timeout_s=20)
         ids = [queues[level].enqueue("tests.fixture_jobs.answer").id for level in ENQUEUES]
-        payloads = {job_id: snapshot(job_id, redis_client) for job_id in ids}
+        counting = CountingRedis.from_url(redis_url)
+        snapshot(ids[0], counting)  # loads the script on this server
+        before = counting.sent
+        payloads = {job_id: snapshot(job_id, counting) for job_id in ids}
+        assert counting.sent - before == len(ids)  # one round trip each
         positions = {job_id: payload["position"] for job_id, payload in payloads.items()}
         assert sorted(positions.values()) == list(range(1, len(ids) + 1))
         # The worker is busy with a job of a name without history: no evidence for a start time.
