@@ -76,3 +76,34 @@ def test_a_job_that_ends_while_the_tab_is_hidden_raises_a_notification(new_conte
     job_id = start(page, steps=2, step_seconds=0.25)
     expect_result(page, job_id, "SUCCESS", "Result: 42")
     expect(page.locator("html")).to_have_attribute("data-notified", f"Job {job_id[:8]} is done")
+
+
+# Marks each permission request and each notification on the page; the tab stays visible.
+VISIBLE_WITH_NOTIFICATIONS = """
+const Real = window.Notification;
+function Recorded(title, options) {
+  document.documentElement.dataset.notified = title;
+  return new Real(title, options);
+}
+Object.defineProperty(Recorded, "permission", { get: () => Real.permission });
+Recorded.requestPermission = (...args) => {
+  document.documentElement.dataset.asked = String(Number(document.documentElement.dataset.asked || 0) + 1);
+  return Real.requestPermission(...args);
+};
+window.Notification = Recorded;
+"""
+
+
+def test_the_permission_is_asked_once_on_the_first_start_and_a_visible_tab_gets_no_notification(new_context):
+    context = new_context()
+    context.add_init_script(VISIBLE_WITH_NOTIFICATIONS)
+    page = context.new_page()
+    page.goto("/")
+    first = start(page, steps=2, step_seconds=0.25)
+    expect(page.locator("html")).to_have_attribute("data-asked", "1")
+    context.grant_permissions(["notifications"])
+    second = start(page, steps=2, step_seconds=0.25)
+    for job_id in (first, second):
+        expect_result(page, job_id, "SUCCESS", "Result: 42")
+    expect(page.locator("html")).to_have_attribute("data-asked", "1")
+    expect(page.locator("html")).not_to_have_attribute("data-notified", re.compile(".*"))
