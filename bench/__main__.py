@@ -2,10 +2,12 @@
 
 Each run measures our stack and the tutorial's (Flask + Celery) one after the other, in
 alternating order, then plain RQ, short jobs' drain rate and push latency (1, 100 and
-`--streams` event streams on one web process); figures are medians over runs and comparisons
-are medians of per-run ratios, so a noisy neighbour hits both sides alike. Every wrk run's
-output is kept in results.json. Options: `--runs N` (default 3), `--duration S` (seconds per
-wrk run, default 5), `--streams N` (default 5,000), `--quick` (one short run, to check the harness).
+`--streams` event streams on one web process); after the runs, status reads as jobs pile up,
+the time left's error, and a waiting job's figures (`bench/waiting.py`). Figures are medians
+over runs and comparisons are medians of per-run ratios, so a noisy neighbour hits both sides
+alike. Every wrk run's output is kept in results.json. Options: `--runs N` (default 3),
+`--duration S` (seconds per wrk run, default 5), `--streams N` (default 5,000), `--quick` (one
+short run, to check the harness).
 """
 
 import argparse
@@ -18,7 +20,7 @@ import time
 from importlib.metadata import version
 from pathlib import Path
 
-from bench import chart, figures, procs, report, rounds, short_jobs, time_left, wrk
+from bench import chart, figures, procs, report, rounds, short_jobs, time_left, waiting, wrk
 from bench.rounds import stop_all
 
 RESULTS = Path(__file__).resolve().parent
@@ -146,6 +148,8 @@ def main() -> int:
         results["growth"] = growth(server, bench.saves, args.quick)
         results["time_left"] = time_left_round(server, args.quick)
         log("time left measured")
+        results["waiting"] = waiting.run(server, args.quick, duration)
+        log("waiting measured")
     finally:
         bench.saves.close()
         server.stop()
@@ -166,6 +170,8 @@ def write(results: dict, out: Path) -> int:
     markdown = report.markdown(results)
     if "time_left" in results:
         markdown += time_left.markdown(results["time_left"])
+    if "waiting" in results:
+        markdown += waiting.markdown(results["waiting"])
     (out / "results.md").write_text(markdown)
     chart.draw(results, out / "results.png")
     if out == RESULTS and report.update_page(PAGE, markdown):

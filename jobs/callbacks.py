@@ -21,10 +21,10 @@ from rq.defaults import DEFAULT_FAILURE_TTL, DEFAULT_RESULT_TTL
 from rq.exceptions import AbandonedJobError
 from rq.job import Job, JobStatus
 
-from jobs.channel import publish
+from jobs.channel import publish, publish_line_moved
 from jobs.contract import DEFAULT_STALL_AFTER_S, exception_message, to_payload
 from jobs.control import OWNER_META_KEY, StopRequested, clear_stop
-from jobs.durations import count_duration
+from jobs.durations import count_duration, record_run
 from jobs.joblog import expire_with
 from jobs.throttle import discard, flush
 
@@ -44,7 +44,11 @@ _joined: ContextVar[Pipeline | None] = ContextVar("joined_end_writes", default=N
 
 
 def initial_meta(
-    retry_max: int | None = None, owner: str | None = None, stall_after_s: int | None = None
+    retry_max: int | None = None,
+    owner: str | None = None,
+    stall_after_s: int | None = None,
+    *,
+    size: float | None = None,
 ) -> dict[str, Any]:
     """The meta a job is enqueued with: what RQ does not store but its payload and its routes need.
 
@@ -53,12 +57,15 @@ def initial_meta(
         owner: who started it (only they may cancel it over HTTP).
         stall_after_s: seconds without a saved update before the job is reported stalled,
             when not the contract's default.
+        size: the job's size in units of work (`jobs.registry.JobSpec.size`), for its name's history.
     """
     meta: dict[str, Any] = {"retry": {"attempt": 0, "max": retry_max}} if retry_max else {}
     if owner is not None:
         meta[OWNER_META_KEY] = owner
     if stall_after_s is not None and stall_after_s != DEFAULT_STALL_AFTER_S:
         meta["stall_after_s"] = stall_after_s
+    if size is not None:
+        meta["size"] = size
     return meta
 
 
@@ -116,16 +123,20 @@ def failure_ttl(job: Job) -> int:
 
 def _end(job: Job, connection: Redis, payload: dict[str, Any], ttl_s: int, outcome: str, status: str) -> None:
     """A job's end, in one round trip (or with the worker's end writes, see `joined_to`): publish its final
-    payload, give its log the job's TTL, drop its stop request, count its run time for /metrics;
-    and log its end line (id, function, outcome, run time). Runs in the work horse, or in the web
-    process for a job whose worker was lost."""
+    payload (and that its queue's line moved), give its log the job's TTL, drop its stop request,
+    count its run time for /metrics (and, for a success, in its name's history); and log its end
+    line (id, function, outcome, run time). Runs in the work horse, or in the web process for a job
+    whose worker was lost."""
     seconds = run_seconds(job)
     # The worker's pipeline when it lent one (`joined_to`, a context variable), else our own.
     with _end_writes(connection) as pipe:
         publish(pipe, payload)
+        publish_line_moved(pipe, job.origin)
         clear_stop(pipe, payload["id"])
         expire_with(pipe, payload["id"], ttl_s)
         count_duration(pipe, job.origin, outcome, seconds)
+        if outcome == "success":
+            record_run(pipe, job.description, seconds, job.meta.get("size"))
     job_log.info(
         "job %s ended: %s %s in %.3f s on %s (%s)",
         job.id,

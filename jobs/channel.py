@@ -1,4 +1,4 @@
-"""A job's pub/sub channel: how a contract payload is published on it.
+"""A job's pub/sub channel: how a contract payload is published on it (and a queue's line channel).
 
 Below the writer (`jobs.progress`), the stop protocol and cancel (`jobs.control`) and the
 lifecycle callbacks (`jobs.callbacks`), which all publish; it imports none of them. Channel
@@ -12,7 +12,7 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 
-from jobs.keys import channel_for
+from jobs.keys import channel_for, line_channel
 
 # Deeper than any payload nests; past it (a value that contains itself) a value becomes its text.
 _MAX_DEPTH = 32
@@ -55,3 +55,9 @@ def publish(connection: Redis | Pipeline, payload: dict[str, Any]) -> Any:
     On a pipeline the PUBLISH is queued, and the count comes with the pipeline's results.
     """
     return connection.publish(channel_for(payload["id"]), encode(payload))
+
+
+def publish_line_moved(connection: Redis | Pipeline, queue_name: str) -> Any:
+    """Say that a queue's line moved (a job of it started, ended or was canceled): one message per
+    queue, which the event streams of waiting jobs react to by re-reading their place in line."""
+    return connection.publish(line_channel(queue_name), "")

@@ -12,7 +12,7 @@ from typing import Any
 from rq.exceptions import AbandonedJobError
 from rq.job import JobStatus
 
-from jobs.estimate import remaining_s
+from jobs.estimate import time_left
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,11 @@ STATE_BY_STATUS: dict[JobStatus, str] = {
     JobStatus.STOPPED: FAILURE,
     JobStatus.CANCELED: FAILURE,
 }
+
+# `to_payload`'s usual_s when nobody read the job's history: the payload then has no "usual_s".
+NOT_READ = object()
+# What a PENDING payload says of its place in line (`jobs.line`).
+LINE_FIELDS = ("position", "expected_start_s")
 
 PENDING_STATUS = "Pending..."
 RUNNING_STATUS = "Running..."
@@ -116,6 +121,9 @@ def to_payload(
     error: str | None = None,
     updated_at: str | None = None,
     eta: datetime | None = None,
+    line: dict[str, Any] | None = None,
+    usual_s: float | None | object = NOT_READ,
+    elapsed_s: float | None = None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Build the contract payload for one job.
@@ -128,11 +136,18 @@ def to_payload(
         error: a short failure message, used when the state is FAILURE.
         updated_at: fallback for "updated_at" when no progress was ever saved.
         eta: when a scheduled job (delayed, or waiting to retry) is due to be queued.
+        line: a queued job's place in line (`jobs.line.place`): its "position" and
+            "expected_start_s"; absent ones are null.
+        usual_s: how long a running job like this one usually takes (`jobs.durations.usual_s`;
+            None without history); NOT_READ (the default) leaves "usual_s" out of the payload.
+        elapsed_s: seconds a running job has run, for the time left from `usual_s`.
         now: the current time, for the "in N s" of a retry and the stall check (tests pass their own).
 
     Returns:
         {"id", "state", "current", "total", "status", "updated_at"}, plus "result" on SUCCESS,
-        "eta" on a PENDING job that has one, and "remaining_s" and "stalled" on PROGRESS.
+        "eta" on a PENDING job that has one, "position" and "expected_start_s" on every PENDING
+        job (null where they cannot be known: deferred, scheduled, or no evidence), and
+        "remaining_s", "stalled" and (unless NOT_READ) "usual_s" on PROGRESS.
     """
     meta = meta or {}
     progress = meta.get("progress") or {}
@@ -149,8 +164,12 @@ def to_payload(
         payload["status"] = _pending_status(meta, eta, now)
         if eta is not None:
             payload["eta"] = isoformat(eta)
+        payload.update({field: (line or {}).get(field) for field in LINE_FIELDS})
     elif state == PROGRESS:
-        payload.update(_running_fields(payload, progress.get("rate"), meta, now))
+        usual = None if usual_s is NOT_READ else usual_s
+        payload.update(_running_fields(payload, progress.get("rate"), meta, now, usual, elapsed_s))
+        if usual_s is not NOT_READ:
+            payload["usual_s"] = usual_s
     elif state == SUCCESS:
         payload.update(_success_fields(payload, result))
     elif state == FAILURE:
@@ -218,14 +237,20 @@ def _pending_status(meta: dict[str, Any], eta: datetime | None, now: datetime | 
 
 
 def _running_fields(
-    payload: dict[str, Any], rate: dict[str, Any] | None, meta: dict[str, Any], now: datetime | None
+    payload: dict[str, Any],
+    rate: dict[str, Any] | None,
+    meta: dict[str, Any],
+    now: datetime | None,
+    usual_s: float | None,
+    elapsed_s: float | None,
 ) -> dict[str, Any]:
     """Time left, and whether the job has gone quiet for longer than its stall_after_s."""
     stall_after_s = meta.get("stall_after_s") or DEFAULT_STALL_AFTER_S
     quiet_s = _seconds_since(payload["updated_at"], now)
     if quiet_s is not None and quiet_s >= stall_after_s:
         return {"status": f"no progress for {duration(quiet_s)}", "remaining_s": None, "stalled": True}
-    return {"remaining_s": remaining_s(rate, payload["current"], payload["total"]), "stalled": False}
+    left = time_left(rate, payload["current"], payload["total"], usual_s, elapsed_s)
+    return {"remaining_s": left, "stalled": False}
 
 
 def _seconds_since(moment: str | None, now: datetime | None) -> float | None:

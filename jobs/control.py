@@ -24,7 +24,7 @@ from rq.command import send_stop_job_command
 from rq.exceptions import InvalidJobOperation
 from rq.job import Job, JobStatus
 
-from jobs.channel import publish
+from jobs.channel import publish, publish_line_moved
 from jobs.contract import PROGRESS, TERMINAL_STATES, is_terminal, state_for
 from jobs.keys import stop_key
 from jobs.snapshot import fetch_job, snapshot
@@ -122,7 +122,10 @@ def cancel_job(
     if payload["state"] == PROGRESS:
         # A worker took the job between our read and the cancel, and marked it started again.
         return _stop(connection, job_id)
-    publish(connection, payload)
+    with connection.pipeline(transaction=False) as pipe:
+        publish(pipe, payload)
+        publish_line_moved(pipe, job.origin)
+        pipe.execute()
     return CancelOutcome(payload, done=True)
 
 

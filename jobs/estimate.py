@@ -52,3 +52,24 @@ def remaining_s(state: dict[str, Any] | None, current: float, total: float) -> f
     if steps <= 0 or seconds <= 0:
         return None
     return round((total - current) * seconds / steps, 1)
+
+
+def time_left(
+    state: dict[str, Any] | None, current: float, total: float, usual_s: float | None, elapsed_s: float | None
+) -> float | None:
+    """Seconds left: the job's own rate once it has MIN_SAMPLES samples; before that its usual duration
+    (`jobs.durations.usual_s`) minus the time it has run, never below what its progress so far suggests
+    (the time it took per step, for the steps left), and 0 once that usual time has passed.
+
+    Args:
+        state: the job's rate state (`fold`).
+        current, total: its progress.
+        usual_s: how long a job like it usually takes; None without history.
+        elapsed_s: seconds since it started; None when unknown.
+    """
+    own = remaining_s(state, current, total)
+    if own is not None or usual_s is None or elapsed_s is None:
+        return own
+    elapsed_s = max(0.0, elapsed_s)
+    suggested = elapsed_s * (total - current) / current if 0 < current < total else 0.0
+    return round(max(usual_s - elapsed_s, suggested, 0.0), 1)

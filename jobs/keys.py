@@ -28,6 +28,17 @@ def durations_key() -> str:
     return f"{PREFIX}:metrics:job-durations"
 
 
+def history_key(name: str) -> str:
+    """The list of a job name's latest successful run times, in seconds per unit of its size."""
+    return f"{PREFIX}:history:{name}"
+
+
+def line_channel(queue_name: str) -> str:
+    """The pub/sub channel that says one queue's line moved: a job of it started, ended or was canceled
+    (`line_channel("*")` is the pattern for all)."""
+    return f"{PREFIX}:line:{queue_name}"
+
+
 def lost_job_lock_key() -> str:
     """The lock that lets one web process at a time check for lost jobs."""
     return f"{PREFIX}:lost-job-check"

@@ -9,6 +9,7 @@ started/finished/failed sets.)
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
@@ -82,6 +83,9 @@ class JobSpec:
     description: str = ""
     # Whether a caller without a token may start it; otherwise a token with its scope must.
     anonymous: bool = False
+    # The job's size in units of work from its arguments, when they set it: its usual duration is
+    # kept per unit (`jobs.durations`), so a job twice the size is expected to take twice as long.
+    size: Callable[[dict[str, Any]], float] | None = None
 
     def validate(self, args: Any) -> dict[str, Any]:
         """Return the full argument dict (defaults filled in) or raise BadParams naming the field."""
@@ -191,11 +195,13 @@ def start_job(
 
 
 def new_job(target: Queue, spec: JobSpec, kwargs: dict[str, Any], owner: str | None = None) -> Job:
-    """A job of `spec` built for `target` (not yet in Redis), with its policies and our callbacks.
+    """A job of `spec` built for `target` (not yet in Redis), with its policies and our callbacks, and
+    its size in its meta (its name's history is kept per unit of it: `jobs.durations`).
 
     Args:
         owner: who starts it (recorded in its meta; only they may cancel it over HTTP).
     """
+    size = spec.size(kwargs) if spec.size is not None else None
     return target.create_job(
         spec.func,
         kwargs=kwargs,
@@ -203,7 +209,7 @@ def new_job(target: Queue, spec: JobSpec, kwargs: dict[str, Any], owner: str | N
         timeout=spec.timeout_s,
         result_ttl=spec.result_ttl_s,
         retry=spec.retry.to_rq() if spec.retry else None,
-        meta=initial_meta(spec.retry.max if spec.retry else None, owner, spec.stall_after_s),
+        meta=initial_meta(spec.retry.max if spec.retry else None, owner, spec.stall_after_s, size=size),
         # RQ would describe the job by its call, arguments included, and rq-dashboard shows the
         # description unescaped: a caller's text must never get there.
         description=spec.name,
@@ -237,6 +243,12 @@ def demo_duration_s(steps: int | None, step_seconds: float) -> float:
     return (steps if steps is not None else RANDOM_STEPS[1]) * step_seconds
 
 
+def demo_size(kwargs: dict[str, Any]) -> float:
+    """The demo's size: the seconds its steps sleep (a random count counts as the middle of its range)."""
+    steps = kwargs.get("steps")
+    return (steps if steps is not None else sum(RANDOM_STEPS) / 2) * kwargs.get("step_seconds", 1.0)
+
+
 register(
     JobSpec(
         name=DEMO_JOB,
@@ -245,6 +257,7 @@ register(
         params=LongTaskArgs,
         timeout_s=660,
         anonymous=True,
+        size=demo_size,
     )
 )
 

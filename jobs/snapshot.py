@@ -24,31 +24,44 @@ from rq.serializers import resolve_serializer
 from rq.utils import str_to_date
 
 from jobs.contract import isoformat, short_error, to_payload
+from jobs.durations import usual_s
+from jobs.keys import history_key
+from jobs.line import AHEAD_DETAIL, FALLBACK_ARG, LINE_LUA, place, seconds_since
 
 # RQ's own id alphabet, without the ":" that rq reads as "job id:execution id".
 JOB_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
-# KEYS: the job hash, its results stream. ARGV: the scheduled registries' key prefix, the job id.
-# Returns false for no job (or a hash without RQ's "data", which Job.fetch also refuses), else
-# {status, meta, created_at, enqueued_at, started_at, ended_at} and the latest result (an
-# XREVRANGE entry) when the job has ended, or its due time (a ZSCORE) when it is scheduled.
+# KEYS: the job hash, its results stream. ARGV: the scheduled registries' key prefix, the job id,
+# the queues' fallback order and how many jobs ahead to read one by one (`jobs.line`), the job
+# names' history key prefix (`jobs.durations`). Returns false for no job (or a hash without RQ's
+# "data", which Job.fetch also refuses), else {status, meta, created_at, enqueued_at, started_at,
+# ended_at} and the latest result (an XREVRANGE entry) when the job has ended, its due time (a
+# ZSCORE) when it is scheduled, its place in line (`jobs.line.LINE_LUA`) when it is queued, or its
+# name's history (its RQ description, which our starts set to its catalog name) when it runs.
 _READ = Script(
     None,
-    b"""
+    LINE_LUA.encode()
+    + b"""
 if redis.call('HEXISTS', KEYS[1], 'data') == 0 then return false end
 local fields = redis.call('HMGET', KEYS[1], 'status', 'meta', 'created_at', 'enqueued_at',
-                          'started_at', 'ended_at', 'origin')
+                          'started_at', 'ended_at', 'origin', 'description')
 local status, extra = fields[1], false
 if status == 'finished' or status == 'failed' then
   extra = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)[1] or false
 elseif status == 'scheduled' then
   extra = redis.call('ZSCORE', ARGV[1] .. (fields[7] or ''), ARGV[2])
+elseif status == 'queued' then
+  extra = line_of(ARGV[2], fields[7] or '', ARGV[3], tonumber(ARGV[4]), ARGV[5])
+elseif status == 'started' then
+  extra = redis.call('LRANGE', ARGV[5] .. (fields[8] or ''), 0, -1)
 end
+fields[8] = nil
 fields[7] = nil
 return {fields, extra}
 """,
 )
 _SCHEDULED_PREFIX = ScheduledJobRegistry.key_template.format("")
+_HISTORY_PREFIX = history_key("")
 # RQ's default serializer: what Job.fetch decodes meta and results with.
 _SERIALIZER = resolve_serializer()
 _SUCCESSFUL = str(Result.Type.SUCCESSFUL.value).encode()
@@ -77,7 +90,7 @@ def snapshot(job_id: str, connection: Redis) -> dict[str, Any]:
         raise NoSuchJobError(f"no such job: {job_id!r}")
     reply = _READ(
         keys=[Job.key_for(job_id), Result.get_key(job_id)],
-        args=[_SCHEDULED_PREFIX, job_id],
+        args=[_SCHEDULED_PREFIX, job_id, FALLBACK_ARG, AHEAD_DETAIL, _HISTORY_PREFIX],
         client=connection,
     )
     if not reply:
@@ -95,7 +108,13 @@ def snapshot(job_id: str, connection: Redis) -> dict[str, Any]:
         ending["error"] = short_error(zlib.decompress(b64decode(exc_string)).decode() if exc_string else None)
     elif status == JobStatus.SCHEDULED and extra:
         ending["eta"] = datetime.fromtimestamp(float(extra), tz=UTC)
-    return to_payload(job_id, status, _meta(raw_meta), updated_at=_last_change(moments), **ending)
+    elif status == JobStatus.QUEUED:
+        ending["line"] = place(extra, _SERIALIZER.loads)
+    meta = _meta(raw_meta)
+    if status == JobStatus.STARTED:
+        ending["usual_s"] = usual_s([float(value) for value in extra or ()], meta.get("size"))
+        ending["elapsed_s"] = seconds_since(moments[2], datetime.now(UTC))
+    return to_payload(job_id, status, meta, updated_at=_last_change(moments), **ending)
 
 
 def last_change(job: Job) -> datetime | None:

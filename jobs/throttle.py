@@ -19,10 +19,11 @@ from redis.client import Pipeline
 from rq.job import Job, JobStatus
 
 from jobs import joblog
-from jobs.channel import encode
+from jobs.channel import encode, publish_line_moved
 from jobs.contract import isoformat, to_payload
+from jobs.durations import usual_s
 from jobs.estimate import fold
-from jobs.keys import channel_for, stop_key
+from jobs.keys import channel_for, history_key, stop_key
 
 DEFAULT_MAX_SAVES_PER_S = 10.0
 
@@ -39,10 +40,15 @@ class _Throttle:
     pending_at: float = 0.0
     # Whether this attempt has saved yet: its first save starts the rate over (`jobs.estimate`).
     saved: bool = False
+    # The job name's history of runs (`jobs.durations`), read with the first save; None until then.
+    history: list[float] | None = None
 
 
 # One entry per job running in this process; a forked work horse holds just one.
 _throttles: dict[str, _Throttle] = {}
+# The history each job name had at its last job's first save in this process: a warm work horse
+# runs many jobs, so a job's first save can already say how long it usually takes.
+_last_histories: dict[str, list[float]] = {}
 
 
 def offer(job: Job, progress: dict[str, Any], lines: list[dict], now: float) -> bool | None:
@@ -94,16 +100,39 @@ def _save(
     progress["rate"] = fold(earlier, progress["current"], at_s)
     progress["updated_at"] = isoformat(datetime.now(UTC))
     job.meta["progress"] = progress
+    known = throttle.history if throttle.history is not None else _last_histories.get(job.description or "")
+    payload = to_payload(job.id, JobStatus.STARTED, job.meta, **_usual(job, known))
     with job.connection.pipeline(transaction=False) as pipe:
         # One round trip: RQ's own save_meta() queued on the pipeline, then the PUBLISH and the
         # stop-request check, so a subscriber that re-reads the job sees the saved meta.
         with connection_of(job, pipe):
             job.save_meta()
-        pipe.publish(channel_for(job.id), encode(to_payload(job.id, JobStatus.STARTED, job.meta)))
+        pipe.publish(channel_for(job.id), encode(payload))
         stop_check = len(pipe)
         pipe.exists(stop_key(job.id))
+        if throttle.history is None:
+            pipe.lrange(history_key(job.description or ""), 0, -1)
+            # The attempt's first save: the job has started, so the jobs behind it moved up.
+            publish_line_moved(pipe, job.origin)
         joblog.append(pipe, job, lines or [])
-        return bool(pipe.execute()[stop_check])
+        replies = pipe.execute()
+        if throttle.history is None:
+            throttle.history = [float(value) for value in replies[stop_check + 1]]
+            if throttle.history:  # an empty one says nothing a later job could not read better
+                _last_histories[job.description or ""] = throttle.history
+        return bool(replies[stop_check])
+
+
+def _usual(job: Job, history: list[float] | None) -> dict[str, Any]:
+    """`to_payload`'s usual_s and elapsed_s for the job; nothing before its history was read (its
+    first save reads it, in the same round trip: that save's payload has no "usual_s" unless this
+    process read its name's history for an earlier job)."""
+    if history is None:
+        return {}
+    elapsed_s = (
+        (datetime.now(UTC) - job.started_at.replace(tzinfo=UTC)).total_seconds() if job.started_at else None
+    )
+    return {"usual_s": usual_s(history, job.meta.get("size")), "elapsed_s": elapsed_s}
 
 
 @contextmanager

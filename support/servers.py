@@ -124,15 +124,26 @@ def procfile_commands(path: Path = ROOT / "Procfile") -> dict[str, str]:
     return commands
 
 
+def rq_worker_argv() -> list[str]:
+    """The `rq worker ...` command of the Procfile's worker line, without the launcher that runs
+    WORKER_CONCURRENCY copies of it (`scripts/workers.py`): one worker process."""
+    argv = shlex.split(procfile_commands()["worker"])
+    for start in range(len(argv) - 1):
+        if argv[start : start + 2] == ["rq", "worker"]:
+            return argv[start:]
+    raise RuntimeError(f"the Procfile's worker line runs no `rq worker`: {argv}")
+
+
 def worker_args(*extra: str, queues: tuple[str, ...] | None = None, scheduler: bool = True) -> list[str]:
-    """The Procfile's worker line as argv: `extra` options added, its queues replaced by `queues`.
+    """The Procfile's `rq worker` command (one process) as argv: `extra` options added, its queues
+    replaced by `queues`.
 
     The Procfile is the one declaration of the worker command; tests, the bench and `make worker`
     all start it from there. `scheduler=False` drops `--with-scheduler`.
     """
     from rq.cli.cli import main
 
-    argv = shlex.split(procfile_commands()["worker"])
+    argv = rq_worker_argv()
     listed = main.commands["worker"].make_context("worker", argv[2:], resilient_parsing=True).params["queues"]
     if listed and tuple(argv[-len(listed) :]) != tuple(listed):
         raise RuntimeError(f"the Procfile's worker line must end with its queues: {argv}")

@@ -61,7 +61,7 @@ def test_redis_holds_what_rqs_own_enqueue_writes(redis, delay_s):
         "kwargs": {"steps": 3, "step_seconds": 1.0},
         "job_timeout": spec.timeout_s,
         "result_ttl": spec.result_ttl_s,
-        "meta": initial_meta(owner="token:t"),
+        "meta": initial_meta(owner="token:t", size=3.0),
         "description": "long_task",
         **CALLBACKS,
     }

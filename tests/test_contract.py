@@ -267,3 +267,12 @@ def test_a_groups_current_is_the_sum_of_its_jobs_fractions_done():
         "status": "working",
     }
     assert [job["id"] for job in payload["jobs"]] == ["a", "b", "c", "d"]
+
+
+def test_a_pending_payload_says_its_place_in_line_and_null_without_one():
+    line = {"position": 3, "expected_start_s": 40.0}
+    payload = to_payload("j1", JobStatus.QUEUED, {}, line=line)
+    assert (payload["position"], payload["expected_start_s"]) == (3, 40.0)
+    payload = to_payload("j1", JobStatus.SCHEDULED, {})
+    assert (payload["position"], payload["expected_start_s"]) == (None, None)
+    assert "position" not in to_payload("j1", JobStatus.STARTED, {})

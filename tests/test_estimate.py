@@ -42,3 +42,20 @@ def test_going_back_starts_over_and_the_end_is_zero():
     state = run([(0, 0), (1, 5), (2, 10), (3, 2)])
     assert state["samples"] == 0 and state["current"] == 2
     assert remaining_s(state, 10, 10) == 0.0
+
+
+def test_time_left_comes_from_the_usual_duration_until_the_job_has_two_samples():
+    from jobs.estimate import time_left
+
+    assert time_left(None, 0, 10, 35.0, 5.0) == 30.0
+    assert time_left(None, 0, 10, None, 5.0) is None
+    assert time_left(None, 0, 10, 35.0, 40.0) == 0.0  # past its usual time: nothing to promise
+    # Never below what its own progress suggests: 5 of 10 steps in 20 s, so at least 20 s more.
+    assert time_left(None, 5, 10, 30.0, 20.0) == 20.0
+
+
+def test_the_jobs_own_rate_takes_over_after_two_samples():
+    from jobs.estimate import fold, time_left
+
+    state = fold(fold(fold(None, 0, 0.0), 1, 1.0), 2, 2.0)
+    assert time_left(state, 2, 10, 100.0, 2.0) == 8.0

@@ -7,7 +7,7 @@ import pytest
 from rq.job import JobStatus
 
 from jobs import joblog
-from jobs.channel import publish
+from jobs.channel import publish, publish_line_moved
 from jobs.contract import to_payload
 from jobs.keys import log_channel_for, log_key
 from support.apps import UNIT_SETTINGS, unreachable_redis_app
@@ -188,8 +188,8 @@ def test_streams_share_one_subscription_and_thread(queue, redis, open_stream, fa
     for chunks in streams:
         read_json_events(chunks, 1)
     assert fanout.streams() == 20
-    # One subscription, to the payload channels' and the log channels' patterns.
-    assert redis.execute_command("PUBSUB", "NUMPAT") == len(events.PATTERNS) == 2
+    # One subscription, to the payload channels', the log channels' and the line channels' patterns.
+    assert redis.execute_command("PUBSUB", "NUMPAT") == len(events.PATTERNS) == 3
     assert len(listener_threads()) == 1
 
     publish(redis, progress(jobs[0].id, 1, 2, "2026-01-01T00:00:01.000000Z"))
@@ -391,3 +391,25 @@ def test_a_head_request_leaves_no_stream(queue, client, fanout):
     with client.head(f"/status/{job.id}/events") as response:
         assert response.status_code == 200
     assert fanout.streams() == 0
+
+
+def test_a_waiting_jobs_stream_gets_its_new_place_when_the_line_moves(app, queue, redis, open_stream, fanout):
+    app.config["SSE_HEARTBEAT_S"] = 30.0  # no re-read by heartbeat: only the line's message moves it
+    ahead = queue.enqueue("tests.fixture_jobs.answer")
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    assert read_json_events(chunks, 1)[0]["position"] == 2
+    wait_until(fanout.is_listening, timeout_s=5)
+    queue.remove(ahead.id)  # as a worker taking it
+    assert publish_line_moved(redis, "default") == 1  # one subscriber: the process's listener
+    assert read_json_events(chunks, 1)[0]["position"] == 1
+
+
+def test_a_running_jobs_stream_no_longer_hears_of_the_line(app, queue, redis, open_stream, fanout):
+    job = queue.enqueue("tests.fixture_jobs.answer")
+    _, chunks = open_stream(job.id)
+    read_json_events(chunks, 1)
+    assert fanout._line_inboxes
+    publish(redis, progress(job.id, 1, 4, "2026-01-01T00:00:01.000000Z"))
+    read_json_events(chunks, 1)
+    assert not fanout._line_inboxes

@@ -25,7 +25,12 @@ def test_page_has_the_start_button_and_only_its_own_assets(client):
     assert "Start long calculation" in html
     assert 'data-start-url="/longtask"' in html
     assets = re.findall(r'(?:src|href)="([^"]+)"', html)
-    assert sorted(assets) == ["/static/favicon.svg", "/static/progress.css", "/static/progress.js"]
+    assert sorted(assets) == [
+        "/static/favicon.svg",
+        "/static/progress.css",
+        "/static/progress.js",
+        "/static/waiting.js",
+    ]
     for asset in assets:
         assert client.get(asset).status_code == 200
     assert client.get("/static/favicon.svg").mimetype == "image/svg+xml"

@@ -2,6 +2,7 @@ from redis.connection import AbstractConnection
 from rq.job import Job
 
 from jobs.callbacks import CALLBACKS
+from jobs.durations import record_run
 from jobs.joblog import lines_after
 from jobs.progress import report, resume_point
 from jobs.snapshot import snapshot
@@ -100,3 +101,41 @@ def test_saves_carry_the_time_left_once_the_rate_has_evidence(queue, run_queued,
     queue.enqueue("tests.fixture_jobs.report_at", [0.0, 2.0, 4.0, 6.0], 10)
     run_queued()
     assert [event["remaining_s"] for event in published()] == [None, None, 14.0, 12.0]
+
+
+def test_before_two_samples_the_time_left_comes_from_the_usual_duration(redis, queue, run_queued, published):
+    for _ in range(3):
+        record_run(redis, "sized", 30.0, 10.0)  # 3 s per unit
+    options = {"description": "sized", "meta": {"size": 10.0}}
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0, 1.0, 2.0, 3.0], 10, **options)
+    run_queued()
+    first, second, third, fourth = published()
+    # The first save reads the history in its own round trip: it cannot say it yet.
+    assert "usual_s" not in first and first["remaining_s"] is None
+    # Then: the usual 30 s minus the little it has run, though 2 of 10 steps in ~0 s suggest less.
+    assert second["usual_s"] == 30.0 and 29.0 <= second["remaining_s"] <= 30.0
+    # Two samples of its own rate: 1 s a step, 7 steps left; then 6.
+    assert (third["remaining_s"], fourth["remaining_s"]) == (7.0, 6.0)
+
+
+def test_a_later_job_of_the_same_name_in_the_same_process_says_it_from_its_first_save(
+    redis, queue, run_queued, published
+):
+    record_run(redis, "sized-twice", 30.0, 10.0)
+    options = {"description": "sized-twice", "meta": {"size": 10.0}}
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0], 10, **options)
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0], 10, **options)
+    run_queued()
+    first, second = published()
+    assert "usual_s" not in first and second["usual_s"] == 30.0
+
+
+def test_a_name_without_history_is_not_remembered_as_having_none(redis, queue, run_queued, published):
+    options = {"description": "sized-later", "meta": {"size": 10.0}}
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0], 10, **options)
+    run_queued()
+    record_run(redis, "sized-later", 30.0, 10.0)
+    queue.enqueue("tests.fixture_jobs.report_at", [0.0, 1.0], 10, **options)
+    run_queued()
+    first, second, third = published()
+    assert "usual_s" not in second and third["usual_s"] == 30.0

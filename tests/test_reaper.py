@@ -1,6 +1,5 @@
 """The lost-job check: jobs whose worker stopped heartbeating become FAILURE "worker lost"."""
 
-import shlex
 import time
 
 import pytest
@@ -14,7 +13,7 @@ from jobs.registry import start_job
 from jobs.snapshot import snapshot
 from jobs.worker import Worker
 from support.apps import UNIT_SETTINGS
-from support.servers import procfile_commands
+from support.servers import rq_worker_argv
 from web import config, create_app, operators, reaper
 
 
@@ -40,7 +39,7 @@ def test_a_job_whose_heartbeat_is_stale_is_failed_as_worker_lost(redis):
 
 def test_the_production_defaults_fail_a_dead_workers_job_within_45_s_and_never_a_live_one(redis):
     # Integration tests run the check with a longer lookahead, to be quick: this is what deploys get.
-    argv = shlex.split(procfile_commands()["worker"])[2:]
+    argv = rq_worker_argv()[2:]
     interval_s = (
         rq_cli.commands["worker"]
         .make_context("worker", argv, resilient_parsing=True)

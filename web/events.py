@@ -4,13 +4,17 @@ The routes are in `web/job_urls.py` and `web/group_urls.py`; what a stream sends
 `web/relay.py`'s. This module holds no routes.
 
 One Redis subscriber per web process, not one per stream: a single listener (a thread, or a
-greenlet under gunicorn's gevent worker, which patches threading) holds one subscription to two
-patterns, the jobs' payload channels and their log channels, and hands each message to the local
+greenlet under gunicorn's gevent worker, which patches threading) holds one subscription to the
+patterns of the jobs' payload channels and their log channels, and hands each message to the local
 queues (inboxes) of the streams watching that job; a group's stream watches each of its jobs
 with one inbox. A stream holds no Redis connection while it waits; it borrows one from the pool
 only to re-read its snapshot or a job's log, at most SNAPSHOT_SLOTS at once.
 
 Log lines become `event: log` frames whose `id:` is the line's stream id (`LogLine`).
+
+A third pattern carries each queue's "line moved" (a job started, ended or was canceled): one
+message per queue, not one per waiting job; the streams of waiting jobs (`watch_line`) get
+LINE_MOVED and re-read their place in line, so no stream polls Redis for it.
 """
 
 import json
@@ -28,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.joblog import PAGE_LINES, lines_after, parse_id
-from jobs.keys import channel_for, log_channel_for
+from jobs.keys import channel_for, line_channel, log_channel_for
 from jobs.snapshot import snapshot
 from web import sse
 
@@ -48,9 +52,13 @@ INBOX_LIMIT = 100
 RESYNC = "resync"
 LOG_EVENT = "log"
 
+# Put on the inbox of each stream of a waiting job when any queue's line moved (`jobs.channel`).
+LINE_MOVED = "line-moved"
+
 _CHANNEL_PREFIX = channel_for("")
 _LOG_CHANNEL_PREFIX = log_channel_for("")
-PATTERNS = (channel_for("*"), log_channel_for("*"))
+_LINE_CHANNEL_PREFIX = line_channel("")
+PATTERNS = (channel_for("*"), log_channel_for("*"), line_channel("*"))
 
 Inbox = queue.Queue
 T = TypeVar("T")
@@ -78,6 +86,8 @@ class Fanout:
         # Without the listener (BACKGROUND_THREADS off) streams live on snapshot re-reads alone.
         self.listen = listen
         self._inboxes: dict[str, set[Inbox]] = {}
+        # The inboxes of streams of waiting jobs: each hears of every line moved (`watch_line`).
+        self._line_inboxes: set[Inbox] = set()
         self._lock = threading.Lock()
         self._listener: threading.Thread | None = None
         self._idle_since: float | None = None
@@ -112,6 +122,16 @@ class Fanout:
                     inboxes.discard(inbox)
                     if not inboxes:
                         del self._inboxes[job_id]
+
+    def watch_line(self, inbox: Inbox) -> None:
+        """Have a stream's inbox also get LINE_MOVED whenever any queue's line moves (its job waits)."""
+        with self._lock:
+            self._line_inboxes.add(inbox)
+
+    def unwatch_line(self, inbox: Inbox) -> None:
+        """Stop telling the inbox of lines moving (its job no longer waits, or the stream ended)."""
+        with self._lock:
+            self._line_inboxes.discard(inbox)
 
     def streams(self) -> int:
         """How many stream registrations this process holds (a group's stream has one per job)."""
@@ -198,6 +218,12 @@ class Fanout:
             self._ready.set()
         elif message["type"] == "pmessage":
             channel = _text(message["channel"])
+            if channel.startswith(_LINE_CHANNEL_PREFIX):
+                with self._lock:
+                    inboxes = list(self._line_inboxes)
+                for inbox in inboxes:
+                    _put(inbox, LINE_MOVED)
+                return
             try:
                 data = json.loads(message["data"])
                 if channel.startswith(_LOG_CHANNEL_PREFIX):
@@ -215,12 +241,7 @@ class Fanout:
             else:
                 inboxes = list(self._inboxes.get(job_id, ()))
         for inbox in inboxes:
-            try:
-                inbox.put_nowait(item)
-            except queue.Full:
-                # A client that stopped reading: drop its backlog, it re-reads the snapshot instead.
-                _drain(inbox)
-                inbox.put_nowait(RESYNC)
+            _put(inbox, item)
 
 
 def init_app(app: Flask, listen: bool) -> None:
@@ -236,6 +257,15 @@ def init_app(app: Flask, listen: bool) -> None:
 def get_fanout() -> Fanout:
     """The current app's fan-out."""
     return current_app.extensions["events"]
+
+
+def _put(inbox: Inbox, item: Any) -> None:
+    try:
+        inbox.put_nowait(item)
+    except queue.Full:
+        # A client that stopped reading: drop its backlog, it re-reads the snapshot instead.
+        _drain(inbox)
+        inbox.put_nowait(RESYNC)
 
 
 def _drain(inbox: Inbox) -> None:

@@ -54,11 +54,33 @@ def schemas(queues: list[str]) -> dict[str, Any]:
                     "format": "date-time",
                     "description": "PENDING: when it is due to run",
                 },
+                "position": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "PENDING: 1 when it is the next job a free worker of its queue takes; "
+                    "counts the jobs ahead in its queue and in the queues its workers serve first; null "
+                    "where it cannot be known (scheduled, deferred)",
+                },
+                "expected_start_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "PENDING: seconds until a worker is expected to take it, from the jobs "
+                    "ahead, the workers serving its queue and how long those jobs take; null without "
+                    "evidence (no worker, no history)",
+                },
                 "remaining_s": {
                     "type": ["number", "null"],
                     "minimum": 0,
-                    "description": "PROGRESS: seconds left at the job's smoothed rate; null until there is "
-                    "enough evidence, and while stalled",
+                    "description": "PROGRESS: seconds left at the job's smoothed rate once it has two "
+                    "samples, before that its usual duration minus the time it has run; null without "
+                    "evidence, and while stalled",
+                },
+                "usual_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "PROGRESS: how long a job of this name and size usually takes (the "
+                    "median of its latest successful runs, per unit of its size); null without history; "
+                    "absent from the update its first save pushes",
                 },
                 "stalled": {
                     "type": "boolean",

@@ -2,7 +2,8 @@
 
 The fan-out (`web/events.py`) puts every message about a stream's jobs in its inbox; the
 generators here turn them into SSE frames (`web/sse.py`). Redis state is the truth and pub/sub a
-hint: on silence a stream sends a heartbeat and re-reads its snapshot; after a resync it also
+hint: on silence a stream sends a heartbeat and re-reads its snapshot, and while its job waits it
+re-reads it each time a queue's line moves (`web/events.py`); after a resync it also
 reads the log lines it may have missed, and it reads them once more before a final payload, so
 a job's stream sends each line once and the final payload last.
 """
@@ -17,11 +18,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchGroupError, NoSuchJobError
 
-from jobs.contract import PROGRESS, is_terminal, to_group_payload
+from jobs.contract import PENDING, PROGRESS, is_terminal, to_group_payload
 from jobs.groups import member_payloads
 from jobs.joblog import FIRST_ID, parse_id
 from web import sse
-from web.events import RESYNC, Fanout, Inbox, LogLine
+from web.events import LINE_MOVED, RESYNC, Fanout, Inbox, LogLine
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,10 @@ def relay(
     """
     try:
         frames = [*replay, sse.format_event(first)]
+        last = first
+        _follow_line(fanout, inbox, last)
         yield sse.with_retry(frames[0], RETRY_MS)
         yield from frames[1:]
-        last = first
         for item in _items(inbox, heartbeat_s, max_age_s, ended=lambda: is_terminal(last)):
             if item == _REREAD:
                 yield sse.heartbeat()
@@ -111,7 +113,7 @@ def relay(
                 continue
             if item == RESYNC and (missed := cursor.catch_up(fanout, job_id)) is not None:
                 yield from missed
-            if item in (RESYNC, _REREAD):
+            if item in (RESYNC, _REREAD, LINE_MOVED):
                 payload, frame = _reread(f"job {job_id}", lambda: fanout.snapshot(job_id), last), None
                 if payload is None:
                     return
@@ -121,10 +123,20 @@ def relay(
                 continue
             if is_terminal(payload):
                 yield from cursor.catch_up(fanout, job_id) or ()
-            yield frame or sse.format_event(payload)
             last = payload
+            _follow_line(fanout, inbox, last)
+            yield frame or sse.format_event(payload)
     finally:
+        fanout.unwatch_line(inbox)
         fanout.unwatch(job_id, inbox)
+
+
+def _follow_line(fanout: Fanout, inbox: Inbox, payload: dict[str, Any]) -> None:
+    """While its job waits in line, a stream hears of every line moved (and re-reads its place)."""
+    if payload.get("state") == PENDING:
+        fanout.watch_line(inbox)
+    else:
+        fanout.unwatch_line(inbox)
 
 
 def _reread(what: str, read: Callable[[], T], last: T) -> T | None:

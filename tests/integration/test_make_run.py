@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from redis import Redis
+from rq import Worker
 
 from support import proctree
 from support.servers import ROOT, free_port, is_listening
@@ -43,13 +45,15 @@ def ha_supervisor(tmp_path):
     yield from launch(tmp_path, "--ha")
 
 
-def launch(tmp_path, *args: str):
+def launch(tmp_path, *args: str, env: dict[str, str] | None = None):
     port = free_port()
+    extra = env or {}
     marker = f"RUN_TEST_MARKER={uuid.uuid4().hex}"
     generated = ("REDIS_URL", "REDIS_SENTINELS", "SECRET_KEY", "RQ_DASHBOARD_USERNAME")
     generated += ("RQ_DASHBOARD_PASSWORD",)
     env = {key: value for key, value in os.environ.items() if key not in generated}
     env.update(PORT=str(port), STREAMS_PORT=str(free_port()), RUN_TEST_MARKER=marker.split("=", 1)[1])
+    env.update(extra)
     log_path = tmp_path / "run.log"
     with open(log_path, "wb") as log:
         command = [sys.executable, "-m", "scripts.run", *args]
@@ -94,6 +98,37 @@ def test_make_run_serves_the_contract_and_stops_everything(supervisor, signum):
     assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0
     wait_until(lambda: not processes_with_marker(marker), timeout_s=STOP_DEADLINE_S)
     assert not any(is_listening(open_port) for open_port in (port, events_port, redis_port))
+
+
+@pytest.fixture
+def two_worker_supervisor(tmp_path):
+    """`make run` with WORKER_CONCURRENCY=2 (the default on a 2-core machine, pinned here)."""
+    yield from launch(tmp_path, env={"WORKER_CONCURRENCY": "2"})
+
+
+def test_make_run_runs_two_jobs_at_once_on_two_worker_processes(two_worker_supervisor):
+    process, port, marker, log_path = two_worker_supervisor
+    base = f"http://127.0.0.1:{port}"
+    wait_until(lambda: requests.get(f"{base}/status/none", timeout=2).status_code == 404, timeout_s=30)
+    redis_port = int(re.search(r"Redis: redis://127\.0\.0\.1:(\d+)", log_path.read_text()).group(1))
+    connection = Redis(port=redis_port)
+    workers = wait_until(
+        lambda: len(names := {w.name for w in Worker.all(connection=connection)}) == 2 and names
+    )
+    starts = [
+        requests.post(f"{base}/longtask", json={"steps": 100, "step_seconds": 0.1}, timeout=5) for _ in "ab"
+    ]
+    status_urls = [base + response.headers["Location"] for response in starts]
+    assert wait_until(
+        lambda: all(requests.get(url, timeout=2).json()["state"] == "PROGRESS" for url in status_urls),
+        timeout_s=30,
+    )
+    busy = {worker.name for worker in Worker.all(connection=connection) if worker.get_current_job_id()}
+    assert busy == workers
+    process.send_signal(signal.SIGINT)
+    process.send_signal(signal.SIGINT)  # the second: do not wait for the jobs
+    assert process.wait(timeout=STOP_DEADLINE_S * 4) == 0
+    wait_until(lambda: not processes_with_marker(marker), timeout_s=STOP_DEADLINE_S)
 
 
 def children_running(parent: int, word: str) -> list[int]:

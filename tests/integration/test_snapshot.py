@@ -45,6 +45,11 @@ def rq_says(job_id: str, connection: Redis) -> dict:
             ending["eta"] = ScheduledJobRegistry(job.origin, connection=connection).get_scheduled_time(job)
         except NoSuchJobError:
             pass
+    elif status == JobStatus.QUEUED:  # on a queue no worker serves, and outside the fallback order
+        index = job.get_position()
+        ending["line"] = {"position": None if index is None else index + 1}
+    elif status == JobStatus.STARTED:  # a job without history
+        ending["usual_s"] = None
     moment = job.ended_at or job.started_at or job.enqueued_at or job.created_at
     return to_payload(job.id, status, job.meta, updated_at=isoformat(moment), **ending)
 

@@ -153,6 +153,7 @@
       this.shown = payload;
       this.el.dataset.state = payload.state;
       this.render(payload);
+      this.el.dispatchEvent(new CustomEvent("row-update", { bubbles: true, detail: payload }));
       if (this.finished) this.stop();
     }
 
