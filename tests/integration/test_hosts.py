@@ -68,6 +68,7 @@ def cluster(logs_dir) -> Iterator[Cluster]:
                 "SECRET_KEY": "hosts-secret",
                 "PORT": str(WEB_PORT),
                 "WEB_CONCURRENCY": "1",
+                "WORKER_CONCURRENCY": "1",  # one worker a host: the test counts them
                 "LOST_JOB_LOOKAHEAD_S": "50",
                 "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
             }
