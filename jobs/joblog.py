@@ -14,6 +14,7 @@ the job.
 
 import os
 import re
+from contextlib import nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from rq import get_current_job
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
+from jobs import outage
 from jobs.contract import isoformat
 from jobs.keys import log_channel_for, log_key
 from jobs.snapshot import JOB_ID_PATTERN
@@ -106,32 +108,55 @@ def log(message: str, level: str = "info") -> bool:
     return True
 
 
-def write(job: Job, lines: list[dict[str, str]]) -> None:
-    """Write lines to a job's log in one round trip, after any it kept back."""
+def write(job: Job, lines: list[dict[str, str]], wait: bool = False) -> None:
+    """Write lines to a job's log in one round trip, after any it kept back.
+
+    With Redis away, the lines are kept back for the next write (the newest `max_lines()`), unless
+    `wait`: then the write waits for Redis as the worker's own commands do (`jobs.outage`).
+    """
     pipe = job.connection.pipeline(transaction=False)
-    append(pipe, job, lines)
-    pipe.execute()
+    queued = append(pipe, job, lines)
+    try:
+        with nullcontext() if wait else outage.fail_fast():
+            pipe.execute()
+    except outage.OUTAGE_ERRORS:
+        keep_back(job.id, queued)
+        if wait:
+            raise
 
 
 def keep(job_id: str, line: dict[str, str]) -> None:
     """Keep a line back to be written with the job's next write (a throttled report)."""
-    _waiting.setdefault(job_id, []).append(line)
+    keep_back(job_id, [line], first=False)
 
 
-def append(pipe: Pipeline, job: Job, lines: list[dict[str, str]]) -> None:
-    """Queue on `pipe` the lines kept back for `job`, then `lines`; nothing when there are none."""
+def keep_back(job_id: str, lines: list[dict[str, str]], first: bool = True) -> None:
+    """Keep lines back for the job's next write, before (`first`) or after those kept already; the
+    newest `max_lines()` are kept, as the log itself keeps them."""
+    waiting = _waiting.get(job_id, [])
+    waiting = lines + waiting if first else waiting + lines
+    _waiting[job_id] = waiting[-max_lines() :]
+
+
+def append(pipe: Pipeline, job: Job, lines: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Queue on `pipe` the lines kept back for `job`, then `lines`; nothing when there are none.
+
+    Returns:
+        The lines queued.
+    """
     lines = _waiting.pop(job.id, []) + lines
     if not lines:
-        return
+        return lines
     fields = [value for line in lines for value in (line["at"], line["level"], line["message"])]
     ttl_s = max(job.timeout or DEFAULT_TIMEOUT_S, 0) + RUNNING_GRACE_S
     pipe.eval(_APPEND, 1, log_key(job.id), log_channel_for(job.id), max_lines(), ttl_s, *fields)
+    return lines
 
 
 def flush(job: Job) -> None:
     """Write the lines kept back for a job (its end came before another write)."""
     if _waiting.get(job.id):
-        write(job, [])
+        write(job, [], wait=True)
 
 
 def expire_with(pipe: Pipeline | Redis, job_id: str, ttl_s: int | None) -> None:

@@ -87,3 +87,8 @@ def wake_channel(queue_name: str) -> str:
 def stranded_seen_key(queue_name: str) -> str:
     """The hash of jobs seen stuck in one queue's intermediate list, each with when it was first seen."""
     return f"{PREFIX}:stranded-seen:{queue_name}"
+
+
+def ended_key(execution_id: str) -> str:
+    """The marker of an execution whose end was written (`jobs.outage.end_once_script`)."""
+    return f"{PREFIX}:ended:{execution_id}"

@@ -4,7 +4,9 @@ A job's update is saved at once unless the last save was less than 1 / `max_save
 then it waits, and the next update, `flush` (the lifecycle callbacks call it when the job ends)
 or `discard` (a stopped job) deals with it. A save is one round trip: RQ's own `job.save_meta()`,
 the PUBLISH of the payload on the job's channel, the stop-request check and the step's log lines.
-`jobs.progress` (for job code) and `jobs.callbacks` (at a job's end) both call here.
+`jobs.progress` (for job code) and `jobs.callbacks` (at a job's end) both call here. A save
+that finds Redis away does not wait for it nor fail the job: the update is kept as a deferred one,
+its lines too (`jobs.outage`); `flush` waits for Redis.
 """
 
 import math
@@ -18,7 +20,7 @@ from typing import Any
 from redis.client import Pipeline
 from rq.job import Job, JobStatus
 
-from jobs import joblog
+from jobs import joblog, outage
 from jobs.channel import encode, publish_line_moved
 from jobs.contract import isoformat, to_payload
 from jobs.durations import usual_s
@@ -61,7 +63,7 @@ def offer(job: Job, progress: dict[str, Any], lines: list[dict], now: float) -> 
         now: seconds on the clock `report()` was given.
 
     Returns:
-        None when deferred; else whether a stop was requested.
+        None when deferred (or Redis is away); else whether a stop was requested.
     """
     throttle = _throttles.setdefault(job.id, _Throttle())
     rate = max_saves_per_s()
@@ -72,7 +74,13 @@ def offer(job: Job, progress: dict[str, Any], lines: list[dict], now: float) -> 
         return None
     throttle.last_saved_at = now
     throttle.pending = None
-    return _save(job, throttle, progress, now, lines)
+    try:
+        with outage.fail_fast():
+            return _save(job, throttle, progress, now, lines)
+    except outage.OUTAGE_ERRORS:
+        # Redis is away: the job goes on; this update, the newest, waits for the next save.
+        throttle.pending, throttle.pending_at = progress, now
+        return None
 
 
 def flush(job: Job) -> None:
@@ -114,8 +122,12 @@ def _save(
             pipe.lrange(history_key(job.description or ""), 0, -1)
             # The attempt's first save: the job has started, so the jobs behind it moved up.
             publish_line_moved(pipe, job.origin)
-        joblog.append(pipe, job, lines or [])
-        replies = pipe.execute()
+        queued = joblog.append(pipe, job, lines or [])
+        try:
+            replies = pipe.execute()
+        except outage.OUTAGE_ERRORS:
+            joblog.keep_back(job.id, queued)
+            raise
         if throttle.history is None:
             throttle.history = [float(value) for value in replies[stop_check + 1]]
             if throttle.history:  # an empty one says nothing a later job could not read better

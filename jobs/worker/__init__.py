@@ -30,6 +30,7 @@ from rq.worker import WorkerStatus
 from rq.worker.worker_classes import Worker as StockWorker
 
 from jobs.keys import wake_channel
+from jobs.outage import RidesOutages
 from jobs.worker.bookkeeping import Bookkeeping
 from jobs.worker.dequeue import (
     FALLBACK_S,
@@ -47,9 +48,9 @@ from jobs.worker.versions import check_rq_version
 PREFETCH_MAX_AGE_S = 1.0
 
 
-class Worker(Bookkeeping, WarmHorse, RQInternals, StockWorker):
+class Worker(RidesOutages, Bookkeeping, WarmHorse, RQInternals, StockWorker):
     """RQ's forking worker: a warm work horse, a reliable multi-queue dequeue, stranded jobs rescued,
-    each job's bookkeeping in two round trips."""
+    each job's bookkeeping in two round trips, Redis outages ridden out (`jobs.outage`)."""
 
     handoff_max_age_s = PREFETCH_MAX_AGE_S
 

@@ -46,6 +46,7 @@ from rq.rate_limit import release_slot
 from rq.utils import now
 
 from jobs.callbacks import joined_to
+from jobs.outage import NOT_OURS, end_once_input, end_once_script
 from jobs.worker.dequeue import HELD, taken_from
 from jobs.worker.rq_adapter import LUA_STARTABLE, attach, mark_finished
 
@@ -105,12 +106,10 @@ local first = 3
 # Runs the commands given in ARGV atomically (see `_RUN_FROM`); returns the last one's reply.
 _RUN = Script(None, b"local first = 1\n" + _RUN_FROM + b"return reply")
 # A success's end: runs the commands given in ARGV (`_RUN_FROM`) only when the job has no
-# dependents (KEYS[1], its dependents set), and returns 1; else returns 0 and writes nothing, and
-# RQ's own end, which moves the dependents before it ends (or deletes) the job, follows.
-_END = Script(
-    None,
-    b"if redis.call('SCARD', KEYS[1]) > 0 then return 0 end\nlocal first = 1\n" + _RUN_FROM + b"return 1",
-)
+# dependents (KEYS[4], its dependents set), and returns 1; else returns 0 and writes nothing, and
+# RQ's own end, which moves the dependents before it ends (or deletes) the job, follows. Written
+# once, and only while the job is still this execution's (`jobs.outage`: else NOT_OURS).
+_END = end_once_script(_RUN_FROM, guard=b"if redis.call('SCARD', KEYS[4]) > 0 then return 0 end\n")
 
 
 class Bookkeeping:
@@ -200,11 +199,17 @@ class Bookkeeping:
             callback_writes = _flat(writes)
             self.success_writes(job, execution, writes)
             end = callback_writes + _flat(writes)  # replayed by `_END` in Lua, never sent by the pipeline
+        keys, args = end_once_input(job.key, execution.key, execution.id, end, [job.dependents_key])
         following = self.next_to_start()
         if following is None:
-            ended = _END(keys=[job.dependents_key], args=end, client=self.connection)
+            ended = _END(keys=keys, args=args, client=self.connection)
         else:
-            ended, following.started = self._end_and_start(end, job, following.job, following.execution)
+            ended, following.started = self._end_and_start(keys, args, following.job, following.execution)
+        if ended == NOT_OURS:  # outage hook: canceled, deleted or failed as lost meanwhile
+            self.log.warning(
+                "Worker %s: job %s is no longer started here: its end not written", self.name, job.id
+            )
+            return
         if ended:
             release_slot(job)
             self.log_success(job)
@@ -216,19 +221,20 @@ class Bookkeeping:
         self.log_result(job, return_value)
 
     def _end_and_start(
-        self, end: list[Any], job: Job, next_job: Job, next_execution: Execution
-    ) -> tuple[bool, bool]:
+        self, end_keys: list[Any], end: list[Any], next_job: Job, next_execution: Execution
+    ) -> tuple[int, bool]:
         """This job's end (`_END`) and the next job's start (`_START_FIRST`) in one round trip; returns
-        whether this job's end was written (not when it has dependents) and the next job started.
+        `_END`'s reply (1: this job's end was written; 0: not, it has dependents; NOT_OURS) and
+        whether the next job started.
         When this raises, the horse sends the next job's start again on its own (a start its
         execution made already counts as started)."""
         script, keys, args = self._start_script_input(next_job, next_execution)
         with self.connection.pipeline(transaction=False) as both:
             # Script text: a script object in a pipeline costs a SCRIPT EXISTS round trip.
-            both.eval(_END.script, 1, job.dependents_key, *end)
+            both.eval(_END.script, len(end_keys), *end_keys, *end)
             both.eval(script.script, len(keys), *keys, *args)
             ended, started = both.execute()
-        return bool(ended), bool(started)
+        return ended, bool(started)
 
 
 def _flat(pipeline: Any) -> list[Any]:

@@ -43,10 +43,12 @@ class HA:
     worker: subprocess.Popen
 
 
-def start_sentinel_worker(env: dict[str, str], logs_dir) -> subprocess.Popen:
-    """The Procfile's worker command (settings from `-c jobs.worker.settings`) on the cluster."""
+def start_sentinel_worker(
+    env: dict[str, str], logs_dir, queues: tuple[str, ...] = QUEUES
+) -> tuple[subprocess.Popen, str]:
+    """The Procfile's worker command (`-c jobs.worker.settings`) on the cluster, and its name."""
     name = f"ha-{uuid.uuid4().hex[:8]}"
-    args = worker_args("--path", str(ROOT), "--name", name, queues=QUEUES)
+    args = worker_args("--path", str(ROOT), "--name", name, queues=queues)
     args[0] = str(BIN / args[0])
     return spawn(args, logs_dir / f"worker-{name}.log", env), name
 
