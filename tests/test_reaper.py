@@ -101,3 +101,50 @@ def test_background_threads_setting_reads_the_environment_as_a_yes_or_no():
     assert config.from_environment({"BACKGROUND_THREADS": "0"})["BACKGROUND_THREADS"] is False
     assert config.from_environment({"BACKGROUND_THREADS": "true"})["BACKGROUND_THREADS"] is True
     assert config.from_environment({})["BACKGROUND_THREADS"] is True
+
+
+class Answers:
+    """A Redis that says who it is (INFO server), as the hold asks; the rest is the real fakeredis."""
+
+    def __init__(self, redis, run_id: str, uptime_s: int = 3600) -> None:
+        self.redis, self.run_id, self.uptime_s = redis, run_id, uptime_s
+
+    def info(self, section):
+        return {"run_id": self.run_id, "uptime_in_seconds": self.uptime_s}
+
+    def __getattr__(self, name):
+        return getattr(self.redis, name)
+
+
+def test_after_redis_was_unreachable_the_check_waits_one_hold_then_fails_a_dead_workers_job(redis):
+    now = [100.0]
+    hold = reaper.OutageHold(hold_s=10, clock=lambda: now[0])
+    server = Answers(redis, "a")
+    assert not hold.holds(server)
+    lost = started_with_deadline_in(redis, 30)
+    hold.unreachable()
+    assert not reaper.check_once(server, 1.0, "t", hold=hold)
+    assert snapshot(lost.id, redis)["state"] == "PROGRESS"
+    now[0] += 10
+    assert reaper.check_once(server, 1.0, "t", hold=hold)
+    assert snapshot(lost.id, redis)["status"].startswith("worker lost")
+
+
+@pytest.mark.parametrize("changed", ["restarted", "failed over"])
+def test_a_restarted_or_failed_over_redis_holds_the_check(redis, changed):
+    now = [100.0]
+    hold = reaper.OutageHold(hold_s=10, clock=lambda: now[0])
+    assert not hold.holds(Answers(redis, "old"))
+    uptime_s = 2 if changed == "restarted" else 3600  # a promoted replica has run for long
+    assert hold.holds(Answers(redis, "new", uptime_s))
+    now[0] += 9.9
+    assert hold.holds(Answers(redis, "new", 12))
+    now[0] += 0.1
+    assert not hold.holds(Answers(redis, "new", 12))
+
+
+def test_a_redis_that_started_moments_ago_holds_a_check_that_never_saw_it_before(redis):
+    hold = reaper.OutageHold(hold_s=10)
+    assert hold.holds(Answers(redis, "fresh", uptime_s=3))
+    assert not hold.holds(Answers(redis, "fresh", uptime_s=10))
+    assert not hold.holds(redis)  # no INFO (fakeredis): only unreachability holds

@@ -15,16 +15,26 @@ fail live jobs. The deadline is written with the worker host's clock, so worker 
 within a few seconds of Redis's (NTP).
 Without a web process running nothing reaps early: the next worker to start (or a worker's
 maintenance, every `--maintenance-interval` seconds) does it.
+
+After a Redis outage the check holds its judgement for OUTAGE_HOLD_S (`OutageHold`): no worker
+could write a heartbeat while Redis was away, and a worker that rode the outage out
+(`jobs.outage`) writes its next one within a heartbeat interval of Redis answering again. The
+check notices an outage itself: it could not reach Redis, or Redis is another server than the
+last time it asked (its `run_id` changed: a restart, or a failover to another primary), or Redis
+started less than OUTAGE_HOLD_S ago. A job whose worker died during the outage is still failed,
+OUTAGE_HOLD_S later at most.
 """
 
 import logging
 import os
 import threading
+import time
 import uuid
+from collections.abc import Callable
 
 from flask import Flask
 from redis import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
@@ -37,6 +47,10 @@ log = logging.getLogger(__name__)
 LOOKAHEAD_S: float = DEFAULTS["LOST_JOB_LOOKAHEAD_S"]
 # What RQ adds to a running job's deadline (rq.worker.base, get_heartbeat_ttl); lookaheads stay under it.
 RQ_DEADLINE_MARGIN_S = 60.0
+
+# How long the check waits after an outage before it judges jobs again: the workers' heartbeat
+# interval (the Procfile's --job-monitoring-interval 5) and as much again as margin.
+OUTAGE_HOLD_S = 10.0
 
 # One thread per process; a fork (gunicorn --preload) gets none, so it is keyed by pid.
 _started: dict[int, threading.Thread] = {}
@@ -62,8 +76,48 @@ def redis_time(connection: Redis) -> float:
     return seconds + microseconds / 1_000_000
 
 
-def check_once(connection: Redis, interval_s: float, token: str, lookahead_s: float = LOOKAHEAD_S) -> bool:
-    """Reap lost jobs if no other process did within the last interval; returns whether we did."""
+class OutageHold:
+    """Whether the check must wait after a Redis outage (module docstring); one per process."""
+
+    def __init__(self, hold_s: float = OUTAGE_HOLD_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self.hold_s = hold_s
+        self._clock = clock
+        self._run_id: str | None = None
+        self._unreachable = False
+        self._until = float("-inf")
+
+    def unreachable(self) -> None:
+        """Note that Redis could not be reached: the hold starts once it answers again."""
+        self._unreachable = True
+
+    def holds(self, connection: Redis) -> bool:
+        """Whether to wait before judging; asks Redis who it is (one INFO)."""
+        try:
+            info = connection.info("server")
+        except ResponseError:  # INFO renamed or refused (a hosted Redis, fakeredis): unreachability only
+            info = {}
+        run_id, uptime_s = info.get("run_id"), float(info.get("uptime_in_seconds", float("inf")))
+        now = self._clock()
+        if self._unreachable or None not in (run_id, self._run_id) and run_id != self._run_id:
+            log.warning(
+                "lost-job check: Redis was away or changed; judging jobs again in %.0f s", self.hold_s
+            )
+            self._until = now + self.hold_s
+        self._unreachable, self._run_id = False, run_id or self._run_id
+        return now < self._until or uptime_s < self.hold_s
+
+
+def check_once(
+    connection: Redis,
+    interval_s: float,
+    token: str,
+    lookahead_s: float = LOOKAHEAD_S,
+    hold: OutageHold | None = None,
+) -> bool:
+    """Reap lost jobs if no other process did within the last interval, and no outage holds the
+    check (`OutageHold`); returns whether we did."""
+    if hold is not None and hold.holds(connection):
+        return False
     if not connection.set(lost_job_lock_key(), token, nx=True, px=max(1, int(interval_s * 1000 * 0.9))):
         return False
     reap_lost_jobs(connection, lookahead_s=lookahead_s)
@@ -76,10 +130,12 @@ def run(
     """The background loop: check every `interval_s`, logging Redis errors and going on."""
     token = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
     failing = False
+    hold = OutageHold()
     while not stop.wait(interval_s):
         try:
-            check_once(connection, interval_s, token, lookahead_s)
+            check_once(connection, interval_s, token, lookahead_s, hold)
         except RedisError as exc:
+            hold.unreachable()
             if not failing:
                 log.warning("lost-job check failed (will retry every %.0f s): %s", interval_s, exc)
             failing = True
