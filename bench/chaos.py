@@ -34,7 +34,7 @@ from redis import Redis
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from bench.chaos_report import classify, render, save, taken_counts
+from bench.chaos_report import classify, render, save, taken_counts, worker_pids
 from jobs.connection import connect, target_from
 from scripts.run import read_procfile
 from support.proctree import group_leaders_under
@@ -82,6 +82,8 @@ class Run:
     webs: list[Proc] = field(default_factory=list)
     workers: list[Proc] = field(default_factory=list)
     faults: Counter = field(default_factory=Counter)
+    # Each fault with its time, for `chaos_report.attribute` (see there).
+    events: list[dict] = field(default_factory=list)
     stopping: threading.Event = field(default_factory=threading.Event)
     faulting: threading.Event = field(default_factory=threading.Event)
 
@@ -114,17 +116,21 @@ class Run:
                 self.kill(rng.choice(self.workers), "worker")
             else:
                 horses = [
-                    pid
+                    (pid, proc.process.pid)
                     for proc in self.workers
                     if proc.alive()
                     for pid in group_leaders_under(proc.process.pid)
                 ]
                 if horses:
-                    _sigkill(rng.choice(horses))
+                    horse, worker = rng.choice(horses)
+                    self.events.append({"kind": "horse", "at": time.time(), "worker_pid": worker})
+                    _sigkill(horse)
                     self.faults["work horse SIGKILLed"] += 1
 
     def kill(self, proc: Proc, what: str) -> None:
         if proc.alive():
+            kind = "worker" if proc in self.workers else "web"
+            self.events.append({"kind": kind, "at": time.time(), "pid": proc.process.pid})
             _sigkill(proc.process.pid)
             proc.kills += 1
             self.faults[f"{what} SIGKILLed"] += 1
@@ -133,15 +139,28 @@ class Run:
         """Plain: SIGKILL Redis and start it again on its AOF. Sentinel: SIGKILL the primary."""
         port = self.cluster.primary_port()
         node = self.cluster.node(port)
+        event = {"kind": "redis", "at": time.time()}
+        self.events.append(event)
         self.cluster.kill(port)
         if self.args.sentinel:
             self.faults["primary SIGKILLed (failover)"] += 1
             self.cluster.wait_for_new_primary(port)
+            event["until"] = time.time()
             time.sleep(3.0)  # the old primary stays away a while, then rejoins as a replica
         else:
             self.faults["Redis SIGKILLed and restarted (AOF)"] += 1
             time.sleep(1.0)
         self.cluster.start_node(node)
+        if not self.args.sentinel:
+            wait_until(lambda: _answers(self.client), 30, what="Redis back")
+            event["until"] = time.time()
+
+
+def _answers(client: Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis_py.RedisError:
+        return False
 
 
 def _sigkill(pid: int) -> None:
@@ -274,7 +293,7 @@ def main() -> int:
         threads[1].join()
         faults_s = time.monotonic() - began
         settle_s = settle(client, accepted, args.settle)
-        counts = classify(client, accepted, taken_counts(LOG_DIR))
+        counts = classify(client, accepted, taken_counts(LOG_DIR), run.events, worker_pids(LOG_DIR))
     finally:
         run.stopping.set()
         for proc in run.webs + run.workers:

@@ -6,6 +6,12 @@ Per accepted job, read from Redis at the end and from the workers' own logs:
 - succeeded, failed (by the status text's first words: "worker lost", an error message...);
 - stuck: Redis knows the job but it never ended (queued in no queue, started for ever...);
 - lost: the 202 named a job that Redis does not know at the end;
+- failed, by the fault that caused it (`attribute`): each failed job's worker (its name in the job
+  hash, the worker's pid from its log's start line) and run (start to end) are matched against
+  the faults the run recorded with their times: its own worker SIGKILLed during its run, a work
+  horse of that worker SIGKILLed then, else a Redis fault (restart or failover) overlapping its
+  run; anything else is "unexplained". A job hit by both a kill of its own process and a Redis
+  fault counts under the kill: the kill alone fails a job, a Redis fault alone must not;
 - ran twice: workers logged taking it two or more times. It over-counts (a worker killed after
   logging the pop but before its horse started counts too) and can miss a take: a worker killed
   between marking the job started and logging it leaves no line (seen: 2 jobs in 1,000).
@@ -27,6 +33,57 @@ PAGE = ROOT / "docs" / "operations.md"
 MARKERS = ("<!-- chaos:results:start (make chaos rewrites this part) -->", "<!-- chaos:results:end -->")
 # A worker's "took this job" line: RQ's (and jobs.worker's) "Worker <name>: <queue>: <description> (<id>)".
 TAKEN = re.compile(r"Worker \S+: .+ \(([0-9a-f]{32})\)\s*$")
+# RQ's start line, naming a worker and its pid.
+BORN = re.compile(r"Worker (\S+): started with PID (\d+)")
+# How far a fault's recorded time may lie outside a job's run and still count (seconds).
+SLACK_S = 1.0
+CAUSES = ("worker SIGKILLed", "work horse SIGKILLed", "Redis fault", "unexplained")
+
+
+def worker_pids(log_dir: Path) -> dict[str, int]:
+    """Each worker's name and pid, from the start lines of every worker log of the run."""
+    pids = {}
+    for path in log_dir.glob("worker-*.log"):
+        for match in BORN.finditer(path.read_text(errors="replace")):
+            pids[match.group(1)] = int(match.group(2))
+    return pids
+
+
+def cause_of(run: tuple[float, float], worker_pid: int | None, events: list[dict]) -> str:
+    """The fault that failed a job that ran from `run[0]` to `run[1]` (Unix times) on that worker.
+
+    Args:
+        events: the faults, each {"kind": "worker" | "horse" | "redis" | "web", "at": time} with
+            "pid" (a worker's) for a worker, "worker_pid" for a horse, "until" for Redis.
+    """
+    began, ended = run[0] - SLACK_S, run[1] + SLACK_S
+    during = [event for event in events if event["at"] <= ended and event.get("until", event["at"]) >= began]
+    for kind, key, cause in (("worker", "pid", CAUSES[0]), ("horse", "worker_pid", CAUSES[1])):
+        if worker_pid is not None and any(e["kind"] == kind and e.get(key) == worker_pid for e in during):
+            return cause
+    return CAUSES[2] if any(event["kind"] == "redis" for event in during) else CAUSES[3]
+
+
+def attribute(
+    client: Redis, ids: list[str], events: list[dict], pids: dict[str, int], unexplained: list | None = None
+) -> Counter:
+    """How many of these failed jobs each cause failed (`cause_of`); `unexplained` gets what is known
+    of each job no fault explains (its id, worker, worker pid, run)."""
+    causes: Counter = Counter()
+    for job_id in ids:
+        job = fetch_job(job_id, client)
+        result = job.latest_result()
+        ended = job.ended_at or (result.created_at if result is not None else None)
+        began = job.started_at.timestamp() if job.started_at else float("-inf")
+        run = (began, ended.timestamp() if ended else float("inf"))
+        # The job's hash loses its worker's name when the worker saves the failure of a job its
+        # horse started (its own copy of the job has none); the failure's result keeps it.
+        worker = job.worker_name or (getattr(result, "worker_name", None) if result is not None else None)
+        cause = cause_of(run, pids.get(worker or ""), events)
+        causes[cause] += 1
+        if cause == CAUSES[3] and unexplained is not None:
+            unexplained.append([job_id, worker, pids.get(worker or ""), *run])
+    return causes
 
 
 def taken_counts(log_dir: Path) -> Counter:
@@ -42,11 +99,18 @@ def taken_counts(log_dir: Path) -> Counter:
     return counts
 
 
-def classify(client: Redis, ids: list[str], taken: Counter) -> dict:
-    """Counts per outcome, with the ids of lost and stuck jobs."""
+def classify(
+    client: Redis,
+    ids: list[str],
+    taken: Counter,
+    events: list[dict] | None = None,
+    pids: dict[str, int] | None = None,
+) -> dict:
+    """Counts per outcome, failures by cause (with `events`, see `attribute`), the ids of lost and
+    stuck jobs."""
     outcome: Counter = Counter()
     reasons: Counter = Counter()
-    lost, stuck, started = [], [], 0
+    lost, stuck, started, failed = [], [], 0, []
     for job_id in ids:
         try:
             job = fetch_job(job_id, client)
@@ -59,10 +123,11 @@ def classify(client: Redis, ids: list[str], taken: Counter) -> dict:
             outcome["succeeded"] += 1
         elif payload["state"] == "FAILURE":
             outcome["failed"] += 1
+            failed.append(job_id)
             reasons[payload["status"].split(":")[0]] += 1
         else:
             stuck.append(job_id)
-    return {
+    counts = {
         "accepted": len(ids),
         "started": started,
         "succeeded": outcome["succeeded"],
@@ -74,6 +139,11 @@ def classify(client: Redis, ids: list[str], taken: Counter) -> dict:
         "stuck_ids": stuck[:50],
         "lost_ids": lost[:50],
     }
+    if events is not None:
+        counts["unexplained"] = []
+        counts["failed_by_cause"] = dict(attribute(client, failed, events, pids or {}, counts["unexplained"]))
+        counts["faults_timed"] = events
+    return counts
 
 
 def save(result: dict, readme: bool) -> None:
@@ -101,6 +171,11 @@ def render(result: dict) -> str:
         ("started", result["started"]),
         ("succeeded", result["succeeded"]),
         (f"failed ({reasons})", result["failed"]),
+        *(
+            (f"failed, caused by: {cause}", result["failed_by_cause"].get(cause, 0))
+            for cause in CAUSES
+            if "failed_by_cause" in result
+        ),
         ("stuck", result["stuck"]),
         ("lost", result["lost"]),
         ("ran twice (taken by two workers)", result["ran_twice"]),

@@ -2,7 +2,7 @@
 
 from collections import Counter
 
-from bench.chaos_report import classify, render, taken_counts
+from bench.chaos_report import cause_of, classify, render, taken_counts, worker_pids
 from jobs.registry import start_job
 
 
@@ -36,3 +36,32 @@ def test_jobs_are_counted_from_redis_and_the_workers_logs(redis, run_queued, tmp
     }
     table = render(result)
     assert "| stuck | 1 |" in table and "| lost | 1 |" in table and "1 jobs had not ended" in table
+
+
+def test_each_failure_is_put_down_to_the_fault_that_hit_its_own_process_first():
+    worker_kill = {"kind": "worker", "at": 105.0, "pid": 7}
+    horse_kill = {"kind": "horse", "at": 105.0, "worker_pid": 7}
+    redis_fault = {"kind": "redis", "at": 104.0, "until": 106.0}
+    run = (100.0, 130.0)
+    assert cause_of(run, 7, [redis_fault, worker_kill]) == "worker SIGKILLed"
+    assert cause_of(run, 7, [redis_fault, horse_kill]) == "work horse SIGKILLed"
+    assert cause_of(run, 8, [redis_fault, worker_kill, horse_kill]) == "Redis fault"  # another worker's
+    assert cause_of((110.0, 130.0), 7, [worker_kill, redis_fault]) == "unexplained"  # before its run
+    assert cause_of((107.0, 130.0), 7, [redis_fault]) == "Redis fault"  # within a second of its start
+
+
+def test_the_table_shows_every_cause_even_at_zero(redis, tmp_path):
+    (tmp_path / "worker-0.log").write_text("10:00:00 Worker w0: started with PID 42, version 3.0.0\n")
+    assert worker_pids(tmp_path) == {"w0": 42}
+    counts = classify(redis, [], Counter(), events=[], pids={})
+    result = {
+        **counts,
+        "when": "now",
+        "mode": "aof",
+        "settings": {"jobs": 0, "workers": 1, "webs": 1},
+        "faults": {},
+        "refused": 0,
+        "faults_s": 1.0,
+        "settle_s": 2.0,
+    }
+    assert "| failed, caused by: Redis fault | 0 |" in render(result)
