@@ -11,8 +11,10 @@ environment), parsed here and nowhere else:
 Connections never retry on their own by default. redis-py's `Redis(host, ...)` retries for about
 4 s when the server is down while `Redis.from_url` fails at once (STACK.md); the Sentinel
 client builds its sentinel clients with `Redis(...)`, so they get explicit options here too.
-A web request answers 503 at once instead; the worker's Sentinel connection rides out a failover
-(`OUTAGE_RIDE_S`), so a running job's progress saves wait for the new primary instead of failing.
+A web request answers 503 at once instead. The worker rides out an outage or a failover: its
+class (`jobs.outage.RidesOutages`) gives every connection of its client, from `--url` or from
+these settings, the retry of `jobs.outage` (within `REDIS_OUTAGE_GRACE_S`); the Sentinel
+settings' own retry (`OUTAGE_RIDE_S`) is what another worker class gets.
 """
 
 import logging
@@ -270,7 +272,8 @@ def check_sentinels(target: RedisTarget, timeout_s: float) -> None:
 def rq_settings(target: RedisTarget) -> dict[str, Any]:
     """RQ worker settings for the same target: `REDIS_URL`, or RQ's `SENTINEL` dict.
 
-    The worker's Sentinel connection rides out a failover for OUTAGE_RIDE_S. RQ sets the socket
+    The Sentinel connection rides out a failover for OUTAGE_RIDE_S (our worker class replaces that
+    retry with `jobs.outage`'s, see the module docstring). RQ sets the socket
     timeout itself, above its blocking dequeue's (about 7 minutes).
     """
     if not target.uses_sentinel:

@@ -53,13 +53,14 @@ class Site:
     env: dict[str, str]
 
 
-def _queues() -> dict[str, str]:
-    tag = uuid.uuid4().hex[:6]
-    return {role: f"outage-{tag}-{role}" for role in ROLES}
-
-
 @contextmanager
-def site(tmp_path: Path, logs_dir: Path, sentinel: bool) -> Iterator[Site]:
+def site(
+    tmp_path: Path,
+    logs_dir: Path,
+    sentinel: bool,
+    roles: tuple[str, ...] = ROLES,
+    worker_env: dict[str, dict[str, str]] | None = None,
+) -> Iterator[Site]:
     cluster = SentinelCluster(tmp_path, replicas=1 if sentinel else 0, sentinels=3 if sentinel else 0)
     cluster.start()
     if sentinel:
@@ -67,7 +68,8 @@ def site(tmp_path: Path, logs_dir: Path, sentinel: bool) -> Iterator[Site]:
     else:
         env = {"REDIS_URL": f"redis://127.0.0.1:{cluster.primary_port()}/0"}
     client = connect(target_from(env), timeout_s=2, ride_out_s=60)
-    queues = _queues()
+    tag = uuid.uuid4().hex[:6]
+    queues = {role: f"outage-{tag}-{role}" for role in roles}
     web_env = {**env, "QUEUES": ",".join(queues.values()), "LOST_JOB_LOOKAHEAD_S": str(LOOKAHEAD_S)}
     web, base = start_web(env.get("REDIS_URL", ""), logs_dir, {**web_env, "SSE_HEARTBEAT_S": "1"})
     workers = {}
@@ -77,7 +79,10 @@ def site(tmp_path: Path, logs_dir: Path, sentinel: bool) -> Iterator[Site]:
                 process, name = start_sentinel_worker(env, logs_dir, queues=(queue,))
                 wait_until(lambda name=name: name in [w.name for w in Worker.all(connection=client)], 20)
             else:
-                process, name = start_worker(env["REDIS_URL"], logs_dir, queues=(queue,), scheduler=False)
+                extra = (worker_env or {}).get(role)
+                process, name = start_worker(
+                    env["REDIS_URL"], logs_dir, queues=(queue,), scheduler=False, env=extra
+                )
             workers[role] = (process, logs_dir / f"worker-{name}.log")
         yield Site(cluster, client, base, queues, workers, env)
     finally:
@@ -165,20 +170,30 @@ def test_a_sentinel_failover_fails_no_job(tmp_path, logs_dir):
         ride_out(s, 0, sentinel=True)
 
 
-def test_a_job_whose_worker_dies_during_an_outage_is_reported_lost_once_redis_is_back(tmp_path, logs_dir):
-    with site(tmp_path, logs_dir, sentinel=False) as s:
-        job_id = start(s.base, s.queues["running"], 600)
-        wait_until(lambda: status(s.base, job_id)["state"] == "PROGRESS", 10)
+def test_a_job_whose_worker_dies_during_an_outage_or_gives_up_past_the_grace_is_reported_lost(
+    tmp_path, logs_dir
+):
+    roles = ("dies", "gives-up")
+    with site(tmp_path, logs_dir, False, roles, {"gives-up": {"REDIS_OUTAGE_GRACE_S": "2"}}) as s:
+        ids = {role: start(s.base, s.queues[role], 600) for role in roles}
+        for job_id in ids.values():
+            wait_until(lambda job_id=job_id: status(s.base, job_id)["state"] == "PROGRESS", 10)
         port = s.cluster.primary_port()
         s.cluster.kill(port)
-        worker, _ = s.workers.pop("running")
+        worker, _ = s.workers.pop("dies")
         horses = group_leaders_under(worker.pid)  # a work horse leads a process group of its own
         kill_group(worker)
         for horse in horses:
             os.kill(horse, signal.SIGKILL)
         worker.wait(timeout=10)
+        gives_up, log = s.workers.pop("gives-up")
+        assert gives_up.wait(timeout=30) != 0  # past its grace, as RQ's worker does
+        assert "past REDIS_OUTAGE_GRACE_S=2: giving up" in log.read_text()
         s.cluster.start_node(s.cluster.node(port))
-        final = wait_until(
-            lambda: (payload := status(s.base, job_id))["state"] == "FAILURE" and payload, 45, what="lost"
-        )
-        assert final["status"].startswith("worker lost"), final
+        for job_id in ids.values():
+            final = wait_until(
+                lambda job_id=job_id: (payload := status(s.base, job_id))["state"] == "FAILURE" and payload,
+                45,
+                what=f"{job_id} lost",
+            )
+            assert final["status"].startswith("worker lost"), final
