@@ -25,6 +25,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 
+from bench.chaos_report import TAKEN
 from jobs.connection import connect, target_from
 from support.proctree import group_leaders_under
 from support.sentinel import SentinelCluster
@@ -131,7 +132,8 @@ def assert_each_ended_once(s: Site, ids: list[str]) -> None:
         )
     logs = "".join(path.read_text(errors="replace") for _, path in s.workers.values())
     for job_id in ids:
-        assert len(re.findall(rf"\({job_id}\)\s*$", logs, re.M)) == 1, f"{job_id} taken more than once"
+        taken = [line for line in logs.splitlines() if TAKEN.search(line) and "Job OK" not in line]
+        assert sum(job_id in line for line in taken) == 1, f"{job_id} taken more than once"
         assert len(re.findall(rf"job {job_id} ended: .* SUCCESS", logs)) == 1, f"{job_id} ended twice"
         assert len(Job.fetch(job_id, connection=s.client).results()) == 1
     for queue in s.queues.values():
