@@ -2,10 +2,11 @@
 
 A persisting Valkey (AOF, `appendfsync always`) is SIGKILLed and started again on its files, for
 3 s and for 20 s; a Sentinel-managed primary is SIGKILLed and a replica takes over. Each time
-three workers are each in one state: running a job through the outage, running a job that ends
-during it, and idle. Every job must end SUCCESS, taken and ended once, and nothing stays queued
-or started; the web answers 503 meanwhile and its event streams resume. A job whose worker is
-SIGKILLed during an outage is still reported lost once Redis is back.
+four workers are each in one state: running a job through the outage, running a job that ends
+during it, idle, and running a job asked to stop just before it. Every job must end SUCCESS
+(the stopped one "stopped"), taken and ended once, and nothing stays queued or started; the
+web answers 503 meanwhile and its event streams resume. A job whose worker is SIGKILLed during
+an outage, or whose worker gives up past its grace, is reported lost once Redis is back.
 """
 
 import os
@@ -37,7 +38,7 @@ from tests.integration.test_sentinel import follow, start_sentinel_worker
 # after its last heartbeat, not ~25 s): quicker, and a live job survives a 20 s outage only because
 # the check holds its judgement after one (web/reaper.py).
 LOOKAHEAD_S = 55
-ROLES = ("running", "ending", "idle")
+ROLES = ("running", "ending", "idle", "stopped")
 # Steps of 0.1 s: the running job outlasts the outage, the ending one ends during it.
 STEPS = {"running": 60, "ending": 15}
 
@@ -52,6 +53,7 @@ class Site:
     queues: dict[str, str]
     workers: dict[str, tuple]  # role -> (process, log path)
     env: dict[str, str]
+    http: requests.Session  # who starts the jobs (only they may cancel them)
 
 
 @contextmanager
@@ -85,7 +87,9 @@ def site(
                     env["REDIS_URL"], logs_dir, queues=(queue,), scheduler=False, env=extra
                 )
             workers[role] = (process, logs_dir / f"worker-{name}.log")
-        yield Site(cluster, client, base, queues, workers, env)
+        with requests.Session() as http:
+            assert http.get(f"{base}/", timeout=5).status_code == 200  # a browser's identity: it may cancel
+            yield Site(cluster, client, base, queues, workers, env, http)
     finally:
         for process, _ in workers.values():
             stop_process(process)
@@ -93,9 +97,9 @@ def site(
         cluster.stop()
 
 
-def start(base: str, queue: str, steps: int) -> str:
-    body = {"name": "long_task", "args": {"steps": steps, "step_seconds": 0.1}, "queue": queue}
-    response = requests.post(f"{base}/api/jobs", json=body, timeout=10)
+def start(s: Site, role: str, steps: int) -> str:
+    body = {"name": "long_task", "args": {"steps": steps, "step_seconds": 0.1}, "queue": s.queues[role]}
+    response = s.http.post(f"{s.base}/api/jobs", json=body, timeout=10)
     assert response.status_code == 202, response.text
     return response.json()["id"]
 
@@ -144,19 +148,23 @@ def assert_each_ended_once(s: Site, ids: list[str]) -> None:
 
 def ride_out(s: Site, down_s: float, sentinel: bool = False) -> None:
     """One outage, with a worker running a job through it, one whose job ends in it, one idle."""
-    running = start(s.base, s.queues["running"], STEPS["running"])
-    ending = start(s.base, s.queues["ending"], STEPS["ending"])
-    for job_id in (running, ending):
+    running = start(s, "running", STEPS["running"])
+    ending = start(s, "ending", STEPS["ending"])
+    stopped = start(s, "stopped", 600)
+    for job_id in (running, ending, stopped):
         wait_until(lambda job_id=job_id: status(s.base, job_id)["state"] == "PROGRESS", 10)
     events: list[dict] = []
     stream = threading.Thread(target=follow, args=(f"{s.base}/status/{running}/events", events), daemon=True)
     stream.start()
     wait_until(lambda: events, 10, what="the stream's first event")
+    assert s.http.post(f"{s.base}/status/{stopped}/cancel", timeout=5).status_code == 202
     redis_down(s, down_s, sentinel, running)
-    after = start(s.base, s.queues["idle"], 2)  # the idle worker takes a job once Redis is back
+    after = start(s, "idle", 2)  # the idle worker takes a job once Redis is back
     assert_each_ended_once(s, [running, ending, after])
     stream.join(timeout=30)
     assert events[-1]["state"] == "SUCCESS", events[-3:]
+    final = wait_until(lambda: (payload := status(s.base, stopped))["state"] == "FAILURE" and payload, 30)
+    assert final["status"] == "stopped", final
     logs = "".join(path.read_text(errors="replace") for _, path in s.workers.values())
     assert "Redis unreachable" in logs and "Redis answers again" in logs
 
@@ -177,7 +185,7 @@ def test_a_job_whose_worker_dies_during_an_outage_or_gives_up_past_the_grace_is_
 ):
     roles = ("dies", "gives-up")
     with site(tmp_path, logs_dir, False, roles, {"gives-up": {"REDIS_OUTAGE_GRACE_S": "2"}}) as s:
-        ids = {role: start(s.base, s.queues[role], 600) for role in roles}
+        ids = {role: start(s, role, 600) for role in roles}
         for job_id in ids.values():
             wait_until(lambda job_id=job_id: status(s.base, job_id)["state"] == "PROGRESS", 10)
         port = s.cluster.primary_port()
