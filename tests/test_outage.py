@@ -58,7 +58,9 @@ def test_the_worker_connection_gets_the_policy_on_every_connection():
     client = fakeredis.FakeRedis()
     client.ping()
     outage.ride_out(client)
-    assert isinstance(client.connection_pool.connection_kwargs["retry"], outage.GraceRetry)
+    pool = client.connection_pool
+    assert isinstance(pool.connection_kwargs["retry"], outage.GraceRetry)  # those made from now on
+    assert all(isinstance(made.retry, outage.GraceRetry) for made in pool._available_connections)
 
 
 def end_of(redis, job, execution_id: str):
