@@ -12,8 +12,9 @@ is reported "worker lost").
 What a job sees (`jobs.progress`, `jobs.joblog`): a progress save or a log write made during
 an outage does not wait (`fail_fast`): it is kept, the newest update and the lines (capped), and
 written by the next save once Redis answers. The job's end waits for Redis, and is written once:
-`end_once` runs the end's commands only while the job is still `started` by this execution
-(not canceled, deleted or failed as lost meanwhile), and a resend of the same end by redis-py
+`end_once` runs the end's commands only while the job is still this execution's (not deleted,
+failed as lost or taken again meanwhile; one canceled while it ran ends as under RQ), and a
+resend of the same end by redis-py
 (after a reply lost to a dropped connection) finds its marker and changes nothing.
 """
 
@@ -197,12 +198,14 @@ class RidesOutages:
 # KEYS: the job's hash, the execution's hash, the end's marker (`jobs.keys.ended_key`), then the
 # guard's. ARGV: the marker's TTL, then the end's commands (`jobs.worker.bookkeeping._RUN_FROM`). Returns
 # 1 when the end is written now or was before (a resend finds the marker and changes nothing),
-# NOT_OURS without writing when the job is no longer "started" by this execution, or what the
-# guard returns without writing.
+# NOT_OURS without writing when the job is no longer this execution's (deleted, failed as lost,
+# taken again), or what the guard returns without writing. A job canceled while it ran is ended
+# as RQ's worker ends it: finished (with dependents, by RQ's own end, which holds them back).
 _END_ONCE_HEAD = (
     b"""
 if redis.call('EXISTS', KEYS[3]) == 1 then return 1 end
-if redis.call('HGET', KEYS[1], 'status') ~= 'started' or redis.call('EXISTS', KEYS[2]) == 0 then
+local status = redis.call('HGET', KEYS[1], 'status')
+if (status ~= 'started' and status ~= 'canceled') or redis.call('EXISTS', KEYS[2]) == 0 then
   return %d
 end
 """
