@@ -1,13 +1,15 @@
 """A browser's own event stream (`GET /events`): its rows only, its own origin only, resumed without loss."""
 
 import pytest
+from rq import Queue
 from rq.job import Job, JobStatus
 
 from jobs import joblog
-from jobs.channel import publish
+from jobs.channel import publish, publish_line_moved
 from jobs.contract import to_payload
 from support.apps import UNIT_SETTINGS
 from support.sse import read_events
+from support.wait import wait_until
 from tests.helpers import open_page, start_demo
 from web import create_app, events
 from web.browser_relay import resume_point
@@ -159,3 +161,17 @@ def test_log_lines_name_their_job_and_a_resumed_stream_sends_each_row_and_the_li
 )
 def test_resume_point_is_just_before_the_last_lines_millisecond(last_event_id, after):
     assert resume_point(last_event_id) == after
+
+
+def test_a_waiting_row_gets_its_new_place_when_the_line_moves(app, browser, redis):
+    app.config["SSE_HEARTBEAT_S"] = 30.0  # no re-read by heartbeat: only the line's message moves it
+    mine = browser()
+    ahead, waiting = start_demo(mine.client)["id"], start_demo(mine.client)["id"]
+    _, chunks = mine.stream()
+    rows = until(chunks, lambda event: event.event == "row" and event.json()["id"] == waiting)
+    before = rows[-1].json()["payload"]
+    wait_until(app.extensions["events"].is_listening, timeout_s=5)
+    Queue(Job.fetch(ahead, connection=redis).origin, connection=redis).remove(ahead)  # as a worker taking it
+    assert publish_line_moved(redis, Job.fetch(waiting, connection=redis).origin) == 1
+    moved = until(chunks, lambda event: event.event == "job" and event.json()["id"] == waiting)[-1].json()
+    assert (before["position"], moved["position"]) == (2, 1)
