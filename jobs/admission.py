@@ -17,10 +17,12 @@ failover) answers NOSCRIPT inside MULTI without stopping the other commands, whi
 enqueue the job unchecked.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue
 from rq.group import Group
 from rq.job import Job
@@ -95,6 +97,7 @@ def enqueue_admitted(
     at: datetime | None = None,
     max_queued: int | None = None,
     claim: Claim | None = None,
+    also: Callable[[Pipeline], None] | None = None,
 ) -> Admission:
     """Enqueue `job` (or schedule it `at` a time) in one transaction that admits it or takes it back.
 
@@ -104,6 +107,7 @@ def enqueue_admitted(
         at: run no sooner than this (RQ's scheduler moves it to the queue then).
         max_queued: the most waiting jobs (queued plus scheduled) the queue may hold with this one.
         claim: an Idempotency-Key claim to take with the job.
+        also: queues more writes on the transaction (a browser's row, `jobs.owned`); kept when refused.
 
     Returns:
         ADMITTED; or REPLAY / FULL, with nothing of the job left in Redis.
@@ -113,6 +117,8 @@ def enqueue_admitted(
         queue.enqueue_job(job, pipeline=pipe)
     else:
         queue.schedule_job(job, at, pipeline=pipe)
+    if also is not None:
+        also(pipe)
     keys = [queue.key, queue.scheduled_job_registry.key, job.key, claim.key if claim else job.key]
     args = [
         job.id,
@@ -131,7 +137,12 @@ def _text(value: bytes | str) -> str:
 
 
 def enqueue_group_admitted(
-    connection: Redis, group: Group, jobs: list[tuple[Queue, Job]], *, max_queued: int | None = None
+    connection: Redis,
+    group: Group,
+    jobs: list[tuple[Queue, Job]],
+    *,
+    max_queued: int | None = None,
+    also: Callable[[Pipeline], None] | None = None,
 ) -> str:
     """Enqueue a group's jobs (and the group) in one transaction that admits them all or none.
 
@@ -140,6 +151,7 @@ def enqueue_group_admitted(
         group: RQ's group the jobs join (each already carries its `group_id`).
         jobs: each job, built with `queue.create_job(...)`, and its queue.
         max_queued: the most waiting jobs (queued plus scheduled) any of the queues may hold with them.
+        also: queues more writes on the transaction (a browser's row, `jobs.owned`); kept when refused.
 
     Returns:
         ADMITTED; or FULL, with nothing of the group left in Redis.
@@ -147,6 +159,8 @@ def enqueue_group_admitted(
     pipe = connection.pipeline()
     for queue, job in jobs:
         queue.enqueue_job(job, pipeline=pipe)
+    if also is not None:
+        also(pipe)
     pipe.sadd(group.key, *[job.id for _, job in jobs])
     pipe.sadd(Group.REDIS_GROUP_KEY, group.name)
     if max_queued is not None:

@@ -12,6 +12,7 @@ nothing.
 import logging
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import Field
@@ -24,6 +25,7 @@ from rq.job import Job, JobStatus
 from jobs.admission import FULL, enqueue_group_admitted
 from jobs.contract import PENDING, is_terminal, isoformat, state_for, to_group_payload, to_payload
 from jobs.control import CancelOutcome, JobAlreadyEnded, NotAllowed, cancel_job
+from jobs.owned import GROUP, record_start
 from jobs.params import Params
 from jobs.registry import BadParams, QueueFull, UnknownJob, get_spec, new_job
 from jobs.snapshot import JOB_ID_PATTERN, last_change
@@ -50,7 +52,12 @@ class GroupRequest(Params):
 
 
 def start_group(
-    connection: Redis, jobs: list[dict[str, Any]], *, owner: str | None = None, max_queued: int | None = None
+    connection: Redis,
+    jobs: list[dict[str, Any]],
+    *,
+    owner: str | None = None,
+    max_queued: int | None = None,
+    remember: bool = False,
 ) -> tuple[str, list[Job]]:
     """Check every job as a single start would, then enqueue them all as one RQ group, or none.
 
@@ -59,6 +66,7 @@ def start_group(
         owner: who starts them (recorded in each job's meta; only they may cancel them).
         max_queued: refuse when a queue would hold more waiting jobs than this with the group's,
             checked atomically with the enqueue.
+        remember: also record the group among the owner's rows, for a browser's stream (`jobs.owned`).
 
     Returns:
         The group's id and its jobs, in the order asked.
@@ -80,7 +88,8 @@ def start_group(
         job.group_id = group.name
         job.meta[GROUP_INDEX] = index
         built.append((target, job))
-    if enqueue_group_admitted(connection, group, built, max_queued=max_queued) == FULL:
+    also = partial(record_start, owner=owner, kind=GROUP, row_id=group.name) if remember and owner else None
+    if enqueue_group_admitted(connection, group, built, max_queued=max_queued, also=also) == FULL:
         raise QueueFull(f"the group's jobs do not fit in their queues ({max_queued} jobs waiting at most)")
     log.info("group %s enqueued: %d jobs", group.name, len(built))
     return group.name, [job for _, job in built]

@@ -92,3 +92,13 @@ def stranded_seen_key(queue_name: str) -> str:
 def ended_key(execution_id: str) -> str:
     """The marker of an execution whose end was written (`jobs.outage.end_once_script`)."""
     return f"{PREFIX}:ended:{execution_id}"
+
+
+def rows_key(owner: str) -> str:
+    """The sorted set of the jobs and groups one owner (a browser's session) started, by start time."""
+    return f"{PREFIX}:rows:{owner}"
+
+
+def rows_channel(owner: str) -> str:
+    """The pub/sub channel that announces each job or group one owner starts (`rows_channel("*")`: all)."""
+    return f"{PREFIX}:new-rows:{owner}"

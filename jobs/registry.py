@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Annotated, Any
 
 from pydantic import Field, model_validator
@@ -24,6 +25,7 @@ from jobs.admission import FULL, REPLAY, enqueue_admitted
 from jobs.callbacks import CALLBACKS, initial_meta
 from jobs.contract import DEFAULT_STALL_AFTER_S
 from jobs.demo import RANDOM_STEPS
+from jobs.owned import JOB, record_start
 from jobs.params import JSON_INTEGER, Params, RetryPolicy, check, json_schema, rule_broken
 
 # BadParams is raised through this module's start_job: callers import it from here.
@@ -145,6 +147,7 @@ def start_job(
     idempotency_key: str | None = None,
     max_queued: int | None = None,
     owner: str | None = None,
+    remember: bool = False,
 ) -> Job:
     """Validate arguments and enqueue a registered job by dotted path, with progress callbacks.
 
@@ -158,6 +161,7 @@ def start_job(
         max_queued: refuse when the queue already holds this many waiting jobs (queued plus
             scheduled), checked atomically with the enqueue.
         owner: who starts it (recorded in its meta; only they may cancel it over HTTP).
+        remember: also record the job among the owner's rows, for a browser's stream (`jobs.owned`).
 
     Raises:
         UnknownJob: nothing is registered under that name.
@@ -176,7 +180,8 @@ def start_job(
         fingerprint = idempotency.fingerprint(request)
         claim = idempotency.claim(idempotency_key, fingerprint, job.id)
     at = datetime.now(UTC) + timedelta(seconds=delay_s) if delay_s else None
-    admission = enqueue_admitted(target, job, at=at, max_queued=max_queued, claim=claim)
+    also = partial(record_start, owner=owner, kind=JOB, row_id=job.id) if remember and owner else None
+    admission = enqueue_admitted(target, job, at=at, max_queued=max_queued, claim=claim, also=also)
     if admission.outcome == REPLAY:
         earlier = idempotency.earlier_job_id(admission.earlier, fingerprint)
         log.info("job %s returned again for its idempotency key", earlier)

@@ -221,25 +221,39 @@ def start_procfile_web(
         The two processes, the web's base URL (the page and JSON) and the streams listener's.
         Logs are `log_dir/web-<port>.log` and `log_dir/streams-<port>.log`.
     """
-    import requests
-
     port, streams_port = free_port(), free_port()
     settings = {"REDIS_URL": redis_url, "SECRET_KEY": "integration-secret", "WEB_CONCURRENCY": "1"}
     settings.update(
         PORT=str(port), STREAMS_PORT=str(streams_port), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}"
     )
     settings.update(env or {})
-    commands = procfile_commands()
+    names = ("web", "streams")
     processes = [
-        spawn(["/bin/sh", "-c", f"exec {commands[name]}"], log_dir / f"{name}-{port}.log", settings)
-        for name in ("web", "streams")
+        start_procfile_line(name, settings, log_dir / f"{name}-{port}.log", wait=False) for name in names
     ]
-    for answering in (port, streams_port):
-        wait_until(
-            lambda answering=answering: (
-                requests.get(f"http://127.0.0.1:{answering}/status/none", timeout=2).status_code == 404
-            ),
-            START_DEADLINE_S,
-            what=f"the Procfile's listener on port {answering}",
-        )
+    for name in names:
+        wait_for_procfile_line(name, settings)
     return processes, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{streams_port}"
+
+
+def start_procfile_line(
+    name: str, settings: dict[str, str], log_path: Path, wait: bool = True
+) -> subprocess.Popen:
+    """Run one line of the Procfile (`web`, `streams`) with `settings` added to the environment, and
+    (`wait`) until it answers; a test restarts one this way."""
+    process = spawn(["/bin/sh", "-c", f"exec {procfile_commands()[name]}"], log_path, settings)
+    if wait:
+        wait_for_procfile_line(name, settings)
+    return process
+
+
+def wait_for_procfile_line(name: str, settings: dict[str, str]) -> None:
+    """Wait until a Procfile line's port (PORT, or STREAMS_PORT for `streams`) answers."""
+    import requests
+
+    port = settings["STREAMS_PORT" if name == "streams" else "PORT"]
+    wait_until(
+        lambda: requests.get(f"http://127.0.0.1:{port}/status/none", timeout=2).status_code == 404,
+        START_DEADLINE_S,
+        what=f"the Procfile's {name} listener on port {port}",
+    )

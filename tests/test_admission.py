@@ -126,3 +126,5 @@ def test_a_browser_start_takes_two_round_trips_and_keeps_its_list(limited_app, m
         response = client.post("/longtask")
     assert response.status_code == 202 and "set-cookie" in response.headers
     assert len(sent) == 2, sent
+    # The enqueue's transaction also records the row for the browser's stream and announces it.
+    assert {"ZADD", "ZREMRANGEBYRANK", "EXPIRE", "PUBLISH"} <= set(sent[-1])

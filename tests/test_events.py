@@ -188,8 +188,8 @@ def test_streams_share_one_subscription_and_thread(queue, redis, open_stream, fa
     for chunks in streams:
         read_json_events(chunks, 1)
     assert fanout.streams() == 20
-    # One subscription, to the payload channels', the log channels' and the line channels' patterns.
-    assert redis.execute_command("PUBSUB", "NUMPAT") == len(events.PATTERNS) == 3
+    # One subscription, to the payload, log, line and new-row channels' patterns.
+    assert redis.execute_command("PUBSUB", "NUMPAT") == len(events.PATTERNS) == 4
     assert len(listener_threads()) == 1
 
     publish(redis, progress(jobs[0].id, 1, 2, "2026-01-01T00:00:01.000000Z"))

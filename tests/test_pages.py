@@ -27,8 +27,10 @@ def test_page_has_the_start_button_and_only_its_own_assets(client):
     assets = re.findall(r'(?:src|href)="([^"]+)"', html)
     assert sorted(assets) == [
         "/static/favicon.svg",
+        "/static/page_stream.js",
         "/static/progress.css",
         "/static/progress.js",
+        "/static/stream_hub.js",
         "/static/waiting.js",
     ]
     for asset in assets:

@@ -42,6 +42,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
 
     from web import (
         auth,
+        browser_events,
         cli,
         errors,
         events,
@@ -69,6 +70,7 @@ def create_app(overrides: dict[str, Any] | None = None) -> Flask:
     app.register_blueprint(jobs_api.bp)
     app.register_blueprint(job_urls.bp)
     app.register_blueprint(group_urls.bp)
+    app.register_blueprint(browser_events.bp)
     app.register_blueprint(openapi.bp)
     operators.init_app(app)
     app.register_blueprint(pages.bp)

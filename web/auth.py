@@ -39,12 +39,25 @@ class Caller:
         if self.token is not None:
             return f"token:{self.token.name}"
         if self.session_id is not None:
-            return "session:" + hashlib.sha256(self.session_id.encode()).hexdigest()[:32]
+            return session_owner(self.session_id)
         return None
 
     def has_scope(self, scope: str) -> bool:
         """Whether the caller's token grants `scope`."""
         return self.token is not None and self.token.has_scope(scope)
+
+
+def session_owner(identity: str) -> str:
+    """The owner name of a browser session's identity: a hash of it, never the identity itself."""
+    return "session:" + hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def browser_owner() -> str | None:
+    """The owner name of this browser's session identity, if its cookie carries one (none is made)."""
+    if not has_session_cookie():
+        return None
+    identity = session.get(IDENTITY_KEY)
+    return session_owner(identity) if isinstance(identity, str) and identity else None
 
 
 class LazySessionInterface(SecureCookieSessionInterface):

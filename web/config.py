@@ -57,6 +57,10 @@ DEFAULTS: dict[str, Any] = {
     # stream asked of this process is redirected there. 0: this process serves its streams (the
     # streams line itself, one server alone, or behind a proxy that routes them by path).
     "EVENTS_PORT": 0,
+    # Set on a process that serves only event streams (the Procfile's `streams` line): the port of
+    # the listener that serves the page. Pages from there, on the host the client used, may read a
+    # browser's own stream (`GET /events`) across ports with its cookie; no other origin may.
+    "PAGE_PORT": 0,
     # The session cookie holds the ids of the jobs this browser started.
     "SESSION_COOKIE_SAMESITE": "Lax",
 }

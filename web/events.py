@@ -15,6 +15,9 @@ Log lines become `event: log` frames whose `id:` is the line's stream id (`LogLi
 A third pattern carries each queue's "line moved" (a job started, ended or was canceled): one
 message per queue, not one per waiting job; the streams of waiting jobs (`watch_line`) get
 LINE_MOVED and re-read their place in line, so no stream polls Redis for it.
+
+A fourth carries the announcements of rows a browser starts (`jobs.owned`): a browser's own
+stream (`web/browser_relay.py`) watches its owner's channel beside its jobs (`RowAdded`).
 """
 
 import json
@@ -32,7 +35,8 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from jobs.joblog import PAGE_LINES, lines_after, parse_id
-from jobs.keys import channel_for, line_channel, log_channel_for
+from jobs.keys import channel_for, line_channel, log_channel_for, rows_channel
+from jobs.owned import parse_announcement
 from jobs.snapshot import snapshot
 from web import sse
 
@@ -58,7 +62,8 @@ LINE_MOVED = "line-moved"
 _CHANNEL_PREFIX = channel_for("")
 _LOG_CHANNEL_PREFIX = log_channel_for("")
 _LINE_CHANNEL_PREFIX = line_channel("")
-PATTERNS = (channel_for("*"), log_channel_for("*"), line_channel("*"))
+_ROWS_CHANNEL_PREFIX = rows_channel("")
+PATTERNS = (channel_for("*"), log_channel_for("*"), line_channel("*"), rows_channel("*"))
 
 Inbox = queue.Queue
 T = TypeVar("T")
@@ -66,16 +71,32 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class LogLine:
-    """One log line on its way to a stream: its position in the job's log, and its frame."""
+    """One log line on its way to a stream: its job, its position in the job's log, and its frame."""
 
     position: tuple[int, int]
     frame: str
+    job_id: str = ""
+    line: tuple[tuple[str, str], ...] = ()
 
     @classmethod
-    def of(cls, line: dict[str, Any]) -> "LogLine":
+    def of(cls, line: dict[str, Any], job_id: str = "") -> "LogLine":
         """The line as an `event: log` frame with the line's id as the event id."""
         ordered = {key: line[key] for key in ("id", "at", "level", "message")}
-        return cls(parse_id(line["id"]), sse.format_event(ordered, event=LOG_EVENT, event_id=line["id"]))
+        frame = sse.format_event(ordered, event=LOG_EVENT, event_id=line["id"])
+        return cls(parse_id(line["id"]), frame, job_id, tuple(ordered.items()))
+
+    def tagged_frame(self) -> str:
+        """The line's frame with its job's id first (`"job"`), for a stream that carries several jobs."""
+        line = dict(self.line)
+        return sse.format_event({"job": self.job_id, **line}, event=LOG_EVENT, event_id=line["id"])
+
+
+@dataclass(frozen=True)
+class RowAdded:
+    """A browser started a job or a group: its stream adds the row."""
+
+    kind: str
+    row_id: str
 
 
 class Fanout:
@@ -112,6 +133,12 @@ class Fanout:
                 self._listener = threading.Thread(target=self._listen, name="sse-fanout", daemon=True)
                 self._listener.start()
         return inbox
+
+    def add(self, inbox: Inbox, *keys: str) -> None:
+        """Register a stream's inbox for more jobs, or for an owner's row announcements (`jobs.owned`)."""
+        with self._lock:
+            for key in keys:
+                self._inboxes.setdefault(key, set()).add(inbox)
 
     def unwatch(self, job_ids: str | Iterable[str], inbox: Inbox) -> None:
         """Forget a stream's inbox, for its job (or each of its jobs)."""
@@ -160,7 +187,7 @@ class Fanout:
         lines: list[LogLine] = []
         while True:
             page = self.read(lambda connection, after=after: lines_after(connection, job_id, after))
-            lines += [LogLine.of(line) for line in page]
+            lines += [LogLine.of(line, job_id) for line in page]
             if len(page) < PAGE_LINES:
                 return lines
             after = page[-1]["id"]
@@ -225,14 +252,11 @@ class Fanout:
                     _put(inbox, LINE_MOVED)
                 return
             try:
-                data = json.loads(message["data"])
-                if channel.startswith(_LOG_CHANNEL_PREFIX):
-                    self._deliver(channel.removeprefix(_LOG_CHANNEL_PREFIX), LogLine.of(data))
-                    return
+                key, item = _item_of(channel, message["data"])
             except (ValueError, KeyError, TypeError):
                 log.warning("ignored a malformed message on %s", channel)
                 return
-            self._deliver(channel.removeprefix(_CHANNEL_PREFIX), (data, sse.format_event(data)))
+            self._deliver(key, item)
 
     def _deliver(self, job_id: str | None, item: Any) -> None:
         with self._lock:
@@ -266,6 +290,21 @@ def _put(inbox: Inbox, item: Any) -> None:
         # A client that stopped reading: drop its backlog, it re-reads the snapshot instead.
         _drain(inbox)
         inbox.put_nowait(RESYNC)
+
+
+def _item_of(channel: str, data: bytes | str) -> tuple[str, Any]:
+    """The inbox key (a job id, or an owner) and the item that a message on `channel` becomes.
+
+    Raises:
+        ValueError, KeyError, TypeError: a malformed message.
+    """
+    if channel.startswith(_ROWS_CHANNEL_PREFIX):
+        return channel.removeprefix(_ROWS_CHANNEL_PREFIX), RowAdded(*parse_announcement(data))
+    payload = json.loads(data)
+    if channel.startswith(_LOG_CHANNEL_PREFIX):
+        job_id = channel.removeprefix(_LOG_CHANNEL_PREFIX)
+        return job_id, LogLine.of(payload, job_id)
+    return channel.removeprefix(_CHANNEL_PREFIX), (payload, sse.format_event(payload))
 
 
 def _drain(inbox: Inbox) -> None:

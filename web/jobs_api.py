@@ -98,7 +98,8 @@ def begin(name: str, args: Any, queue: Any = None, delay_s: Any = 0):
     spec = get_spec(name)
     caller = may_start([spec])
     options = start_options(queue=queue, delay_s=delay_s)
-    return accepted(start_job(get_redis(), spec.name, args, owner=caller.owner, **options))
+    job = start_job(get_redis(), spec.name, args, owner=caller.owner, remember=keeps_rows(caller), **options)
+    return accepted(job)
 
 
 @bp.post("/api/groups")
@@ -115,7 +116,9 @@ def start_together():
             raise UnknownJob(f"jobs[{index}]: {exc}") from None
     caller = may_start(specs)
     max_queued = current_app.config["QUEUE_MAX_JOBS"]
-    group_id, jobs = start_group(get_redis(), body["jobs"], owner=caller.owner, max_queued=max_queued)
+    group_id, jobs = start_group(
+        get_redis(), body["jobs"], owner=caller.owner, max_queued=max_queued, remember=keeps_rows(caller)
+    )
     get_replica_ack().confirm(get_redis(), group_id)  # with a replica attached, 202 once it has them
     started = {
         "id": group_id,
@@ -125,6 +128,12 @@ def start_together():
     if has_session_cookie():
         REMEMBERED_GROUPS.add(group_id)
     return started, 202, {"Location": started["status_url"]}
+
+
+def keeps_rows(caller: Caller) -> bool:
+    """Whether a start is recorded among its browser's rows, which the browser's open stream adds at
+    once (`jobs.owned`): a browser session's, not a token's."""
+    return caller.session_id is not None
 
 
 def may_start(specs: list[JobSpec]) -> Caller:

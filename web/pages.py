@@ -3,7 +3,7 @@
 import logging
 from typing import Any
 
-from flask import Blueprint, render_template
+from flask import Blueprint, render_template, url_for
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.exceptions import NoSuchGroupError, NoSuchJobError
@@ -16,6 +16,7 @@ from web.auth import REMEMBERED_GROUPS, REMEMBERED_JOBS, ensure_identity
 from web.extensions import get_redis
 from web.group_urls import group_urls
 from web.job_urls import job_urls
+from web.shared_routes import on_streams_listener
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,12 @@ def render_page(**rows: Any) -> str:
     return render_template("index.html", group_job=DEMO_JOB, pending_status=PENDING_STATUS, **rows)
 
 
+@bp.context_processor
+def stream_urls() -> dict[str, str]:
+    """Where the page's rows stream from: this browser's own stream, on the streams listener."""
+    return {"browser_events_url": on_streams_listener(url_for("browser_events.events"))}
+
+
 def group_rows(group_ids: list[str]) -> list[dict[str, Any]]:
     """A row (id, URLs, current payload, each job's URLs) per group, skipping those Redis no longer holds."""
     rows = []
@@ -51,9 +58,19 @@ def group_rows(group_ids: list[str]) -> list[dict[str, Any]]:
             payload = group_snapshot(get_redis(), group_id)
         except NoSuchGroupError:
             continue
-        jobs = [{"id": job["id"], **job_urls(job["id"])} for job in payload["jobs"]]
-        rows.append({"id": group_id, **group_urls(group_id), "payload": payload, "jobs": jobs})
+        rows.append(group_row(group_id, payload))
     return rows
+
+
+def group_row(group_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A group's row: its id, URLs and payload, and each of its jobs' URLs."""
+    jobs = [{"id": job["id"], **job_urls(job["id"])} for job in payload["jobs"]]
+    return {"id": group_id, **group_urls(group_id), "payload": payload, "jobs": jobs}
+
+
+def job_row(job_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A job's row: its id, URLs and payload."""
+    return {"id": job_id, **job_urls(job_id), "payload": payload}
 
 
 def job_rows(job_ids: list[str]) -> list[dict[str, Any]]:
@@ -64,5 +81,5 @@ def job_rows(job_ids: list[str]) -> list[dict[str, Any]]:
             payload = snapshot(job_id, get_redis())
         except NoSuchJobError:
             continue
-        rows.append({"id": job_id, **job_urls(job_id), "payload": payload})
+        rows.append(job_row(job_id, payload))
     return rows

@@ -29,9 +29,9 @@ log = logging.getLogger(__name__)
 # How long a browser waits before reconnecting to a stream that ended or dropped.
 RETRY_MS = 1000
 # What a silent stream does at each heartbeat: re-read its snapshot (not a job's log).
-_REREAD = "reread"
+REREAD = "reread"
 # Errors of an unreachable Redis, which a stream rides out.
-_UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
+UNREACHABLE = (RedisConnectionError, RedisTimeoutError)
 
 T = TypeVar("T")
 
@@ -63,22 +63,24 @@ class LogCursor:
         """`read`, or None when Redis is unreachable (the stream then ends)."""
         try:
             return self.read(fanout, job_id)
-        except _UNREACHABLE as exc:
+        except UNREACHABLE as exc:
             log.warning("job %s: Redis unavailable on a log read (%s)", job_id, exc)
             return None
 
 
-def _items(inbox: Inbox, heartbeat_s: float, max_age_s: float, ended: Callable[[], bool]) -> Iterator[Any]:
-    """The inbox's items until `ended()` or `max_age_s`; after `heartbeat_s` of silence, `_REREAD`.
+def inbox_items(
+    inbox: Inbox, heartbeat_s: float, max_age_s: float, ended: Callable[[], bool]
+) -> Iterator[Any]:
+    """The inbox's items until `ended()` or `max_age_s`; after `heartbeat_s` of silence, `REREAD`.
 
-    The caller sends a heartbeat for each `_REREAD`, then reads its snapshot again.
+    The caller sends a heartbeat for each `REREAD`, then reads its snapshot again.
     """
     deadline = time.monotonic() + max_age_s
     while not ended() and (remaining := deadline - time.monotonic()) > 0:
         try:
             yield inbox.get(timeout=min(heartbeat_s, remaining))
         except queue.Empty:
-            yield _REREAD
+            yield REREAD
 
 
 def relay(
@@ -104,8 +106,8 @@ def relay(
         _follow_line(fanout, inbox, last)
         yield sse.with_retry(frames[0], RETRY_MS)
         yield from frames[1:]
-        for item in _items(inbox, heartbeat_s, max_age_s, ended=lambda: is_terminal(last)):
-            if item == _REREAD:
+        for item in inbox_items(inbox, heartbeat_s, max_age_s, ended=lambda: is_terminal(last)):
+            if item == REREAD:
                 yield sse.heartbeat()
             if isinstance(item, LogLine):
                 if cursor.advance(item):
@@ -113,8 +115,8 @@ def relay(
                 continue
             if item == RESYNC and (missed := cursor.catch_up(fanout, job_id)) is not None:
                 yield from missed
-            if item in (RESYNC, _REREAD, LINE_MOVED):
-                payload, frame = _reread(f"job {job_id}", lambda: fanout.snapshot(job_id), last), None
+            if item in (RESYNC, REREAD, LINE_MOVED):
+                payload, frame = reread(f"job {job_id}", lambda: fanout.snapshot(job_id), last), None
                 if payload is None:
                     return
             else:
@@ -139,7 +141,7 @@ def _follow_line(fanout: Fanout, inbox: Inbox, payload: dict[str, Any]) -> None:
         fanout.unwatch_line(inbox)
 
 
-def _reread(what: str, read: Callable[[], T], last: T) -> T | None:
+def reread(what: str, read: Callable[[], T], last: T) -> T | None:
     """`read()` now (a job's payload, a group's member payloads): `last` while Redis is unreachable,
     None when `what` ("job <id>", "group <id>") is gone."""
     try:
@@ -147,7 +149,7 @@ def _reread(what: str, read: Callable[[], T], last: T) -> T | None:
     except (NoSuchJobError, NoSuchGroupError):
         log.info("%s expired while streamed; ending its stream", what)
         return None
-    except _UNREACHABLE as exc:
+    except UNREACHABLE as exc:
         log.warning("%s: Redis unavailable on re-read (%s); the stream waits", what, exc)
         return last
 
@@ -182,13 +184,13 @@ def relay_group(
         latest = {member["id"]: member for member in members}
         last = to_group_payload(group_id, members)
         yield sse.format_event(last, retry_ms=RETRY_MS)
-        for item in _items(inbox, heartbeat_s, max_age_s, ended=lambda: is_terminal(last)):
-            if item == _REREAD:
+        for item in inbox_items(inbox, heartbeat_s, max_age_s, ended=lambda: is_terminal(last)):
+            if item == REREAD:
                 yield sse.heartbeat()
             if isinstance(item, LogLine):
                 continue
-            if item in (RESYNC, _REREAD):
-                fresh = _reread(f"group {group_id}", read_members, list(latest.values()))
+            if item in (RESYNC, REREAD):
+                fresh = reread(f"group {group_id}", read_members, list(latest.values()))
                 if fresh is None:
                     return
                 latest = {member["id"]: member for member in fresh}

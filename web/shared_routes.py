@@ -69,8 +69,11 @@ def redirect_to_streams_listener() -> Response | None:
 def streams_origin() -> str | None:
     """The streams listener's origin on the host the client used, when EVENTS_PORT names one; else None."""
     port = current_app.config["EVENTS_PORT"]
-    if not port:
-        return None
+    return origin_on_port(port) if port else None
+
+
+def origin_on_port(port: int) -> str:
+    """The origin of `port` on the host the client used (this request's scheme)."""
     host = request.host
     if ":" in host and not host.endswith("]"):  # drop the port; an IPv6 address keeps its brackets
         host = host.rsplit(":", 1)[0]

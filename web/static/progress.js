@@ -1,14 +1,13 @@
-// The page's progress bars: one JobRow per job, fed by its event stream, or by polling its
-// status URL when the stream fails or EventSource is missing. Each row has a collapsible log:
+// The page's progress bars: one JobRow per job, fed by this browser's one event stream (page_stream.js,
+// shared by its tabs, which also brings the rows started in other tabs), or by polling its status
+// URL while that stream is not open or EventSource is missing. Each row has a collapsible log:
 // `event: log` lines from the same stream, or its log URL when the row is not streaming. Every
-// URL comes from the page (url_for) or from the 202 answer that started the job; none is built here.
+// URL comes from the page (url_for), the stream or the 202 answer that started the job; none is built here.
 "use strict";
 
 (() => {
   const POLL_MS = 1000;
   const MAX_POLL_MS = 10000;
-  // EventSource reconnects by itself; this many errors without a message in between means it is not coming back.
-  const STREAM_ERRORS_BEFORE_POLLING = 3;
   const TERMINAL = new Set(["SUCCESS", "FAILURE"]);
   // Lines a row's log pane keeps; older ones are dropped from the page (the server keeps its own cap).
   const MAX_LOG_LINES = 1000;
@@ -68,16 +67,17 @@
       String(payload.updated_at || "") < String(shown.updated_at || "");
   }
 
-  // What job and group rows share: an event stream with polling as fallback, the bar, cancel.
+  // Whether the page's stream is open: null until known, then true or false (the rows poll).
+  let streamLive = null;
+
+  // What job and group rows share: fed by the page's stream, polling while it is down; the bar, cancel.
   class LiveRow {
     constructor(urls, element, payload, what) {
       this.urls = urls;
       this.el = element;
       this.what = what;
       this.shown = null;
-      this.source = null;
       this.timer = null;
-      this.streamErrors = 0;
       this.pollDelay = POLL_MS;
       this.part("cancel").addEventListener("click", () => this.cancel());
       this.receive(payload);
@@ -91,35 +91,20 @@
       return Boolean(this.shown) && TERMINAL.has(this.shown.state);
     }
 
+    get streaming() {
+      return streamLive === true && !this.finished;
+    }
+
+    // The page's stream opened (it sends every row's payload then) or is down: stop or start polling.
     follow() {
       if (this.finished) return;
-      if (typeof window.EventSource === "function") this.stream();
-      else this.poll();
-    }
-
-    stream() {
-      const source = new EventSource(this.urls.events);
-      this.source = source;
-      source.onmessage = (event) => {
-        this.streamErrors = 0;
+      if (streamLive === false && !this.timer) this.poll();
+      if (streamLive === true) {
+        clearTimeout(this.timer);
+        this.timer = null;
         this.clearError();
-        this.receive(JSON.parse(event.data));
-      };
-      this.listen(source);
-      source.onerror = () => {
-        if (this.finished || this.source !== source) return;
-        this.streamErrors += 1;
-        if (source.readyState === EventSource.CLOSED || this.streamErrors >= STREAM_ERRORS_BEFORE_POLLING) {
-          source.close();
-          this.source = null;
-          this.onNetworkError("Live updates were interrupted; checking every second instead.");
-          this.poll();
-        }
-      };
+      }
     }
-
-    // Named events a row also wants from its stream (a job's log lines).
-    listen(source) {}
 
     // What a row reads beside its status while it polls (a job's open log).
     polled() {}
@@ -133,7 +118,7 @@
           this.clearError();
           this.receive(body);
           this.polled();
-          if (!this.finished) this.timer = setTimeout(() => this.poll(), POLL_MS);
+          if (!this.finished && !this.streaming) this.timer = setTimeout(() => this.poll(), POLL_MS);
         })
         .catch((error) => {
           if (error.status === 404) {
@@ -181,8 +166,6 @@
     }
 
     stop() {
-      if (this.source) this.source.close();
-      this.source = null;
       clearTimeout(this.timer);
       this.timer = null;
       this.part("cancel").hidden = true;
@@ -196,7 +179,7 @@
         .catch((error) => {
           if (error.status === 409) {
             button.hidden = true;
-            if (!this.source && !this.timer) this.poll();
+            if (!this.streaming && !this.timer) this.poll();
             return;
           }
           button.disabled = false;
@@ -208,19 +191,15 @@
   class JobRow extends LiveRow {
     constructor(job, element) {
       element.dataset.jobId = job.id;
-      const urls = { status: job.status_url, events: job.events_url, logs: job.logs_url, cancel: job.cancel_url };
+      const urls = { status: job.status_url, logs: job.logs_url, cancel: job.cancel_url };
       const lines = { last: null, count: 0 };
       super(urls, element, job.payload || { state: "PENDING", current: 0, total: 1, status: PENDING_STATUS }, "job");
       this.lines = lines;
       this.part("name").textContent = `Job ${job.id.slice(0, 8)}`;
       this.part("bar").setAttribute("aria-label", `Progress of job ${job.id}`);
       this.part("log").addEventListener("toggle", () => {
-        if (this.part("log").open && !this.source) this.fetchLog();
+        if (this.part("log").open && !this.streaming) this.fetchLog();
       });
-    }
-
-    listen(source) {
-      source.addEventListener("log", (event) => this.addLine(JSON.parse(event.data)));
     }
 
     polled() {
@@ -263,7 +242,8 @@
       if (!isAfter(position, this.lines.last)) return;
       this.lines.last = position;
       const list = this.part("log-lines");
-      const following = list.scrollHeight - list.scrollTop - list.clientHeight < 8;
+      // Measured only while the pane is open: a measure forces a layout, at every line of every row.
+      const following = this.part("log").open && list.scrollHeight - list.scrollTop - list.clientHeight < 8;
       const item = document.createElement("li");
       item.dataset.level = line.level;
       const time = document.createElement("time");
@@ -285,7 +265,7 @@
   class GroupRow extends LiveRow {
     constructor(group, element) {
       element.dataset.groupId = group.id;
-      const urls = { status: group.status_url, events: group.events_url, cancel: group.cancel_url };
+      const urls = { status: group.status_url, cancel: group.cancel_url };
       const jobs = group.jobs.map((job) => ({ id: job.id, state: "PENDING", current: 0, total: 1, status: PENDING_STATUS }));
       const first = { state: "PENDING", current: 0, total: jobs.length, status: PENDING_STATUS, jobs };
       super(urls, element, group.payload || first, "group");
@@ -325,17 +305,41 @@
   const PENDING_STATUS = form.dataset.pendingStatus;
   const pageError = document.getElementById("page-error");
 
+  // Every row on the page by job or group id: the stream, the 202 answers and the page's own data add them.
+  const rows = new Map();
+
   function addRow(job) {
+    if (rows.has(job.id)) return;
     const element = rowTemplate.content.firstElementChild.cloneNode(true);
     list.prepend(element);
-    new JobRow(job, element).follow();
+    rows.set(job.id, new JobRow(job, element));
+    rows.get(job.id).follow();
   }
 
   function addGroup(group) {
+    if (rows.has(group.id)) return;
     const element = groupTemplate.content.firstElementChild.cloneNode(true);
     list.prepend(element);
-    new GroupRow(group, element).follow();
+    rows.set(group.id, new GroupRow(group, element));
+    rows.get(group.id).follow();
   }
+
+  // What this browser's stream brings: rows (those of other tabs too), their payloads, log lines.
+  const streamHandlers = {
+    row: (row) => {
+      if (rows.has(row.id)) rows.get(row.id).receive(row.payload);
+      else if (row.kind === "group") addGroup(row);
+      else addRow(row);
+    },
+    job: (payload) => rows.get(payload.id)?.receive(payload),
+    group: (payload) => rows.get(payload.id)?.receive(payload),
+    log: (line) => rows.get(line.job)?.addLine(line),
+    live: (live) => {
+      streamLive = live;
+      list.dataset.live = String(live);
+      for (const row of rows.values()) row.follow();
+    },
+  };
 
   // The demo's size from the "Size" fold: an empty field leaves the server's default.
   function size() {
@@ -375,4 +379,9 @@
 
   for (const job of JSON.parse(document.getElementById("initial-jobs").textContent)) addRow(job);
   for (const group of JSON.parse(document.getElementById("initial-groups").textContent)) addGroup(group);
+  if (typeof window.EventSource === "function" && typeof PageStream === "function") {
+    new PageStream(list.dataset.eventsUrl, list.dataset.workerUrl, streamHandlers).start();
+  } else {
+    streamHandlers.live(false);
+  }
 })();
