@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, request
 
+from jobs.joblog import parse_id
 from jobs.owned import GROUP, JOB, started_rows
 from web import sse
 from web.auth import REMEMBERED_GROUPS, REMEMBERED_JOBS, browser_owner
@@ -21,7 +22,7 @@ from web.errors import error_response
 from web.events import get_fanout
 from web.openapi_doc import doc
 from web.pages import group_row, job_row
-from web.shared_routes import origin_on_port, redirect_to_streams_listener
+from web.shared_routes import last_event_id, origin_on_port, redirect_to_streams_listener
 
 bp = Blueprint("browser_events", __name__)
 
@@ -36,6 +37,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         },
         307: {"description": "streams are served by another listener (EVENTS_PORT): follow Location"},
+        400: "BadRequest",
         403: "Forbidden",
         503: "Unavailable",
     },
@@ -47,8 +49,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 def events():
     """This browser's rows now, then each change of one of them and each row it starts, until SSE_MAX_AGE_S.
 
-    403 JSON without a session identity, or for a page of another origin.
+    403 JSON without a session identity, or for a page of another origin; 400 JSON for a malformed
+    `Last-Event-ID`.
     """
+    parse_id(last_event_id())  # input is checked before any redirect: a malformed one is a 400
     if (elsewhere := redirect_to_streams_listener()) is not None:
         return elsewhere
     cors = own_origin_headers()

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, request, url_for
 from rq.exceptions import NoSuchJobError
 
 from jobs.control import cancel_job
-from jobs.joblog import FIRST_ID, read_page
+from jobs.joblog import read_page
 from jobs.snapshot import snapshot
 from web import sse
 from web.auth import may_act_on
@@ -20,6 +20,7 @@ from web.shared_routes import (
     cancel_answer,
     cancel_doc,
     cross_port_headers,
+    last_event_id,
     on_streams_listener,
     redirect_to_streams_listener,
     refuse_malformed,
@@ -86,13 +87,6 @@ def events(job_id: str):
     # Also when the client leaves before the first frame (the generator never starts then).
     response.call_on_close(lambda: fanout.unwatch(job_id, inbox))
     return response
-
-
-def last_event_id() -> str:
-    """The log line a reconnecting client got last: its `Last-Event-ID` (an empty one is refused, as
-    browsers never send one), else `?lastEventId=` (empty, like none: from the first line)."""
-    header = request.headers.get("Last-Event-ID")
-    return header if header is not None else request.args.get("lastEventId") or FIRST_ID
 
 
 @bp.get("/status/<job_id>/logs")

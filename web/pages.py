@@ -1,5 +1,6 @@
 """People: the page at `/`, with a row for each job and group this browser started (`web.auth`)."""
 
+import hashlib
 import logging
 from typing import Any
 
@@ -12,7 +13,7 @@ from jobs.contract import PENDING_STATUS
 from jobs.groups import group_snapshot
 from jobs.registry import DEMO_JOB
 from jobs.snapshot import snapshot
-from web.auth import REMEMBERED_GROUPS, REMEMBERED_JOBS, ensure_identity
+from web.auth import REMEMBERED_GROUPS, REMEMBERED_JOBS, ensure_identity, session_owner
 from web.extensions import get_redis
 from web.group_urls import group_urls
 from web.job_urls import job_urls
@@ -46,8 +47,11 @@ def render_page(**rows: Any) -> str:
 
 @bp.context_processor
 def stream_urls() -> dict[str, str]:
-    """Where the page's rows stream from: this browser's own stream, on the streams listener."""
-    return {"browser_events_url": on_streams_listener(url_for("browser_events.events"))}
+    """Where the page's rows stream from: this browser's own stream, on the streams listener. Its
+    fragment names the session (never sent to the server): the tabs' shared stream is opened anew
+    when a page comes with another session than the stream was opened with (`stream_hub.js`)."""
+    session_tag = hashlib.sha256(session_owner(ensure_identity()).encode()).hexdigest()[:12]
+    return {"browser_events_url": on_streams_listener(url_for("browser_events.events")) + "#" + session_tag}
 
 
 def group_rows(group_ids: list[str]) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from flask import Response, current_app, redirect, request
 
 from jobs.control import CancelOutcome, JobAlreadyEnded
+from jobs.joblog import FIRST_ID, parse_id
 from jobs.snapshot import JOB_ID_PATTERN
 from web.errors import error_response
 from web.openapi_doc import OPTIONAL_BEARER, answer, doc
@@ -88,3 +89,18 @@ def cross_port_headers() -> dict[str, str]:
     if urlsplit(origin).hostname != urlsplit(request.host_url).hostname:
         return {"Vary": "Origin"}
     return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def last_event_id() -> str:
+    """The log line a reconnecting client got last: its `Last-Event-ID` (an empty one is refused, as
+    browsers never send one), else `?lastEventId=` (empty, like none: from the first line). A
+    `?lastEventId=` beside the header is checked too.
+
+    Raises:
+        BadLogId: the query's line id is malformed (the header's is checked by its reader).
+    """
+    header = request.headers.get("Last-Event-ID")
+    query = request.args.get("lastEventId")
+    if header is not None and query:
+        parse_id(query)
+    return header if header is not None else query or FIRST_ID

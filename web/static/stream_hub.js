@@ -19,13 +19,18 @@ class StreamHub {
     this.lines = new Map();
     this.live = false;
     this.lastEventId = "";
+    this.source = null;
+    this.closed = false;
     this.connect();
   }
 
   connect() {
+    if (this.closed) return;
     // A stream made anew (not EventSource's own reconnect) resumes after the last line it saw too.
+    const [path, session] = this.url.split("#");
     const resume = this.lastEventId ? `?lastEventId=${encodeURIComponent(this.lastEventId)}` : "";
-    const source = new EventSource(this.url + resume, { withCredentials: true });
+    const source = new EventSource(`${path}${resume}#${session || ""}`, { withCredentials: true });
+    this.source = source;
     source.onopen = () => this.setLive(true);
     source.onerror = () => {
       this.setLive(false);
@@ -72,6 +77,13 @@ class StreamHub {
     this.subscribers.delete(deliver);
   }
 
+  // Stop for good, handing the subscribers over (the session changed: see the worker below).
+  close() {
+    this.closed = true;
+    if (this.source) this.source.close();
+    return this.subscribers;
+  }
+
   send(message) {
     for (const deliver of this.subscribers) deliver(message);
   }
@@ -85,6 +97,13 @@ if (typeof SharedWorkerGlobalScope === "function" && self instanceof SharedWorke
     const deliver = (message) => port.postMessage(message);
     port.onmessage = ({ data }) => {
       if (data.type === "open") {
+        // A page of another session (its URL's fragment names it: the cookie changed since the
+        // stream opened) gets a stream opened anew, with the cookie as it is now, for every tab.
+        if (hub && hub.url !== data.url) {
+          const subscribers = hub.close();
+          hub = new StreamHub(data.url);
+          for (const subscriber of subscribers) hub.subscribe(subscriber);
+        }
         hub = hub || new StreamHub(data.url);
         hub.subscribe(deliver);
       } else if (data.type === "close" && hub) {
