@@ -115,3 +115,11 @@ def test_a_client_without_a_cookie_costs_no_cookie_signing(app, client, monkeypa
     monkeypatch.setattr(type(app.session_interface), "get_signing_serializer", no_signing)
     assert client.post("/longtask").status_code == 202
     assert client.get("/api/jobs").status_code == 200
+
+
+def test_an_event_stream_never_sends_back_a_session_it_did_not_change(client):
+    client.get("/")  # a browser identity, in a permanent session
+    opened = client.get("/events", headers={"Origin": "http://localhost"})
+    assert opened.mimetype == "text/event-stream"
+    assert "Set-Cookie" not in opened.headers
+    assert "Set-Cookie" in client.get("/").headers  # the page refreshes it, as Flask does

@@ -74,6 +74,14 @@ class LazySessionInterface(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
+    def save_session(self, app: Flask, session: SecureCookieSession, response) -> None:
+        """Flask's, except that an event stream never sends back a session it did not change: its
+        answer can come after a newer cookie (a start in another tab added a row to it), which
+        Flask's refresh of a permanent session would overwrite with the stream's older one."""
+        if response.mimetype == "text/event-stream" and not session.modified:
+            return
+        super().save_session(app, session, response)
+
 
 def init_app(app: Flask) -> None:
     """Use the lazy session interface."""

@@ -92,14 +92,22 @@ def test_reload_redraws_this_browsers_rows_and_no_one_elses(page, new_context):
     expect(stranger.locator("li.job")).to_have_count(0)
 
 
-def adopt(context, base_url: str, job_ids: list[str]) -> None:
-    """Give a browser a session cookie listing jobs it did not start through the page."""
+def adopted_page(new_context, base_url: str, job_ids: list[str]):
+    """A page in a fresh profile whose session cookie lists jobs it did not start through the page.
+
+    The cookie is set before the profile loads anything: a response to an earlier page (its
+    favicon, a poll) would refresh the older cookie over it.
+    """
     app = create_app({"SECRET_KEY": SECRET_KEY, "REDIS_URL": "redis://unused", "BACKGROUND_THREADS": False})
     cookie = app.session_interface.get_signing_serializer(app).dumps({SESSION_KEY: job_ids})
+    context = new_context(viewport={"width": 1000, "height": 640})
     context.add_cookies([{"name": "session", "value": cookie, "url": base_url}])
+    page = context.new_page()
+    page.goto("/")
+    return page
 
 
-def test_a_failing_job_shows_its_message(page, stack):
+def test_a_failing_job_shows_its_message(new_context, stack):
     # The failing job waits on a job in a queue no worker serves, until the test runs that one.
     gate = Queue(f"gate-{uuid.uuid4().hex}", connection=stack.redis)
     failing = Queue("default", connection=stack.redis).enqueue(
@@ -108,8 +116,7 @@ def test_a_failing_job_shows_its_message(page, stack):
         depends_on=gate.enqueue("tests.fixture_jobs.answer"),
         **CALLBACKS,
     )
-    adopt(page.context, stack.base_url, [failing.id])
-    page.reload()
+    page = adopted_page(new_context, stack.base_url, [failing.id])
     expect(row(page, failing.id)).to_have_attribute("data-state", "PENDING")
     SimpleWorker([gate], connection=stack.redis).work(burst=True)
     expect_result(page, failing.id, "FAILURE", "Failed: the reactor is out of coolant")
@@ -174,14 +181,13 @@ def test_the_log_pane_follows_a_running_jobs_lines_to_the_end(page):
     assert pane.evaluate("list => list.scrollHeight - list.scrollTop - list.clientHeight < 8"), "at the end"
 
 
-def test_a_reloaded_rows_log_is_read_from_its_log_url_and_shown_as_text(page, stack):
+def test_a_reloaded_rows_log_is_read_from_its_log_url_and_shown_as_text(new_context, stack):
     markup = '<img src=x onerror="document.body.dataset.owned=1">'
     job = Queue("default", connection=stack.redis).enqueue(
         "tests.fixture_jobs.write_lines", ["plain", markup], "warning", **CALLBACKS
     )
     wait_until(lambda: job.get_status(refresh=True) == "finished", what="the job finished")
-    adopt(page.context, stack.base_url, [job.id])
-    page.reload()
+    page = adopted_page(new_context, stack.base_url, [job.id])
     expect_result(page, job.id, "SUCCESS", "Result: 2")
     row(page, job.id).locator(".job-log summary").click()
     expect(log_lines(page, job.id)).to_have_count(2)
@@ -197,13 +203,12 @@ def test_a_running_row_says_about_how_long_is_left(page):
     expect(row(page, job_id).locator(".job-left")).to_have_text("")
 
 
-def test_a_job_quiet_past_its_stall_after_s_shows_as_stalled_then_finishes(page, stack, tmp_path):
+def test_a_job_quiet_past_its_stall_after_s_shows_as_stalled_then_finishes(new_context, stack, tmp_path):
     release = tmp_path / "release"
     job = Queue("default", connection=stack.redis).enqueue(
         "tests.fixture_jobs.wait_for_file", str(release), meta=initial_meta(stall_after_s=1), **CALLBACKS
     )
-    adopt(page.context, stack.base_url, [job.id])
-    page.reload()
+    page = adopted_page(new_context, stack.base_url, [job.id])
     expect(row(page, job.id).locator(".job-state")).to_have_text("stalled")
     expect(row(page, job.id).locator(".job-status")).to_have_text(re.compile(r"^no progress for \d+ s$"))
     expect(row(page, job.id)).to_have_attribute("data-state", "PROGRESS")
