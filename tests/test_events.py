@@ -1,5 +1,6 @@
 import itertools
 import json
+import queue as queue_module
 import threading
 import time
 
@@ -14,6 +15,8 @@ from support.apps import UNIT_SETTINGS, unreachable_redis_app
 from support.sse import Event, read_events, read_json_events
 from support.wait import wait_until
 from web import create_app, events
+from web.events import LINE_MOVED
+from web.relay import LogCursor, relay
 
 
 @pytest.fixture(autouse=True)
@@ -413,3 +416,52 @@ def test_a_running_jobs_stream_no_longer_hears_of_the_line(app, queue, redis, op
     publish(redis, progress(job.id, 1, 4, "2026-01-01T00:00:01.000000Z"))
     read_json_events(chunks, 1)
     assert not fanout._line_inboxes
+
+
+def test_a_line_move_queued_behind_the_payload_that_started_the_job_is_not_reread():
+    class NoReads:
+        """A fan-out whose snapshot must not be read (the storm 5,000 streams made at a start)."""
+
+        def snapshot(self, job_id):
+            raise AssertionError("re-read for a line move of a job that started")
+
+        def watch_line(self, inbox):
+            pass
+
+        unwatch_line = watch_line
+
+        def unwatch(self, job_id, inbox):
+            pass
+
+        def log_lines(self, job_id, after):
+            return []
+
+    started = {
+        "id": "j",
+        "state": "PROGRESS",
+        "current": 1,
+        "total": 2,
+        "updated_at": "2026-01-01T00:00:01.000000Z",
+    }
+    ended = {
+        "id": "j",
+        "state": "SUCCESS",
+        "current": 2,
+        "total": 2,
+        "updated_at": "2026-01-01T00:00:02.000000Z",
+    }
+    inbox = queue_module.Queue()
+    for item in ((started, None), LINE_MOVED, (ended, None)):
+        inbox.put(item)
+    waiting = {
+        "id": "j",
+        "state": "PENDING",
+        "current": 0,
+        "total": 1,
+        "updated_at": "2026-01-01T00:00:00.000000Z",
+    }
+    frames = list(relay(NoReads(), "j", inbox, waiting, LogCursor(), [], 30.0, 60.0))
+    assert [json.loads(frame.split("data: ", 1)[1])["state"] for frame in frames[1:]] == [
+        "PROGRESS",
+        "SUCCESS",
+    ]

@@ -113,6 +113,8 @@ def relay(
                 if cursor.advance(item):
                     yield item.frame
                 continue
+            if item == LINE_MOVED and last.get("state") != PENDING:
+                continue  # queued before the payload that said its job started: no re-read
             if item == RESYNC and (missed := cursor.catch_up(fanout, job_id)) is not None:
                 yield from missed
             if item in (RESYNC, REREAD, LINE_MOVED):
