@@ -234,7 +234,10 @@ def start_processes(args: argparse.Namespace, env: dict[str, str]) -> tuple[list
         Proc(f"web-{n}", procfile["web"], {**env, "PORT": str(free_port()), "WEB_CONCURRENCY": "1"})
         for n in range(args.webs)
     ]
-    workers = [Proc(f"worker-{n}", procfile["worker"], env) for n in range(args.workers)]
+    # One `rq worker` a Proc: a worker kill then kills a worker, and a horse kill a work horse (the
+    # launcher in front of the line would put each worker in a group of its own).
+    worker_env = {**env, "WORKER_CONCURRENCY": "1"}
+    workers = [Proc(f"worker-{n}", procfile["worker"], worker_env) for n in range(args.workers)]
     for proc in webs + workers:
         proc.start()
     return webs, workers
