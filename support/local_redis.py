@@ -63,3 +63,15 @@ def claim_local_database(base_url: str = LOCAL_REDIS_URL) -> ClaimedDatabase:
             return claimed
         client.delete(LOCK_KEY)
     raise RuntimeError(f"no free database on {base_url}")
+
+
+def require_local_redis() -> None:
+    """Go on only when the local Redis answers: else fail the test in CI, skip it elsewhere."""
+    import pytest  # for tests only: the claim above serves RQ's suite's plugin as well
+
+    try:
+        Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1).ping()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI needs the local Redis at {LOCAL_REDIS_URL}: {exc}")
+        pytest.skip(f"no local Redis at {LOCAL_REDIS_URL}: {exc}")

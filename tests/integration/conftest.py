@@ -9,7 +9,6 @@ fixtures below exist once per process, so whatever a test starts or claims must 
 (servers on ports the kernel picks, a database claimed under a lock, queues and keys named uniquely).
 """
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ import pytest
 import requests
 from redis import Redis
 
-from support.local_redis import LOCAL_REDIS_URL, claim_local_database
+from support.local_redis import claim_local_database, require_local_redis
 from support.servers import LOGS, start_embedded_redis, start_web, start_worker, stop_process
 
 STOP_DEADLINE_S = 10
@@ -65,12 +64,7 @@ def redis_target(request) -> Iterator[RedisTarget]:
         yield RedisTarget("embedded", url, Redis.from_url(url))
         server.stop()
         return
-    try:
-        Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the local Redis at {LOCAL_REDIS_URL}: {exc}")
-        pytest.skip(f"no local Redis at {LOCAL_REDIS_URL}")
+    require_local_redis()
     claimed = claim_local_database()
     yield RedisTarget("local", claimed.url, claimed.client)
     claimed.release()

@@ -17,7 +17,6 @@ This is what catches an RQ release that writes something new: the stock worker w
 (which writes RQ's bookkeeping through its own scripts) does not.
 """
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -26,7 +25,7 @@ from redis import Redis
 from rq.worker.worker_classes import Worker as RQWorker
 
 from jobs.worker import Worker as OurWorker
-from support.local_redis import LOCAL_REDIS_URL, LOCK_KEY, OWNER_KEY, claim_local_database
+from support.local_redis import LOCK_KEY, OWNER_KEY, claim_local_database, require_local_redis
 from support.servers import start_embedded_redis
 from tests.redis_state import diff, listing, render
 from tests.rq_scenarios import SCENARIOS, Run
@@ -61,12 +60,7 @@ def database(request) -> Iterator[Redis]:
         yield Redis.from_url(server.connection_url + "/0")
         server.stop()
         return
-    try:
-        Redis.from_url(LOCAL_REDIS_URL, socket_connect_timeout=1).ping()
-    except Exception as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI needs the local Redis at {LOCAL_REDIS_URL}: {exc}")
-        pytest.skip(f"no local Redis at {LOCAL_REDIS_URL}: {exc}")
+    require_local_redis()
     claimed = claim_local_database()
     yield claimed.client
     claimed.release()
