@@ -63,8 +63,7 @@ class Worker(RidesOutages, Bookkeeping, WarmHorse, RQInternals, StockWorker):
         self._take_early = True  # off from teardown until the next `work()`
 
     def work(self, *args, **kwargs) -> bool:
-        """RQ's loop. With `max_jobs` a job taken early is not handed to the horse: RQ's loop may end
-        before it."""
+        """RQ's loop. With `max_jobs` no job is handed to the horse early: RQ's loop may end before it."""
         self._hand_early = (
             inspect.signature(StockWorker.work).bind(self, *args, **kwargs).arguments.get("max_jobs") is None
         )
