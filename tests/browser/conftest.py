@@ -6,9 +6,10 @@ another port) serve every browser test, to keep the suite short. Outside CI a
 machine without chromium skips these tests; in CI that is a failure (`make test` installs it).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis import Redis
@@ -65,13 +66,13 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
-@pytest.fixture
-def new_context(browser, stack):
-    """Open fresh browser profiles (own cookies) on the app; all closed at the end."""
+def contexts_on(browser, base_url: str) -> Iterator[Callable[..., Any]]:
+    """For a fixture: a function that opens fresh browser profiles (own cookies) on `base_url`;
+    all closed when the fixture ends."""
     contexts = []
 
     def open_(**options):
-        context = browser.new_context(base_url=stack.base_url, **options)
+        context = browser.new_context(base_url=base_url, **options)
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context
@@ -79,6 +80,12 @@ def new_context(browser, stack):
     yield open_
     for context in contexts:
         context.close()
+
+
+@pytest.fixture
+def new_context(browser, stack):
+    """Open fresh browser profiles (own cookies) on the app; all closed at the end."""
+    yield from contexts_on(browser, stack.base_url)
 
 
 @pytest.fixture

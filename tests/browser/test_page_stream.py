@@ -31,6 +31,7 @@ from support.servers import (
     start_procfile_line,
     stop_process,
 )
+from tests.browser.conftest import contexts_on
 
 STEPS, STEP_S = 8, 0.5
 # How soon after a save every row must show it.
@@ -203,17 +204,8 @@ def all_finished(job_ids: set[str]):
 
 @pytest.fixture
 def open_context(browser, own_stack):
-    contexts = []
-
-    def open_():
-        context = browser.new_context(base_url=own_stack.base_url)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context
-
-    yield open_
-    for context in contexts:
-        context.close()
+    """Open fresh browser profiles on this module's own stack; all closed at the end."""
+    yield from contexts_on(browser, own_stack.base_url)
 
 
 def size(page, steps: int, step_s: float) -> None:
